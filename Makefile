@@ -1,0 +1,47 @@
+# Two commands: `make run` and `make test`. Everything else is a step they call.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+GEN := gen
+PROTOS := $(shell find protos -name '*.proto')
+
+.PHONY: run test lint unit bench proto install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(GEN)/.stamp: $(PROTOS) $(STAMP)
+	rm -rf $(GEN) && mkdir -p $(GEN)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN) --grpc_python_out=$(GEN) \
+		--mypy_out=$(GEN) --mypy_grpc_out=$(GEN) $(PROTOS)
+	find $(GEN) -mindepth 1 -type d -exec touch {}/__init__.py \;
+	echo "$(CURDIR)/$(GEN)" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/billing_gen.pth
+	touch $(GEN)/.stamp
+
+proto: $(GEN)/.stamp
+
+run: proto
+	$(PY) -m services.devstack
+
+lint: proto
+	$(PY) -m ruff check services tests bench migrations
+	$(PY) -m mypy
+
+unit: proto
+	$(PY) -m pytest -q -m "not integration"
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: proto
+	$(PY) -m bench
+
+clean:
+	rm -rf $(GEN) .pytest_cache .mypy_cache .ruff_cache

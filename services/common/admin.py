@@ -1,0 +1,44 @@
+"""The admin HTTP port every service exposes: ``/metrics`` (Prometheus) and ``/healthz``.
+
+Kept apart from the service's traffic ports so a scrape or a probe never queues behind
+business requests, and so the admin port can stay private in a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+def admin_app(check: HealthCheck) -> web.Application:
+    """``/healthz`` answers 200 when every check passes, 503 with the failing ones otherwise."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        results = await check()
+        status = 200 if all(results.values()) else 503
+        return web.Response(
+            status=status,
+            text=json.dumps({"ok": status == 200, "checks": results}),
+            content_type="application/json",
+        )
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start ``app`` on host:port and return the runner (``await runner.cleanup()`` stops it)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    return runner

@@ -1,0 +1,144 @@
+"""A JetStream connection that survives the broker being down at start or later.
+
+Publishers must never block a request on NATS: when the broker is away, ``publish`` fails
+fast with :class:`BrokerUnavailable` and the caller keeps the message (ingest keeps it in the
+archive, which is its outbox). Connection attempts go on in the background until ``close``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+STREAM_NAME = "STRIPE_EVENTS"
+SUBJECT_PREFIX = "stripe.events."
+DUPLICATE_WINDOW_SECONDS = 120.0
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(RuntimeError):
+    """NATS is not connected or did not acknowledge in time."""
+
+
+def subject_for(event_type: str) -> str:
+    """The JetStream subject of a Stripe event type (``stripe.events.<type>``)."""
+    return SUBJECT_PREFIX + event_type
+
+
+def stream_config(max_age_seconds: float) -> StreamConfig:
+    """``STRIPE_EVENTS``: file storage, dedupe on Nats-Msg-Id for two minutes."""
+    return StreamConfig(
+        name=STREAM_NAME,
+        subjects=[SUBJECT_PREFIX + ">"],
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        max_age=max_age_seconds,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, max_age_seconds: float) -> None:
+    """Create the stream, or bring an existing one to the expected configuration."""
+    config = stream_config(max_age_seconds)
+    try:
+        await js.stream_info(STREAM_NAME)
+    except NotFoundError:
+        await js.add_stream(config)
+    else:
+        await js.update_stream(config)
+
+
+class NatsLink:
+    """Owns one NATS connection and its JetStream context, reconnecting forever."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        stream_max_age_seconds: float = 30 * 86_400,
+        ack_timeout: float = 2.0,
+    ) -> None:
+        self._url = url
+        self._name = name
+        self._max_age = stream_max_age_seconds
+        self._ack_timeout = ack_timeout
+        self._client: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.is_connected and self._js is not None
+
+    @property
+    def jetstream(self) -> JetStreamContext:
+        if self._js is None or not self.connected:
+            raise BrokerUnavailable("NATS is not connected")
+        return self._js
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the first successful connection."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        return self.connected
+
+    def start(self) -> None:
+        """Begin connecting in the background; returns at once."""
+        self._task = asyncio.create_task(self._connect_forever(), name=f"nats-connect-{self._name}")
+
+    async def _connect_forever(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                client = await nats.connect(
+                    self._url,
+                    name=self._name,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    error_cb=self._on_error,
+                )
+                js = client.jetstream(timeout=self._ack_timeout)
+                await ensure_stream(js, self._max_age)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("nats connect failed, retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self._client, self._js = client, js
+            self._ready.set()
+            log.info("nats connected", extra={"stream": STREAM_NAME})
+            return
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("nats error", extra={"error": repr(exc)})
+
+    async def publish(self, subject: str, payload: bytes, msg_id: str) -> None:
+        """Publish with a dedupe id and wait for the stream's acknowledgement."""
+        js = self.jetstream
+        try:
+            await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
+        except Exception as exc:
+            raise BrokerUnavailable(repr(exc)) from exc
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.drain()
+        self._client = self._js = None

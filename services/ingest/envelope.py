@@ -1,0 +1,72 @@
+"""Turn a verified webhook body into the archive's row, or say precisely why it is not one.
+
+Only the envelope is inspected (id, type, created, api_version, livemode, account): the
+archive keeps every event whatever its type or API version, and classification is the
+ledger's job. The body itself is stored untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+class InvalidEnvelope(ValueError):
+    """The body is not a Stripe event object; the message says which part is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingEvent:
+    """An event ready to archive: exact bytes plus the envelope fields we index on."""
+
+    event_id: str
+    event_type: str
+    api_version: str | None
+    stripe_created_at: datetime
+    livemode: bool
+    account: str | None
+    payload: bytes
+    payload_sha256: bytes
+
+
+def parse_event(payload: bytes) -> IncomingEvent:
+    """Validate the envelope of ``payload`` and return the row to archive."""
+    try:
+        document = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidEnvelope(f"body is not JSON: {exc}") from exc
+    return event_from_document(document, payload)
+
+
+def event_from_document(document: object, payload: bytes) -> IncomingEvent:
+    """Build the row from an already-parsed document and the bytes it was parsed from."""
+    if not isinstance(document, dict):
+        raise InvalidEnvelope("body is not a JSON object")
+    if document.get("object") != "event":
+        raise InvalidEnvelope('"object" must be "event"')
+    event_id = document.get("id")
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
+        raise InvalidEnvelope('"id" must be a non-empty string')
+    event_type = document.get("type")
+    if not isinstance(event_type, str) or not event_type or len(event_type) > 255:
+        raise InvalidEnvelope('"type" must be a non-empty string')
+    created = document.get("created")
+    if isinstance(created, bool) or not isinstance(created, int) or created < 0:
+        raise InvalidEnvelope('"created" must be a Unix timestamp')
+    data = document.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise InvalidEnvelope('"data.object" must be an object')
+    api_version = document.get("api_version")
+    account = document.get("account")
+    return IncomingEvent(
+        event_id=event_id,
+        event_type=event_type,
+        api_version=api_version if isinstance(api_version, str) else None,
+        stripe_created_at=datetime.fromtimestamp(created, tz=UTC),
+        livemode=document.get("livemode") is True,
+        account=account if isinstance(account, str) else None,
+        payload=payload,
+        payload_sha256=hashlib.sha256(payload).digest(),
+    )

@@ -1,0 +1,284 @@
+"""``billing.ingest.v1.IngestService``: the archive, read and repaired over gRPC."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import stripe
+from billing.common.v1 import common_pb2
+from billing.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from sqlalchemy import Select, and_, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.nats_link import BrokerUnavailable
+from services.common.paging import BadPageToken, decode_token, encode_token, page_size
+from services.common.timeconv import from_micros, from_timestamp, micros, to_timestamp
+from services.ingest.archive import ArchiveUnavailable, ArchiveWriter
+from services.ingest.models import payload_divergences, stripe_events
+from services.ingest.publisher import OutboxPublisher
+from services.ingest.recovery import recover_events
+
+STREAM_CHUNK = 2_000
+_SOURCES = {
+    "webhook": ingest_pb2.RECOVERY_SOURCE_WEBHOOK,
+    "events_list": ingest_pb2.RECOVERY_SOURCE_EVENTS_LIST,
+}
+_META = [
+    stripe_events.c.archive_seq,
+    stripe_events.c.event_id,
+    stripe_events.c.event_type,
+    stripe_events.c.api_version,
+    stripe_events.c.payload_sha256,
+    stripe_events.c.recovery_source,
+    stripe_events.c.received_at,
+    stripe_events.c.published_at,
+    stripe_events.c.stripe_created_at,
+    stripe_events.c.livemode,
+    stripe_events.c.account,
+    stripe_events.c.recovered_at,
+]
+
+
+def _event_message(row: Any, payload: bytes | None) -> ingest_pb2.ArchivedEvent:
+    return ingest_pb2.ArchivedEvent(
+        archive_seq=row.archive_seq,
+        event_id=row.event_id,
+        type=row.event_type,
+        api_version=row.api_version or "",
+        payload_sha256=bytes(row.payload_sha256).hex(),
+        recovery_source=_SOURCES.get(row.recovery_source, ingest_pb2.RECOVERY_SOURCE_UNSPECIFIED),
+        received_at=to_timestamp(row.received_at),
+        published_at=to_timestamp(row.published_at),
+        stripe_created_at=to_timestamp(row.stripe_created_at),
+        livemode=row.livemode,
+        account=row.account or "",
+        recovered_at=to_timestamp(row.recovered_at),
+        payload=payload or b"",
+    )
+
+
+class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
+    """Reads go straight to PostgreSQL; writes go through the same writer as webhooks."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        writer: ArchiveWriter,
+        publisher: OutboxPublisher,
+        stripe_client: stripe.StripeClient,
+    ) -> None:
+        self._engine = engine
+        self._writer = writer
+        self._publisher = publisher
+        self._stripe = stripe_client
+
+    async def GetEvent(
+        self, request: ingest_pb2.GetEventRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.ArchivedEvent:
+        if not request.event_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "event_id is required")
+        columns = [*_META, stripe_events.c.payload] if request.include_payload else _META
+        row = await self._first(
+            select(*columns).where(stripe_events.c.event_id == request.event_id), context
+        )
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"event {request.event_id} not archived")
+        return _event_message(row, bytes(row.payload) if request.include_payload else None)
+
+    async def ListEvents(
+        self, request: ingest_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.ListEventsResponse:
+        try:
+            size = page_size(request.page.page_size)
+            key = decode_token(request.page.page_token)
+        except (BadPageToken, ValueError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        filters = []
+        if request.type:
+            filters.append(stripe_events.c.event_type == request.type)
+        since = from_timestamp(request.created.start, request.created.HasField("start"))
+        until = from_timestamp(request.created.end, request.created.HasField("end"))
+        if since is not None:
+            filters.append(stripe_events.c.stripe_created_at >= since)
+        if until is not None:
+            filters.append(stripe_events.c.stripe_created_at < until)
+        if request.recovered_only:
+            filters.append(stripe_events.c.recovery_source == "events_list")
+        page_filters = list(filters)
+        if key is not None:
+            try:
+                created, event_id = from_micros(int(str(key[0]))), str(key[1])
+            except (IndexError, ValueError):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed page_token")
+            page_filters.append(
+                tuple_(stripe_events.c.stripe_created_at, stripe_events.c.event_id)
+                < tuple_(created, event_id)
+            )
+        columns = [*_META, stripe_events.c.payload] if request.include_payload else _META
+        query = (
+            select(*columns)
+            .where(and_(True, *page_filters))
+            .order_by(stripe_events.c.stripe_created_at.desc(), stripe_events.c.event_id.desc())
+            .limit(size + 1)
+        )
+        try:
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+                total = (
+                    await conn.execute(
+                        select(func.count()).select_from(stripe_events).where(and_(True, *filters))
+                    )
+                ).scalar_one()
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"archive unavailable: {exc!r}")
+        more = len(rows) > size
+        rows = rows[:size]
+        token = (
+            encode_token([micros(rows[-1].stripe_created_at), rows[-1].event_id])
+            if more and rows
+            else ""
+        )
+        return ingest_pb2.ListEventsResponse(
+            events=[
+                _event_message(r, bytes(r.payload) if request.include_payload else None)
+                for r in rows
+            ],
+            page=common_pb2.PageInfo(next_page_token=token, total_count=total),
+        )
+
+    async def StreamArchive(
+        self, request: ingest_pb2.StreamArchiveRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ingest_pb2.ArchivedEvent]:
+        since = from_timestamp(request.since, request.HasField("since"))
+        until = from_timestamp(request.until, request.HasField("until"))
+        bounds = []
+        if since is not None:
+            bounds.append(stripe_events.c.stripe_created_at >= since)
+        if until is not None:
+            bounds.append(stripe_events.c.stripe_created_at < until)
+        last: tuple[datetime, str] | None = None
+        while True:
+            conditions = list(bounds)
+            if last is not None:
+                conditions.append(
+                    tuple_(stripe_events.c.stripe_created_at, stripe_events.c.event_id)
+                    > tuple_(*last)
+                )
+            query = (
+                select(*_META, stripe_events.c.payload)
+                .where(and_(True, *conditions))
+                .order_by(stripe_events.c.stripe_created_at, stripe_events.c.event_id)
+                .limit(STREAM_CHUNK)
+            )
+            try:
+                async with self._engine.connect() as conn:
+                    rows = (await conn.execute(query)).all()
+            except Exception as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"archive unavailable: {exc!r}")
+            for row in rows:
+                yield _event_message(row, bytes(row.payload))
+            if len(rows) < STREAM_CHUNK:
+                return
+            last = (rows[-1].stripe_created_at, rows[-1].event_id)
+
+    async def RecoverEvents(
+        self, request: ingest_pb2.RecoverEventsRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.RecoverEventsResponse:
+        since = (
+            int(request.since.ToDatetime(tzinfo=UTC).timestamp())
+            if request.HasField("since")
+            else None
+        )
+        try:
+            report = await recover_events(
+                self._stripe, self._writer, since=since, customer=request.customer or None
+            )
+        except stripe.AuthenticationError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"stripe refused: {exc}")
+        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"stripe unavailable: {exc}")
+        except ArchiveUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"archive unavailable: {exc}")
+        return ingest_pb2.RecoverEventsResponse(
+            examined=report.examined,
+            appended=report.appended,
+            appended_event_ids=report.appended_event_ids,
+        )
+
+    async def RepublishEvent(
+        self, request: ingest_pb2.RepublishEventRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.RepublishEventResponse:
+        if not request.event_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "event_id is required")
+        try:
+            published_at = await self._publisher.republish(request.event_id)
+        except BrokerUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"NATS unavailable: {exc}")
+        if published_at is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"event {request.event_id} not archived")
+        return ingest_pb2.RepublishEventResponse(published_at=to_timestamp(published_at))
+
+    async def ListDivergences(
+        self, request: ingest_pb2.ListDivergencesRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.ListDivergencesResponse:
+        try:
+            size = page_size(request.page.page_size)
+            key = decode_token(request.page.page_token)
+        except (BadPageToken, ValueError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        table = payload_divergences
+        filters = [table.c.event_id == request.event_id] if request.event_id else []
+        page_filters = list(filters)
+        if key is not None:
+            try:
+                page_filters.append(table.c.id > int(str(key[0])))
+            except (IndexError, ValueError):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed page_token")
+        try:
+            async with self._engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        select(table)
+                        .where(and_(True, *page_filters))
+                        .order_by(table.c.id)
+                        .limit(size + 1)
+                    )
+                ).all()
+                total = (
+                    await conn.execute(
+                        select(func.count()).select_from(table).where(and_(True, *filters))
+                    )
+                ).scalar_one()
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"archive unavailable: {exc!r}")
+        more = len(rows) > size
+        rows = rows[:size]
+        return ingest_pb2.ListDivergencesResponse(
+            divergences=[
+                ingest_pb2.Divergence(
+                    id=r.id,
+                    event_id=r.event_id,
+                    original_sha256=bytes(r.original_sha256).hex(),
+                    divergent_sha256=bytes(r.divergent_sha256).hex(),
+                    received_at=to_timestamp(r.received_at),
+                    divergent_payload=bytes(r.divergent_payload),
+                )
+                for r in rows
+            ],
+            page=common_pb2.PageInfo(
+                next_page_token=encode_token([rows[-1].id]) if more else "", total_count=total
+            ),
+        )
+
+    async def _first(self, query: Select[Any], context: grpc.aio.ServicerContext) -> Any:
+        try:
+            async with self._engine.connect() as conn:
+                return (await conn.execute(query)).first()
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"archive unavailable: {exc!r}")
+
+
+__all__ = ["IngestServicer"]

@@ -1,0 +1,201 @@
+"""Publishing archived events to JetStream, with the archive as the outbox.
+
+Fresh events are handed over in memory right after their commit (the fast path). Anything
+that path misses (NATS down, a crash between commit and publish, a full hand-over queue) is
+still ``published_at IS NULL`` in the archive, and the sweeper publishes it later. JetStream
+dedupes on ``Nats-Msg-Id`` = event id, so publishing twice is harmless; losing is impossible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.nats_link import BrokerUnavailable, NatsLink, subject_for
+from services.ingest.archive import CommittedEvent
+from services.ingest.models import stripe_events
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = Counter("ingest_published_total", "Events acknowledged by JetStream")
+PUBLISH_FAILURES = Counter("ingest_publish_failures_total", "Publish attempts that failed")
+BACKLOG = Gauge("ingest_outbox_backlog", "Archived events not yet published (last sweep)")
+
+
+class OutboxPublisher:
+    """Moves archived events to JetStream and stamps ``published_at`` once."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        link: NatsLink,
+        *,
+        batch_size: int = 256,
+        sweep_interval: float = 2.0,
+        sweep_min_age: float = 5.0,
+        max_pending: int = 50_000,
+    ) -> None:
+        self._engine = engine
+        self._link = link
+        self._batch_size = batch_size
+        self._sweep_interval = sweep_interval
+        self._sweep_min_age = sweep_min_age
+        self._queue: asyncio.Queue[CommittedEvent] = asyncio.Queue(maxsize=max_pending)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._fast_path(), name="outbox-fast-path"),
+            asyncio.create_task(self._sweep_forever(), name="outbox-sweeper"),
+        ]
+
+    def notify(self, events: Sequence[CommittedEvent]) -> None:
+        """Hand over freshly committed events; never blocks (the sweeper is the safety net)."""
+        for event in events:
+            try:
+                self._queue.put_nowait(event)
+            except asyncio.QueueFull:
+                return
+
+    async def _fast_path(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            if not self._link.connected:
+                continue  # left for the sweeper once NATS is back
+            await self.publish_batch(batch)
+
+    async def publish_batch(self, batch: Sequence[CommittedEvent]) -> list[str]:
+        """Publish concurrently, then stamp the acknowledged ones; returns their ids."""
+        results = await asyncio.gather(
+            *(self._link.publish(subject_for(e.event_type), e.payload, e.event_id) for e in batch),
+            return_exceptions=True,
+        )
+        done = [e.event_id for e, r in zip(batch, results, strict=True) if r is None]
+        failed = len(batch) - len(done)
+        if failed:
+            PUBLISH_FAILURES.inc(failed)
+        if done:
+            try:
+                await self._mark_published(done)
+            except Exception as exc:  # the sweeper republishes; JetStream dedupes
+                log.warning("could not stamp published_at", extra={"error": repr(exc)})
+                return []
+            PUBLISHED.inc(len(done))
+        return done
+
+    async def _mark_published(self, event_ids: Sequence[str]) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(stripe_events)
+                .where(stripe_events.c.event_id.in_(event_ids))
+                .where(stripe_events.c.published_at.is_(None))
+                .values(published_at=datetime.now(UTC))
+            )
+
+    async def _sweep_forever(self) -> None:
+        # The first sweep ignores age: whatever is unpublished at start-up was missed.
+        min_age = 0.0
+        while True:
+            try:
+                await self.sweep(min_age)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox sweep failed", extra={"error": repr(exc)})
+            min_age = self._sweep_min_age
+            await asyncio.sleep(self._sweep_interval)
+
+    async def sweep(self, min_age_seconds: float = 0.0) -> int:
+        """Publish every unpublished event older than ``min_age_seconds``; returns the count."""
+        total = 0
+        after_seq = 0
+        while self._link.connected:
+            async with self._engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        select(
+                            stripe_events.c.archive_seq,
+                            stripe_events.c.event_id,
+                            stripe_events.c.event_type,
+                            stripe_events.c.payload,
+                        )
+                        .where(stripe_events.c.published_at.is_(None))
+                        .where(stripe_events.c.archive_seq > after_seq)
+                        .where(
+                            stripe_events.c.received_at
+                            <= text("now() - make_interval(secs => :age)").bindparams(
+                                age=min_age_seconds
+                            )
+                        )
+                        .order_by(stripe_events.c.archive_seq)
+                        .limit(self._batch_size)
+                    )
+                ).all()
+            if not rows:
+                break
+            after_seq = rows[-1][0]
+            batch = [CommittedEvent(r[1], r[2], bytes(r[3])) for r in rows]
+            done = await self.publish_batch(batch)
+            total += len(done)
+            if len(done) < len(batch):
+                break  # NATS trouble: try again next round
+        await self._update_backlog()
+        return total
+
+    async def _update_backlog(self) -> None:
+        async with self._engine.connect() as conn:
+            backlog = (
+                await conn.execute(
+                    text("SELECT count(*) FROM ingest.stripe_events WHERE published_at IS NULL")
+                )
+            ).scalar_one()
+        BACKLOG.set(backlog)
+
+    async def republish(self, event_id: str) -> datetime | None:
+        """Publish one archived event again; returns its ``published_at`` (None if absent)."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(stripe_events.c.event_type, stripe_events.c.payload).where(
+                        stripe_events.c.event_id == event_id
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        await self._link.publish(subject_for(row[0]), bytes(row[1]), event_id)
+        await self._mark_published([event_id])
+        async with self._engine.connect() as conn:
+            published_at: datetime | None = (
+                await conn.execute(
+                    select(stripe_events.c.published_at).where(stripe_events.c.event_id == event_id)
+                )
+            ).scalar_one()
+        return published_at
+
+    async def close(self) -> None:
+        """Give the fast path a moment to drain, then stop; leftovers stay in the outbox."""
+        for _ in range(100):
+            if self._queue.empty() or not self._link.connected:
+                break
+            await asyncio.sleep(0.02)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+__all__ = ["BrokerUnavailable", "OutboxPublisher"]
