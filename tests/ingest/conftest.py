@@ -117,6 +117,8 @@ async def webhooks(ingest: IngestService) -> AsyncIterator[WebhookClient]:
 
 
 @pytest.fixture
-async def ingest_stub(ingest: IngestService) -> AsyncIterator[ingest_pb2_grpc.IngestServiceStub]:
+async def ingest_stub(
+    ingest: IngestService,
+) -> AsyncIterator[ingest_pb2_grpc.IngestServiceAsyncStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{ingest.grpc.port}") as channel:
         yield ingest_pb2_grpc.IngestServiceStub(channel)

@@ -23,7 +23,7 @@ def body_at(event_id: str, created: int, event_type: str = "invoice.paid") -> by
 
 
 async def test_get_event(
-    webhooks: WebhookClient, database_url: str, ingest_stub: ingest_pb2_grpc.IngestServiceStub
+    webhooks: WebhookClient, database_url: str, ingest_stub: ingest_pb2_grpc.IngestServiceAsyncStub
 ):
     body = event_body("evt_get", "charge.refunded")
     await webhooks.post(body)
@@ -52,7 +52,7 @@ async def test_get_event(
     assert later.HasField("published_at")
 
 
-async def test_error_codes(ingest_stub: ingest_pb2_grpc.IngestServiceStub):
+async def test_error_codes(ingest_stub: ingest_pb2_grpc.IngestServiceAsyncStub):
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await ingest_stub.GetEvent(ingest_pb2.GetEventRequest(event_id="evt_absent"))
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
@@ -70,7 +70,7 @@ async def test_error_codes(ingest_stub: ingest_pb2_grpc.IngestServiceStub):
 
 
 async def test_list_events_filters_and_pages(
-    webhooks: WebhookClient, ingest_stub: ingest_pb2_grpc.IngestServiceStub
+    webhooks: WebhookClient, ingest_stub: ingest_pb2_grpc.IngestServiceAsyncStub
 ):
     for i in range(7):
         await webhooks.post(
@@ -105,7 +105,7 @@ async def test_list_events_filters_and_pages(
 
 
 async def test_stream_archive_orders_by_created_then_id(
-    webhooks: WebhookClient, ingest_stub: ingest_pb2_grpc.IngestServiceStub
+    webhooks: WebhookClient, ingest_stub: ingest_pb2_grpc.IngestServiceAsyncStub
 ):
     # Posted out of order; two share a second and must come out by event id.
     for event_id, created in [("evt_c", 30), ("evt_b", 20), ("evt_a2", 20), ("evt_z", 10)]:
@@ -124,7 +124,9 @@ async def test_stream_archive_orders_by_created_then_id(
     assert bounded == ["evt_a2", "evt_b"]
 
 
-async def test_republish(webhooks: WebhookClient, ingest_stub: ingest_pb2_grpc.IngestServiceStub):
+async def test_republish(
+    webhooks: WebhookClient, ingest_stub: ingest_pb2_grpc.IngestServiceAsyncStub
+):
     await webhooks.post(event_body("evt_again"))
     answer = await ingest_stub.RepublishEvent(
         ingest_pb2.RepublishEventRequest(event_id="evt_again")
@@ -133,7 +135,7 @@ async def test_republish(webhooks: WebhookClient, ingest_stub: ingest_pb2_grpc.I
 
 
 async def test_list_divergences(
-    webhooks: WebhookClient, ingest_stub: ingest_pb2_grpc.IngestServiceStub
+    webhooks: WebhookClient, ingest_stub: ingest_pb2_grpc.IngestServiceAsyncStub
 ):
     await webhooks.post(event_body("evt_d", v=1))
     await webhooks.post(event_body("evt_d", v=2))

@@ -30,7 +30,7 @@ async def stream_messages(url: str) -> dict[str, tuple[str, bytes]]:
         for seq in range(info.state.first_seq, info.state.last_seq + 1):
             msg = await js.get_msg(STREAM_NAME, seq)
             msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
-            found[msg_id] = (msg.subject, msg.data or b"")
+            found[msg_id] = (msg.subject or "", msg.data or b"")
         return found
     finally:
         await client.close()

@@ -16,8 +16,14 @@ from tests.ingest.conftest import ROTATED_SECRET, WebhookClient, event_body
 pytestmark = pytest.mark.integration
 
 
+COUNT_SQL = {
+    "ingest.stripe_events": "SELECT count(*) FROM ingest.stripe_events",
+    "ingest.payload_divergences": "SELECT count(*) FROM ingest.payload_divergences",
+}
+
+
 def count(database_url: str, table: str = "ingest.stripe_events") -> int:
-    return int(query(database_url, f"SELECT count(*) FROM {table}")[0][0])
+    return int(query(database_url, COUNT_SQL[table])[0][0])
 
 
 def metric(outcome: str) -> float:
