@@ -1,0 +1,292 @@
+"""THE MRR function (DESIGN.md sections 3.7 and 4). Every MRR figure in the suite comes from
+``compute_mrr``; nothing else may re-implement the formula.
+
+Rules (monthly recurring revenue, integer minor units of the subscription's currency)
+------------------------------------------------------------------------------------
+1. **Items.** MRR is the sum over the subscription's items of
+   ``unit_amount x quantity x monthly_factor(interval, interval_count)`` where the factor is
+   ``month: 1/n``, ``year: 1/(12n)``, ``week: 52/(12n)``, ``day: 365/(12n)`` for
+   ``interval_count = n``. ``unit_amount_decimal`` is used when present (sub-minor-unit
+   prices). Metered items (``usage_type = "metered"``) and items without a recurring interval
+   contribute 0 (usage is not committed revenue). Items without a unit price (tiered
+   pricing, unexpanded prices) contribute 0 and set the ``unpriced_item`` flag.
+2. **Currency.** The subscription's currency (else its first item's) is the MRR currency and
+   is passed through. Items in another currency are ignored and flagged
+   (``mixed_currency``); currencies are never mixed. Zero-decimal currencies need no special
+   case: the minor unit of JPY is the yen.
+3. **Discounts** apply while active: a discount is skipped when its coupon's ``duration`` is
+   ``"once"`` (it affects one invoice, not the run-rate), when its ``end`` is at or before
+   ``as_of``, or when the payload only references it by id (terms unknown: flag
+   ``discount_terms_unknown``). Item-level discounts apply to their item first, then the
+   subscription-level ones to the total. Percent-offs multiply (``x (1 - p/100)``), then
+   amount-offs subtract. ``amount_off`` is an amount *per invoice*, i.e. per billing period,
+   so it is normalised with the same monthly factor as the prices it discounts: 1200 off a
+   yearly plan is 100 off per month; the subscription-level factor is that of its first
+   priced licensed item (Stripe requires one billing interval per subscription). An
+   amount-off in another currency is ignored (``discount_currency_mismatch``). A discounted
+   amount never goes below 0.
+4. **Rounding.** All of the above is exact rational arithmetic (``fractions.Fraction``);
+   the result is rounded **once per subscription, at the end, half to even**.
+5. **Committed MRR is 0** once ended (``status`` ``canceled`` or ``incomplete_expired``, or
+   ``ended_at`` set), while ``trialing``, while ``incomplete`` (first payment not made), and
+   while paused (``status`` ``paused`` or ``pause_collection`` set: nothing is collected).
+   ``past_due`` and ``unpaid`` still count: the commitment stands until Stripe ends it.
+6. **Forward MRR** (what the next period will bill):
+   0 once ended; 0 when cancelling at period end (``cancel_at_period_end``, or ``cancel_at``
+   at or before the current period end, or with no known period end); 0 while paused;
+   else the MRR of the **scheduled items** when the payload carries them with prices
+   (``pending_update.subscription_items``, or the next phase of an *expanded* subscription
+   schedule whose item prices are expanded), with the subscription's discounts, which
+   covers a queued downgrade (and, symmetrically, a queued upgrade); else the current
+   items' MRR, which for a trial is the MRR after the trial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+
+from services.ledger.domain.normalised import (
+    DiscountSnapshot,
+    SchedulePhase,
+    ScheduleSnapshot,
+    SubscriptionItem,
+    SubscriptionSnapshot,
+)
+
+__all__ = [
+    "ENDED_STATUSES",
+    "MrrResult",
+    "compute_mrr",
+    "current_and_next_phase",
+    "monthly_factor",
+    "phase_items",
+    "phase_mrr",
+    "scheduled_items",
+]
+
+ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
+_ZERO_COMMITTED_STATUSES = frozenset({"trialing", "incomplete", "paused"})
+
+_MONTHS_PER_INTERVAL: dict[str, Fraction] = {
+    "month": Fraction(1),
+    "year": Fraction(1, 12),
+    "week": Fraction(52, 12),
+    "day": Fraction(365, 12),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MrrResult:
+    committed: int
+    forward: int
+    currency: str | None
+    flags: tuple[str, ...] = ()
+    base: int = 0  # the items' MRR after discounts, before the status rules (5, 6)
+
+
+def monthly_factor(interval: str | None, interval_count: int = 1) -> Fraction | None:
+    """Multiplier turning one billing period's amount into a monthly amount."""
+    if interval is None or interval not in _MONTHS_PER_INTERVAL:
+        return None
+    count = interval_count if interval_count >= 1 else 1
+    return _MONTHS_PER_INTERVAL[interval] / count
+
+
+def _round_half_even(value: Fraction) -> int:
+    return round(value)  # Fraction.__round__ without ndigits rounds half to even
+
+
+def _active(discount: DiscountSnapshot, as_of: int | None) -> bool:
+    if discount.duration == "once":
+        return False
+    return not (discount.end is not None and as_of is not None and discount.end <= as_of)
+
+
+def _apply_discounts(
+    amount: Fraction,
+    discounts: Iterable[DiscountSnapshot],
+    *,
+    currency: str | None,
+    factor: Fraction,
+    as_of: int | None,
+    flags: set[str],
+) -> Fraction:
+    active = [d for d in discounts if _active(d, as_of)]
+    for d in active:
+        if d.percent_off is not None:
+            pct = Fraction(d.percent_off)
+            pct = min(max(pct, Fraction(0)), Fraction(100))
+            amount = amount * (1 - pct / 100)
+    for d in active:
+        if d.percent_off is None and d.amount_off is not None:
+            if d.currency is not None and currency is not None and d.currency != currency:
+                flags.add("discount_currency_mismatch")
+                continue
+            amount = amount - Fraction(d.amount_off) * factor
+    return max(amount, Fraction(0))
+
+
+def _items_mrr(
+    items: Iterable[SubscriptionItem],
+    discounts: Iterable[DiscountSnapshot],
+    *,
+    currency: str | None,
+    as_of: int | None,
+    flags: set[str],
+) -> Fraction:
+    total = Fraction(0)
+    sub_factor: Fraction | None = None
+    for item in items:
+        if item.usage_type == "metered":
+            continue
+        factor = monthly_factor(item.interval, item.interval_count)
+        if factor is None:
+            flags.add("non_recurring_item")
+            continue
+        if currency is not None and item.currency is not None and item.currency != currency:
+            flags.add("mixed_currency")
+            continue
+        if item.unit_amount_decimal is not None:
+            unit = Fraction(item.unit_amount_decimal)
+        elif item.unit_amount is not None:
+            unit = Fraction(item.unit_amount)
+        else:
+            flags.add("unpriced_item")
+            continue
+        quantity = item.quantity if item.quantity is not None and item.quantity > 0 else 0
+        amount = unit * quantity * factor
+        amount = _apply_discounts(
+            amount, item.discounts, currency=currency, factor=factor, as_of=as_of, flags=flags
+        )
+        if sub_factor is None:
+            sub_factor = factor
+        total += amount
+    return _apply_discounts(
+        total,
+        discounts,
+        currency=currency,
+        factor=sub_factor if sub_factor is not None else Fraction(1),
+        as_of=as_of,
+        flags=flags,
+    )
+
+
+def _currency_of(sub: SubscriptionSnapshot) -> str | None:
+    if sub.currency is not None:
+        return sub.currency
+    return next((i.currency for i in sub.items if i.currency is not None), None)
+
+
+def current_and_next_phase(
+    schedule: ScheduleSnapshot, at: int | None
+) -> tuple[SchedulePhase | None, SchedulePhase | None]:
+    """The phase in force at ``at`` (else the schedule's ``current_phase``) and the one after."""
+    phases = sorted(
+        (p for p in schedule.phases if p.start_date is not None),
+        key=lambda p: (p.start_date or 0, p.end_date or 0),
+    )
+    current: SchedulePhase | None = None
+    if at is not None:
+        for phase in phases:
+            start = phase.start_date or 0
+            if start <= at and (phase.end_date is None or at < phase.end_date):
+                current = phase
+                break
+    if current is None and schedule.current_phase_start is not None:
+        current = next((p for p in phases if p.start_date == schedule.current_phase_start), None)
+    if current is None or current.end_date is None:
+        return current, None
+    following = next((p for p in phases if (p.start_date or 0) >= (current.end_date or 0)), None)
+    return current, following
+
+
+def phase_items(phase: SchedulePhase) -> tuple[SubscriptionItem, ...] | None:
+    """The phase's items with prices, or ``None`` unless every item's price is expanded."""
+    items: list[SubscriptionItem] = []
+    for entry in phase.items:
+        if entry.price is None:
+            return None
+        items.append(entry.price)
+    return tuple(items)
+
+
+def phase_mrr(
+    phase: SchedulePhase,
+    *,
+    currency: str | None = None,
+    discounts: Iterable[DiscountSnapshot] = (),
+    as_of: int | None = None,
+) -> int | None:
+    """MRR a schedule phase would commit, or ``None`` when its prices are not in the payload."""
+    items = phase_items(phase)
+    if items is None:
+        return None
+    cur = currency or phase.currency or next((i.currency for i in items if i.currency), None)
+    flags: set[str] = set()
+    return _round_half_even(_items_mrr(items, discounts, currency=cur, as_of=as_of, flags=flags))
+
+
+def scheduled_items(
+    sub: SubscriptionSnapshot, as_of: int | None = None
+) -> tuple[SubscriptionItem, ...] | None:
+    """Items the subscription is scheduled to switch to, when the payload carries them."""
+    if sub.pending_update is not None and sub.pending_update.subscription_items:
+        pending = sub.pending_update.subscription_items
+        if all(i.unit_amount is not None or i.unit_amount_decimal is not None for i in pending):
+            return pending
+    if sub.schedule is not None:
+        at = as_of if as_of is not None else sub.current_period_start
+        _, following = current_and_next_phase(sub.schedule, at)
+        if following is not None:
+            return phase_items(following)
+    return None
+
+
+def compute_mrr(sub: SubscriptionSnapshot, *, as_of: int | None = None) -> MrrResult:
+    """Committed and forward MRR of ``sub`` (rules in the module docstring).
+
+    ``as_of`` (epoch seconds, normally the event's ``created``) only decides whether a
+    discount with an ``end`` has expired and which schedule phase is current; pass the same
+    value and the result is the same, always.
+    """
+    flags: set[str] = set()
+    currency = _currency_of(sub)
+    if sub.discount_refs_unresolved:
+        flags.add("discount_terms_unknown")
+    ended = sub.status in ENDED_STATUSES or sub.ended_at is not None
+    if ended:
+        base_ended = _round_half_even(
+            _items_mrr(sub.items, sub.discounts, currency=currency, as_of=as_of, flags=flags)
+        )
+        return MrrResult(0, 0, currency, ("ended",), base_ended)
+    base = _round_half_even(
+        _items_mrr(sub.items, sub.discounts, currency=currency, as_of=as_of, flags=flags)
+    )
+    paused = sub.status == "paused" or sub.pause_collection is not None
+    committed = 0 if (sub.status in _ZERO_COMMITTED_STATUSES or paused) else base
+    if sub.status == "trialing":
+        flags.add("trialing")
+    if paused:
+        flags.add("paused")
+
+    cancelling = sub.cancel_at_period_end or (
+        sub.cancel_at is not None
+        and (sub.current_period_end is None or sub.cancel_at <= sub.current_period_end)
+    )
+    if cancelling:
+        flags.add("cancelling")
+        forward = 0
+    elif paused:
+        forward = 0
+    else:
+        upcoming = scheduled_items(sub, as_of)
+        if upcoming is not None:
+            flags.add("scheduled_change")
+            forward = _round_half_even(
+                _items_mrr(upcoming, sub.discounts, currency=currency, as_of=as_of, flags=flags)
+            )
+        else:
+            forward = base
+    return MrrResult(committed, forward, currency, tuple(sorted(flags)), base)
