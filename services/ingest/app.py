@@ -108,7 +108,7 @@ async def start_ingest(settings: IngestSettings) -> IngestService:
     grpc_server = GrpcServer(settings.grpc_port, settings.host)
     grpc_server.add(
         ingest_pb2_grpc.add_IngestServiceServicer_to_server,  # type: ignore[arg-type]
-        IngestServicer(engine, writer, publisher, make_stripe_client()),
+        IngestServicer(engine, writer, publisher, make_stripe_client(settings.stripe)),
         [ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name],
     )
     await grpc_server.start()

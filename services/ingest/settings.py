@@ -13,6 +13,7 @@ from services.common.config import (
     env_str,
     nats_url,
 )
+from services.common.stripe_client import StripeSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class IngestSettings:
     outbox_sweep_interval: float
     stream_max_age_days: float
     log_level: str
+    stripe: StripeSettings
 
     @classmethod
     def from_env(cls) -> IngestSettings:
@@ -52,4 +54,5 @@ class IngestSettings:
             outbox_sweep_interval=env_float("INGEST_OUTBOX_SWEEP_INTERVAL", 2.0),
             stream_max_age_days=env_float("NATS_STREAM_MAX_AGE_DAYS", 30.0),
             log_level=env_str("LOG_LEVEL", "INFO"),
+            stripe=StripeSettings.from_env(),
         )

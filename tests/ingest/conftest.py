@@ -12,6 +12,7 @@ import grpc
 import pytest
 from billing.ingest.v1 import ingest_pb2_grpc
 
+from services.common.stripe_client import StripeSettings
 from services.devstack.embedded import EmbeddedNats
 from services.ingest.app import IngestService, start_ingest
 from services.ingest.settings import IngestSettings
@@ -37,6 +38,7 @@ def settings_for(database_url: str, nats_url: str, **overrides: object) -> Inges
         outbox_sweep_interval=0.2,
         stream_max_age_days=1.0,
         log_level="INFO",
+        stripe=StripeSettings(api_key="sk_test_ingest", api_base=None, max_retries=3),
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 

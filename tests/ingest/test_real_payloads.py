@@ -52,7 +52,8 @@ async def test_every_real_payload_is_archived(webhooks: WebhookClient, database_
         expected[event_id] = (document["type"], document.get("api_version"), body)
     rows = query(
         database_url,
-        "SELECT event_id, event_type, api_version, payload, payload_sha256 FROM ingest.stripe_events",
+        "SELECT event_id, event_type, api_version, payload, payload_sha256"
+        " FROM ingest.stripe_events",
     )
     assert len(rows) == len(expected)
     for event_id, event_type, api_version, payload, sha in rows:

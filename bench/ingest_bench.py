@@ -1,0 +1,163 @@
+"""Ingest throughput: signed webhooks over loopback at concurrency 64 until N are archived
+and published, against the one-commit-per-request baseline measured in the same run.
+
+Prints webhooks/s, p50/p99 latency, and the ratio to plain single-row ``INSERT ... COMMIT``
+into the same PostgreSQL (what an ingest without group commit could reach at best).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import psycopg
+
+from bench.stack import bench_stack
+from services.common.config import libpq_url
+from services.devstack.embedded import free_port, wait_for_port
+from services.stripe_simulator.signing import sign
+
+SECRET = "whsec_bench"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = (
+    REPO_ROOT.parent
+    / "shared/fixtures/stripe_events/stripe-ruby-mock"
+    / "customer.subscription.created__active_api2020-08-27.json"
+)
+
+
+def make_bodies(count: int) -> list[bytes]:
+    """Distinct events shaped like a real subscription.created (about 3 KB each)."""
+    if TEMPLATE.exists():
+        document = json.loads(TEMPLATE.read_bytes())
+    else:  # the shared fixtures are optional for benchmarks
+        document = {"object": "event", "type": "customer.subscription.created",
+                    "api_version": "2020-08-27", "data": {"object": {"id": "sub_x"}}}
+    bodies = []
+    for i in range(count):
+        document["id"] = f"evt_bench_{i:08d}"
+        document["created"] = 1_700_000_000 + i // 10
+        bodies.append(json.dumps(document).encode())
+    return bodies
+
+
+def insert_commit_baseline(database_url: str, count: int) -> float:
+    """Rows/s of one INSERT + COMMIT per row on one connection."""
+    payload = make_bodies(1)[0]
+    digest = hashlib.sha256(payload).digest()
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS public.bench_baseline (id text PRIMARY KEY,"
+                     " payload bytea, sha bytea, received_at timestamptz DEFAULT now())")
+        conn.commit()
+        started = time.perf_counter()
+        for i in range(count):
+            conn.execute("INSERT INTO public.bench_baseline (id, payload, sha) VALUES (%s, %s, %s)",
+                         (f"b{i}", payload, digest))
+            conn.commit()
+        return count / (time.perf_counter() - started)
+
+
+async def post_all(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, list[float]]:
+    """Post every body; returns elapsed seconds and each request's latency."""
+    latencies: list[float] = []
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            while True:
+                headers = {"Stripe-Signature": sign(body, SECRET, int(time.time())),
+                           "Content-Type": "application/json"}
+                started = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    status = response.status
+                if status == 200:
+                    latencies.append(time.perf_counter() - started)
+                    break
+                if status != 503:
+                    raise RuntimeError(f"unexpected status {status}")
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        return time.perf_counter() - started, latencies
+
+
+def wait_published(database_url: str, count: int, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM ingest.stripe_events"
+                               " WHERE published_at IS NOT NULL").fetchone()
+            if row is not None and row[0] >= count:
+                return
+            time.sleep(0.05)
+    raise TimeoutError("events were not all published")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def run(count: int, concurrency: int, baseline_rows: int) -> dict[str, float]:
+    bodies = make_bodies(count)
+    with bench_stack() as stack:
+        baseline = insert_commit_baseline(stack.database_url, baseline_rows)
+        http_port, admin_port = free_port(), free_port()
+        env = dict(os.environ, DATABASE_URL=stack.database_url, NATS_URL=stack.nats_url,
+                   STRIPE_WEBHOOK_SECRETS=SECRET, INGEST_HTTP_PORT=str(http_port),
+                   INGEST_GRPC_PORT=str(free_port()), INGEST_ADMIN_PORT=str(admin_port),
+                   INGEST_HOST="127.0.0.1", LOG_LEVEL="WARNING")
+        service = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env,
+                                   cwd=REPO_ROOT)
+        try:
+            wait_for_port(http_port, 60, service)
+            url = f"http://127.0.0.1:{http_port}/webhooks/stripe"
+            started = time.perf_counter()
+            posting, latencies = asyncio.run(post_all(url, bodies, concurrency))
+            wait_published(stack.database_url, count)
+            total = time.perf_counter() - started
+        finally:
+            service.terminate()
+            service.wait(30)
+    result = {
+        "webhooks": count,
+        "concurrency": concurrency,
+        "archived_per_s": count / posting,
+        "archived_and_published_per_s": count / total,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "baseline_insert_commit_per_s": baseline,
+    }
+    result["ratio_to_baseline"] = result["archived_and_published_per_s"] / baseline
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--webhooks", type=int, default=50_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--baseline-rows", type=int, default=3_000)
+    args = parser.parse_args(argv)
+    result = run(args.webhooks, args.concurrency, args.baseline_rows)
+    print("ingest benchmark")
+    for key, value in result.items():
+        print(f"  {key:32s} {value:12.1f}")
+
+
+if __name__ == "__main__":
+    main()

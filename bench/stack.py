@@ -1,0 +1,36 @@
+"""Throw-away PostgreSQL + NATS for a benchmark run (embedded servers in a temp folder)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.common.migrate import upgrade_to_head
+from services.devstack.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+
+
+@dataclass
+class BenchStack:
+    database_url: str
+    nats_url: str
+
+
+@contextmanager
+def bench_stack() -> Iterator[BenchStack]:
+    root = Path(tempfile.mkdtemp(prefix="billing-bench-"))
+    pg = EmbeddedPostgres(root / "pg", free_port())
+    nats = EmbeddedNats(root / "nats", free_port())
+    pg.start()
+    nats.start()
+    try:
+        url = pg.create_database("bench")
+        upgrade_to_head(url)
+        yield BenchStack(url, nats.url)
+    finally:
+        nats.stop()
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
