@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
+from billing.common.v1 import common_pb2
 from billing.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 
 from services.common.stripe_client import StripeSettings
@@ -76,9 +77,14 @@ async def test_recovery_appends_exactly_the_missing_events(
         assert set(first.appended_event_ids) == missing
         second = await stub.RecoverEvents(ingest_pb2.RecoverEventsRequest())
         assert (second.examined, second.appended) == (len(window), 0)
-        listed = await stub.ListEvents(ingest_pb2.ListEventsRequest(recovered_only=True))
-        assert {e.event_id for e in listed.events} == missing or listed.page.total_count == len(
-            missing
+        listed = await stub.ListEvents(
+            ingest_pb2.ListEventsRequest(
+                recovered_only=True, page=common_pb2.PageRequest(page_size=500)
+            )
+        )
+        assert {e.event_id for e in listed.events} == missing
+        assert all(
+            e.recovery_source == ingest_pb2.RECOVERY_SOURCE_EVENTS_LIST for e in listed.events
         )
 
     rows = query(
