@@ -23,7 +23,12 @@ from pathlib import Path
 
 from services.common.config import env_int, env_optional, env_str, sqlalchemy_url
 from services.common.migrate import upgrade_to_head
-from services.devstack.embedded import EmbeddedNats, EmbeddedPostgres, wait_for_port
+from services.devstack.embedded import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    die_with_parent,
+    wait_for_port,
+)
 from services.devstack.stale import stop_stale_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +69,7 @@ def _spawn(stack: Stack, name: str, args: list[str], env: dict[str, str], log_di
         stderr=log,
         cwd=REPO_ROOT,
         start_new_session=True,
+        preexec_fn=die_with_parent,
     )
     stack.children.append((name, child))
 

@@ -10,6 +10,7 @@ system user, as the wheel's wrapper does.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import os
 import pwd
@@ -24,6 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PG_SYSTEM_USER = "embedded_postgres"
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: the kernel sends SIGTERM to the child when its parent dies.
+
+    A `make run` killed with SIGKILL then leaves no orphan holding ports or lock files.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -195,6 +206,7 @@ class EmbeddedPostgres:
             extra_groups=who.extra_groups,
             cwd=self.data_dir,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         wait_for_port(self.port, timeout, self.process)
         self._wait_accepting(timeout)
@@ -268,6 +280,7 @@ class EmbeddedNats:
             stdout=log,
             stderr=log,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         wait_for_port(self.port, timeout, self.process)
 
