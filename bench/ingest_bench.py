@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -122,7 +123,10 @@ def run(count: int, concurrency: int, baseline_rows: int) -> dict[str, float]:
                    STRIPE_WEBHOOK_SECRETS=SECRET, INGEST_HTTP_PORT=str(http_port),
                    INGEST_GRPC_PORT=str(free_port()), INGEST_ADMIN_PORT=str(admin_port),
                    INGEST_HOST="127.0.0.1", LOG_LEVEL="WARNING")
-        service = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env,
+        command = [sys.executable, "-m", "services.ingest"]
+        if os.environ.get("BENCH_INGEST_SCRIPT"):  # e.g. a profiling wrapper
+            command = [sys.executable, os.environ["BENCH_INGEST_SCRIPT"]]
+        service = subprocess.Popen(command, env=env,
                                    cwd=REPO_ROOT)
         try:
             wait_for_port(http_port, 60, service)
@@ -131,6 +135,9 @@ def run(count: int, concurrency: int, baseline_rows: int) -> dict[str, float]:
             posting, latencies = asyncio.run(post_all(url, bodies, concurrency))
             wait_published(stack.database_url, count)
             total = time.perf_counter() - started
+            if os.environ.get("BENCH_INGEST_SCRIPT"):
+                service.send_signal(signal.SIGUSR1)
+                service.wait(30)
         finally:
             service.terminate()
             service.wait(30)

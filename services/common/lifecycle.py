@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -18,5 +19,14 @@ async def wait_for_shutdown_signal() -> None:
 
 
 def run_service(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Entry point helper: run ``main`` on a fresh event loop."""
-    asyncio.run(main())
+    """Run ``main`` on a fresh event loop: uvloop, unless ``ASYNCIO_LOOP=asyncio``.
+
+    uvloop roughly halves the per-request cost of the HTTP, NATS and gRPC plumbing, which is
+    most of the CPU a webhook costs.
+    """
+    if os.environ.get("ASYNCIO_LOOP", "uvloop") == "uvloop":
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import nats
 from nats.aio.client import Client
@@ -20,6 +21,7 @@ from nats.js.errors import NotFoundError
 STREAM_NAME = "STRIPE_EVENTS"
 SUBJECT_PREFIX = "stripe.events."
 DUPLICATE_WINDOW_SECONDS = 120.0
+ERROR_LOG_INTERVAL = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class NatsLink:
         self._js: JetStreamContext | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._last_error_log = float("-inf")
+        self._errors_since_log = 0
 
     @property
     def connected(self) -> bool:
@@ -123,7 +127,17 @@ class NatsLink:
             return
 
     async def _on_error(self, exc: Exception) -> None:
-        log.warning("nats error", extra={"error": repr(exc)})
+        # While the broker is down the client retries twice a second; one line per
+        # ERROR_LOG_INTERVAL is enough to tell an operator, the rest is counted.
+        self._errors_since_log += 1
+        now = time.monotonic()
+        if now - self._last_error_log >= ERROR_LOG_INTERVAL:
+            log.warning(
+                "nats error",
+                extra={"error": repr(exc), "errors_since_last_log": self._errors_since_log},
+            )
+            self._last_error_log = now
+            self._errors_since_log = 0
 
     async def publish(self, subject: str, payload: bytes, msg_id: str) -> None:
         """Publish with a dedupe id and wait for the stream's acknowledgement."""

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.nats_link import BrokerUnavailable, NatsLink, subject_for
@@ -97,11 +97,11 @@ class OutboxPublisher:
 
     async def _mark_published(self, event_ids: Sequence[str]) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(
-                update(stripe_events)
-                .where(stripe_events.c.event_id.in_(event_ids))
-                .where(stripe_events.c.published_at.is_(None))
-                .values(published_at=datetime.now(UTC))
+            # ANY(array): one statement text for every batch size (see archive.INSERT_BATCH_SQL).
+            await conn.exec_driver_sql(
+                "UPDATE ingest.stripe_events SET published_at = %s"
+                " WHERE event_id = ANY(%s) AND published_at IS NULL",
+                (datetime.now(UTC), list(event_ids)),
             )
 
     async def _sweep_forever(self) -> None:
