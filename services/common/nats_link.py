@@ -18,6 +18,8 @@ from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from services.common.config import env_int
+
 STREAM_NAME = "STRIPE_EVENTS"
 SUBJECT_PREFIX = "stripe.events."
 DUPLICATE_WINDOW_SECONDS = 120.0
@@ -35,20 +37,25 @@ def subject_for(event_type: str) -> str:
     return SUBJECT_PREFIX + event_type
 
 
-def stream_config(max_age_seconds: float) -> StreamConfig:
-    """``STRIPE_EVENTS``: file storage, dedupe on Nats-Msg-Id for two minutes."""
+def stream_config(max_age_seconds: float, replicas: int = 1) -> StreamConfig:
+    """``STRIPE_EVENTS``: file storage, dedupe on Nats-Msg-Id for two minutes.
+
+    ``replicas`` must be 3 on a 3-node JetStream cluster (``NATS_STREAM_REPLICAS``), or losing
+    the one node holding the stream loses it; 1 for a single embedded server.
+    """
     return StreamConfig(
         name=STREAM_NAME,
         subjects=[SUBJECT_PREFIX + ">"],
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
         max_age=max_age_seconds,
+        num_replicas=replicas,
     )
 
 
-async def ensure_stream(js: JetStreamContext, max_age_seconds: float) -> None:
+async def ensure_stream(js: JetStreamContext, max_age_seconds: float, replicas: int = 1) -> None:
     """Create the stream, or bring an existing one to the expected configuration."""
-    config = stream_config(max_age_seconds)
+    config = stream_config(max_age_seconds, replicas)
     try:
         await js.stream_info(STREAM_NAME)
     except NotFoundError:
@@ -67,11 +74,15 @@ class NatsLink:
         name: str,
         stream_max_age_seconds: float = 30 * 86_400,
         ack_timeout: float = 2.0,
+        stream_replicas: int | None = None,
     ) -> None:
         self._url = url
         self._name = name
         self._max_age = stream_max_age_seconds
         self._ack_timeout = ack_timeout
+        self._replicas = (
+            stream_replicas if stream_replicas is not None else env_int("NATS_STREAM_REPLICAS", 1)
+        )
         self._client: Client | None = None
         self._js: JetStreamContext | None = None
         self._task: asyncio.Task[None] | None = None
@@ -113,7 +124,7 @@ class NatsLink:
                     error_cb=self._on_error,
                 )
                 js = client.jetstream(timeout=self._ack_timeout)
-                await ensure_stream(js, self._max_age)
+                await ensure_stream(js, self._max_age, self._replicas)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

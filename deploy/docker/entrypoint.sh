@@ -1,0 +1,39 @@
+#!/bin/sh
+# Entrypoint of the billing-suite image: the first argument chooses the process.
+# `exec` makes the service PID 1, so SIGTERM from Docker/Kubernetes reaches it directly and
+# the service shuts down gracefully.
+set -eu
+
+usage() {
+    cat <<'USAGE'
+usage: docker run IMAGE <command> [args...]
+
+  ingest             python -m services.ingest
+  ledger             python -m services.ledger
+  stripe-simulator   python -m services.stripe_simulator
+  migrate            alembic upgrade head   (reads DATABASE_URL)
+  <anything else>    executed as given, e.g. `python -m services.ingest`
+USAGE
+}
+
+if [ "$#" -eq 0 ]; then
+    usage
+    exit 64
+fi
+
+command="$1"
+shift
+case "$command" in
+    ingest)
+        exec python -m services.ingest "$@" ;;
+    ledger)
+        exec python -m services.ledger "$@" ;;
+    stripe-simulator | stripe_simulator | simulator)
+        exec python -m services.stripe_simulator "$@" ;;
+    migrate)
+        exec alembic -c /app/alembic.ini upgrade head "$@" ;;
+    help | -h | --help)
+        usage ;;
+    *)
+        exec "$command" "$@" ;;
+esac
