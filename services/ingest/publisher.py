@@ -78,11 +78,13 @@ class OutboxPublisher:
 
     async def publish_batch(self, batch: Sequence[CommittedEvent]) -> list[str]:
         """Publish concurrently, then stamp the acknowledged ones; returns their ids."""
-        results = await asyncio.gather(
-            *(self._link.publish(subject_for(e.event_type), e.payload, e.event_id) for e in batch),
-            return_exceptions=True,
-        )
-        done = [e.event_id for e, r in zip(batch, results, strict=True) if r is None]
+        try:
+            acked = await self._link.publish_many(
+                [(subject_for(e.event_type), e.payload, e.event_id) for e in batch]
+            )
+        except BrokerUnavailable:
+            acked = [False] * len(batch)
+        done = [e.event_id for e, ok in zip(batch, acked, strict=True) if ok]
         failed = len(batch) - len(done)
         if failed:
             PUBLISH_FAILURES.inc(failed)
