@@ -152,8 +152,11 @@ async def write_batch(
     first_by_id: dict[str, _Pending] = {}
     for item in batch:
         first_by_id.setdefault(item.event.event_id, item)
-    result = await conn.exec_driver_sql(INSERT_BATCH_SQL, _columns(first_by_id.values()))
-    inserted = {row[0] for row in result}
+    # Binary parameters: the text format would escape every payload byte of the bytea array.
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    cursor = await driver.execute(INSERT_BATCH_SQL, _columns(first_by_id.values()), binary=True)
+    inserted = {row[0] for row in await cursor.fetchall()}
     repeats = [
         item
         for item in batch

@@ -75,7 +75,9 @@ def webhook_app(
         except InvalidEnvelope as exc:
             return _answer(400, "invalid_body", error=str(exc))
         try:
-            outcome = await asyncio.wait_for(writer.archive(event), commit_timeout)
+            # asyncio.timeout, unlike wait_for, does not wrap the call in a new task.
+            async with asyncio.timeout(commit_timeout):
+                outcome = await writer.archive(event)
         except (ArchiveUnavailable, TimeoutError) as exc:
             log.warning(
                 "webhook not archived", extra={"event_id": event.event_id, "error": repr(exc)}
