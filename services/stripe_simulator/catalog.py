@@ -58,18 +58,39 @@ def build_catalog(tag: str, currencies: tuple[str, ...], created: int) -> Catalo
             monthly = yen if currency == "jpy" else minor
             for interval, count, mult in INTERVALS:
                 unit = round(monthly * mult)
-                label = "yearly" if interval == "year" else (
-                    "monthly" if count == 1 else f"every {count} months")
-                prices[(currency, tier, interval, count)] = Price(
-                    id=next_id("price"), product=products[tier], tier=tier, currency=currency,
-                    unit_amount=unit, interval=interval, interval_count=count,
-                    created=created + 1, nickname=f"{name} {label} ({currency})",
+                label = (
+                    "yearly"
+                    if interval == "year"
+                    else ("monthly" if count == 1 else f"every {count} months")
                 )
-    percent = Coupon(id=f"PCT20{tag}", name="20% off for 3 months", created=created + 2,
-                     duration="repeating", duration_in_months=3, percent_off=20.0)
+                prices[(currency, tier, interval, count)] = Price(
+                    id=next_id("price"),
+                    product=products[tier],
+                    tier=tier,
+                    currency=currency,
+                    unit_amount=unit,
+                    interval=interval,
+                    interval_count=count,
+                    created=created + 1,
+                    nickname=f"{name} {label} ({currency})",
+                )
+    percent = Coupon(
+        id=f"PCT20{tag}",
+        name="20% off for 3 months",
+        created=created + 2,
+        duration="repeating",
+        duration_in_months=3,
+        percent_off=20.0,
+    )
     amount_off = {
-        cur: Coupon(id=f"OFF{cur.upper()}{tag}", name=f"500 {cur} off", created=created + 2,
-                    duration="forever", amount_off=500, currency=cur)
+        cur: Coupon(
+            id=f"OFF{cur.upper()}{tag}",
+            name=f"500 {cur} off",
+            created=created + 2,
+            duration="forever",
+            amount_off=500,
+            currency=cur,
+        )
         for cur in currencies
     }
     return Catalog(products, prices, percent, amount_off)

@@ -47,8 +47,11 @@ class WorldConfig:
     @property
     def start_ts(self) -> int:
         """Epoch seconds of ``start_date`` at 00:00 UTC."""
-        return int(datetime(self.start_date.year, self.start_date.month, self.start_date.day,
-                            tzinfo=UTC).timestamp())
+        return int(
+            datetime(
+                self.start_date.year, self.start_date.month, self.start_date.day, tzinfo=UTC
+            ).timestamp()
+        )
 
     @property
     def end_ts(self) -> int:

@@ -42,12 +42,49 @@ from .renderer import renderer_for
 #: (event type, data.object, data.previous_attributes or None, triggered by an API request)
 EventRecord = tuple[str, JSON, JSON | None, bool]
 
-_FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia",
-          "Tim", "Margaret", "Linus", "Hedy", "John", "Katherine", "Dennis")
-_LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson",
-         "Perlman", "Berners-Lee", "Hamilton", "Torvalds", "Lamarr", "Backus", "Johnson")
-_CITIES = (("Berlin", "DE", "10115"), ("Paris", "FR", "75002"), ("Tokyo", "JP", "100-0005"),
-           ("Austin", "US", "78701"), ("Lyon", "FR", "69002"), ("Osaka", "JP", "530-0001"))
+_FIRST = (
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Radia",
+    "Tim",
+    "Margaret",
+    "Linus",
+    "Hedy",
+    "John",
+    "Katherine",
+    "Dennis",
+)
+_LAST = (
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Perlman",
+    "Berners-Lee",
+    "Hamilton",
+    "Torvalds",
+    "Lamarr",
+    "Backus",
+    "Johnson",
+)
+_CITIES = (
+    ("Berlin", "DE", "10115"),
+    ("Paris", "FR", "75002"),
+    ("Tokyo", "JP", "100-0005"),
+    ("Austin", "US", "78701"),
+    ("Lyon", "FR", "69002"),
+    ("Osaka", "JP", "530-0001"),
+)
 _BRANDS = ("visa", "mastercard", "amex")
 
 
@@ -154,8 +191,7 @@ class CustomerSim:
         assert self.sub is not None
         return self.sub
 
-    def change_customer(self, t: int, mutate: Callable[[Customer], None],
-                        api: bool = True) -> None:
+    def change_customer(self, t: int, mutate: Callable[[Customer], None], api: bool = True) -> None:
         """Apply ``mutate`` and emit ``customer.updated`` with its previous attributes."""
         c = self._c()
         before = self.r.customer(c)
@@ -163,8 +199,13 @@ class CustomerSim:
         after = self.r.customer(c)
         self.emit("customer.updated", after, previous_attributes(before, after), api)
 
-    def change_sub(self, t: int, mutate: Callable[[Subscription], None], api: bool = True,
-                   extra: tuple[str, ...] = ()) -> None:
+    def change_sub(
+        self,
+        t: int,
+        mutate: Callable[[Subscription], None],
+        api: bool = True,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         """Apply ``mutate`` and emit ``customer.subscription.updated`` (+ ``extra`` types)."""
         s = self._s()
         before = self.r.subscription(s)
@@ -178,10 +219,14 @@ class CustomerSim:
         """A fresh card for this customer (``card_`` ids on the legacy family, as in 2020)."""
         rng = self.rng
         return PaymentMethod(
-            id=self.new_id("pm" if self.basil else "card"), brand=rng.choice(_BRANDS),
-            last4=f"{rng.randrange(10_000):04d}", exp_month=rng.randint(1, 12),
-            exp_year=2027 + rng.randint(0, 5), fingerprint=self.new_id("fp")[-16:],
-            created=t, customer_id=self._c().id,
+            id=self.new_id("pm" if self.basil else "card"),
+            brand=rng.choice(_BRANDS),
+            last4=f"{rng.randrange(10_000):04d}",
+            exp_month=rng.randint(1, 12),
+            exp_year=2027 + rng.randint(0, 5),
+            fingerprint=self.new_id("fp")[-16:],
+            created=t,
+            customer_id=self._c().id,
         )
 
     def attach_payment_method(self, t: int, make_default: bool = True) -> PaymentMethod:
@@ -190,9 +235,11 @@ class CustomerSim:
         pm = self.new_payment_method(t)
         self.emit("payment_method.attached", self.r.payment_method(pm, c))
         if make_default:
+
             def set_default(cu: Customer) -> None:
                 cu.default_pm = pm
                 cu.currency_set = True
+
             self.change_customer(t, set_default)
         return pm
 
@@ -204,16 +251,24 @@ class CustomerSim:
         d = s.discount
         return d if d.end is None or d.end > t else None
 
-    def new_invoice(self, t: int, reason: str, lines: list[Line], period_start: int,
-                    period_end: int) -> Invoice:
+    def new_invoice(
+        self, t: int, reason: str, lines: list[Line], period_start: int, period_end: int
+    ) -> Invoice:
         """Build an invoice (discount applied to non-proration lines) and remember it."""
         c = self._c()
         s = self.sub
         inv = Invoice(
-            id=self.new_id("in"), number=f"{c.invoice_prefix}-{c.next_invoice_sequence:04d}",
-            customer_id=c.id, subscription_id=s.id if s else None, billing_reason=reason,
-            created=t, currency=c.currency, lines=lines, period_start=period_start,
-            period_end=period_end, discount=self.active_discount(t),
+            id=self.new_id("in"),
+            number=f"{c.invoice_prefix}-{c.next_invoice_sequence:04d}",
+            customer_id=c.id,
+            subscription_id=s.id if s else None,
+            billing_reason=reason,
+            created=t,
+            currency=c.currency,
+            lines=lines,
+            period_start=period_start,
+            period_end=period_end,
+            discount=self.active_discount(t),
         )
         c.next_invoice_sequence += 1
         if self.basil:
@@ -237,10 +292,15 @@ class CustomerSim:
     def cycle_line(self, s: Subscription) -> Line:
         """The recurring line of the current period."""
         return Line(
-            id=self.new_id("il"), price=s.price, quantity=s.quantity,
-            amount=s.price.unit_amount * s.quantity, period_start=s.period_start,
-            period_end=s.period_end, proration=False,
-            description=line_description(s.price, s.quantity), subscription_item=s.item_id,
+            id=self.new_id("il"),
+            price=s.price,
+            quantity=s.quantity,
+            amount=s.price.unit_amount * s.quantity,
+            period_start=s.period_start,
+            period_end=s.period_end,
+            proration=False,
+            description=line_description(s.price, s.quantity),
+            subscription_item=s.item_id,
         )
 
     def invoice_json(self, inv: Invoice) -> JSON:
@@ -268,17 +328,31 @@ class CustomerSim:
             return True
         pi = inv.payment_intent
         if pi is None:
-            pi = PaymentIntent(id=self.new_id("pi"), customer_id=c.id, invoice_id=inv.id,
-                               amount=inv.total, currency=inv.currency, created=t)
+            pi = PaymentIntent(
+                id=self.new_id("pi"),
+                customer_id=c.id,
+                invoice_id=inv.id,
+                amount=inv.total,
+                currency=inv.currency,
+                created=t,
+            )
             inv.payment_intent = pi
             self.emit("payment_intent.created", r.payment_intent(pi, c), None, api)
         pm = c.default_pm
         assert pm is not None, "invoices with an amount are only charged with a card on file"
         inv.attempt_count += 1
-        ch = Charge(id=self.new_id("ch"), payment_intent_id=pi.id, invoice_id=inv.id,
-                    customer_id=c.id, amount=inv.total, currency=inv.currency, created=t,
-                    status="failed" if fail else "succeeded", pm=pm,
-                    balance_transaction=None if fail else self.new_id("txn"))
+        ch = Charge(
+            id=self.new_id("ch"),
+            payment_intent_id=pi.id,
+            invoice_id=inv.id,
+            customer_id=c.id,
+            amount=inv.total,
+            currency=inv.currency,
+            created=t,
+            status="failed" if fail else "succeeded",
+            pm=pm,
+            balance_transaction=None if fail else self.new_id("txn"),
+        )
         pi.charges = [*pi.charges[-2:], ch]
         if fail:
             pi.last_error = ch
@@ -290,8 +364,12 @@ class CustomerSim:
             before = self.invoice_json(inv)
             inv.auto_advance = True
             after = self.invoice_json(inv)
-            self.emit("invoice.updated", after, previous_attributes(before, after) or
-                      {"next_payment_attempt": None}, api)
+            self.emit(
+                "invoice.updated",
+                after,
+                previous_attributes(before, after) or {"next_payment_attempt": None},
+                api,
+            )
             return False
         pi.status = "succeeded"
         pi.pm = pm
@@ -321,10 +399,16 @@ class CustomerSim:
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         currency = self.ctx.config.currencies[self.idx % len(self.ctx.config.currencies)]
         c = Customer(
-            idx=self.idx, id=self.new_id("cus"), api_version=self.api_version,
-            basil=self.basil, currency=currency, created=t, name=f"{first} {last}",
+            idx=self.idx,
+            id=self.new_id("cus"),
+            api_version=self.api_version,
+            basil=self.basil,
+            currency=currency,
+            created=t,
+            name=f"{first} {last}",
             email=f"{first.lower()}.{last.lower()}{self.idx}@example.com",
-            tenant_id=f"tenant-{self.idx:06d}", invoice_prefix=self.new_id("x")[-8:].upper(),
+            tenant_id=f"tenant-{self.idx:06d}",
+            invoice_prefix=self.new_id("x")[-8:].upper(),
         )
         self.cust = c
         self.emit("customer.created", self.r.customer(c))
@@ -333,12 +417,20 @@ class CustomerSim:
         price = self.catalog.price(currency, plan.tier, plan.interval, plan.interval_count)
         trial_end = t + plan.trial_days * DAY if plan.trial_days else None
         s = Subscription(
-            id=self.new_id("sub"), item_id=self.new_id("si"), item_created=t,
-            customer_id=c.id, price=price, quantity=plan.quantity,
-            status="trialing" if trial_end else "active", created=t, start_date=t,
-            billing_cycle_anchor=trial_end or t, period_start=t,
+            id=self.new_id("sub"),
+            item_id=self.new_id("si"),
+            item_created=t,
+            customer_id=c.id,
+            price=price,
+            quantity=plan.quantity,
+            status="trialing" if trial_end else "active",
+            created=t,
+            start_date=t,
+            billing_cycle_anchor=trial_end or t,
+            period_start=t,
             period_end=trial_end or add_interval(t, price.interval, price.interval_count),
-            trial_start=t if trial_end else None, trial_end=trial_end,
+            trial_start=t if trial_end else None,
+            trial_end=trial_end,
             default_pm_id=None,
         )
         self.sub = s
@@ -346,10 +438,17 @@ class CustomerSim:
             s.discount = self.make_discount(t, plan.coupon)
             self.emit("customer.discount.created", self.r.discount(s.discount))
         if trial_end:
-            line = Line(id=self.new_id("il"), price=price, quantity=s.quantity, amount=0,
-                        period_start=t, period_end=trial_end, proration=False,
-                        description=f"Trial period for {price.product.name}",
-                        subscription_item=s.item_id)
+            line = Line(
+                id=self.new_id("il"),
+                price=price,
+                quantity=s.quantity,
+                amount=0,
+                period_start=t,
+                period_end=trial_end,
+                proration=False,
+                description=f"Trial period for {price.product.name}",
+                subscription_item=s.item_id,
+            )
             inv = self.new_invoice(t, "subscription_create", [line], t, t)
         else:
             inv = self.new_invoice(t, "subscription_create", [self.cycle_line(s)], t, t)
@@ -362,10 +461,19 @@ class CustomerSim:
 
     def make_discount(self, t: int, coupon: Coupon) -> Discount:
         """A discount of ``coupon`` on the subscription starting at ``t``."""
-        end = (add_months(t, coupon.duration_in_months)
-               if coupon.duration == "repeating" and coupon.duration_in_months else None)
-        return Discount(id=self.new_id("di"), coupon=coupon, customer_id=self._c().id,
-                        subscription_id=self._s().id, start=t, end=end)
+        end = (
+            add_months(t, coupon.duration_in_months)
+            if coupon.duration == "repeating" and coupon.duration_in_months
+            else None
+        )
+        return Discount(
+            id=self.new_id("di"),
+            coupon=coupon,
+            customer_id=self._c().id,
+            subscription_id=self._s().id,
+            start=t,
+            end=end,
+        )
 
     def renew(self, t: int) -> None:
         """Period boundary: trial end, scheduled phase changes, renewal invoice and payment."""
@@ -384,8 +492,14 @@ class CustomerSim:
                 sc_before = r.schedule(sc, t - 1)
                 s.price, s.quantity = sc.phases[1].price, sc.phases[1].quantity
                 sc_after = r.schedule(sc, t)
-                pre.append(("subscription_schedule.updated", sc_after,
-                            previous_attributes(sc_before, sc_after), False))
+                pre.append(
+                    (
+                        "subscription_schedule.updated",
+                        sc_after,
+                        previous_attributes(sc_before, sc_after),
+                        False,
+                    )
+                )
             elif sc.phases[-1].end <= t:
                 sc.status, sc.released_at, sc.released_subscription = "released", t, s.id
                 s.schedule_id = None
@@ -397,8 +511,12 @@ class CustomerSim:
             s.discount = None
         if s.status == "trialing":
             if self._c().default_pm is None:
-                self.change_sub(t, lambda sub: setattr(sub, "status", "paused"), api=False,
-                                extra=("customer.subscription.paused",))
+                self.change_sub(
+                    t,
+                    lambda sub: setattr(sub, "status", "paused"),
+                    api=False,
+                    extra=("customer.subscription.paused",),
+                )
                 return
             s.status = "active"
         s.period_start = t
@@ -407,8 +525,7 @@ class CustomerSim:
         inv = self.new_invoice(t, "subscription_cycle", [self.cycle_line(s)], t, t)
         self.out.extend(pre)
         after = r.subscription(s)
-        self.emit("customer.subscription.updated", after, previous_attributes(before, after),
-                  False)
+        self.emit("customer.subscription.updated", after, previous_attributes(before, after), False)
         self.at(s.period_end, self.renew)
         if s.pause_behavior:
             self.emit("invoice.created", self.invoice_json(inv), None, False)
@@ -434,6 +551,7 @@ class CustomerSim:
         if self.attempt_payment(t, inv, fail, api=False):
             self.change_sub(t, lambda sub: setattr(sub, "status", "active"), api=False)
         elif self.retries >= 2:
+
             def give_up(tt: int) -> None:
                 before = self.invoice_json(inv)
                 inv.status, inv.marked_uncollectible_at = "uncollectible", tt
@@ -442,6 +560,7 @@ class CustomerSim:
                 self.emit("invoice.marked_uncollectible", after, None, False)
                 self.emit("invoice.updated", after, previous_attributes(before, after), False)
                 self.end_subscription(tt, "payment_failed", None, api=False)
+
             self.at(t + 2 * DAY, give_up)
         else:
             self.at(t + 2 * DAY, lambda tt: self.retry(tt, inv))
@@ -472,14 +591,30 @@ class CustomerSim:
         credit = -round(old_price.unit_amount * old_qty * frac)
         debit = round(price.unit_amount * quantity * frac)
         lines = [
-            Line(id=self.new_id("il"), price=old_price, quantity=old_qty, amount=credit,
-                 period_start=t, period_end=s.period_end, proration=True,
-                 description=f"Unused time on {old_qty} \u00d7 {old_price.product.name}",
-                 subscription_item=s.item_id, invoice_item=self.new_id("ii")),
-            Line(id=self.new_id("il"), price=price, quantity=quantity, amount=debit,
-                 period_start=t, period_end=s.period_end, proration=True,
-                 description=f"Remaining time on {quantity} \u00d7 {price.product.name}",
-                 subscription_item=s.item_id, invoice_item=self.new_id("ii")),
+            Line(
+                id=self.new_id("il"),
+                price=old_price,
+                quantity=old_qty,
+                amount=credit,
+                period_start=t,
+                period_end=s.period_end,
+                proration=True,
+                description=f"Unused time on {old_qty} \u00d7 {old_price.product.name}",
+                subscription_item=s.item_id,
+                invoice_item=self.new_id("ii"),
+            ),
+            Line(
+                id=self.new_id("il"),
+                price=price,
+                quantity=quantity,
+                amount=debit,
+                period_start=t,
+                period_end=s.period_end,
+                proration=True,
+                description=f"Remaining time on {quantity} \u00d7 {price.product.name}",
+                subscription_item=s.item_id,
+                invoice_item=self.new_id("ii"),
+            ),
         ]
         inv = self.new_invoice(t, "subscription_update", lines, t, t)
         self.open_invoice(t, inv, api=True)
@@ -488,13 +623,20 @@ class CustomerSim:
     def schedule_downgrade(self, t: int) -> None:
         """Create a schedule whose next phase moves to a lower tier at the period end."""
         s = self._s()
-        lower = self.catalog.price(s.price.currency, s.price.tier - 1, s.price.interval,
-                                   s.price.interval_count)
+        lower = self.catalog.price(
+            s.price.currency, s.price.tier - 1, s.price.interval, s.price.interval_count
+        )
         nxt_end = add_interval(s.period_end, lower.interval, lower.interval_count)
-        sc = Schedule(id=self.new_id("sub_sched"), subscription_id=s.id, customer_id=s.customer_id,
-                      created=t, phases=[
-                          SchedulePhase(s.period_start, s.period_end, s.price, s.quantity),
-                          SchedulePhase(s.period_end, nxt_end, lower, s.quantity)])
+        sc = Schedule(
+            id=self.new_id("sub_sched"),
+            subscription_id=s.id,
+            customer_id=s.customer_id,
+            created=t,
+            phases=[
+                SchedulePhase(s.period_start, s.period_end, s.price, s.quantity),
+                SchedulePhase(s.period_end, nxt_end, lower, s.quantity),
+            ],
+        )
         self.schedule_obj = sc
         self.emit("subscription_schedule.created", self.r.schedule(sc, t))
         self.change_sub(t, lambda sub: setattr(sub, "schedule_id", sc.id))
@@ -534,9 +676,17 @@ class CustomerSim:
         if amount <= 0:
             return None
         c = self._c()
-        rf = Refund(id=self.new_id("re"), charge_id=ch.id, payment_intent_id=ch.payment_intent_id,
-                    amount=amount, currency=ch.currency, created=t, reason=reason,
-                    customer_id=c.id, balance_transaction=self.new_id("txn"))
+        rf = Refund(
+            id=self.new_id("re"),
+            charge_id=ch.id,
+            payment_intent_id=ch.payment_intent_id,
+            amount=amount,
+            currency=ch.currency,
+            created=t,
+            reason=reason,
+            customer_id=c.id,
+            balance_transaction=self.new_id("txn"),
+        )
         before = self.r.charge(ch, c)
         ch.refunds = [*ch.refunds, rf]
         ch.amount_refunded += amount
@@ -547,8 +697,10 @@ class CustomerSim:
 
     def credit_note(self, t: int) -> None:
         """Credit a quarter of the latest paid invoice back to the card."""
-        inv = next((i for i in reversed(self.invoices)
-                    if i.status == "paid" and i.charge is not None), None)
+        inv = next(
+            (i for i in reversed(self.invoices) if i.status == "paid" and i.charge is not None),
+            None,
+        )
         if inv is None or inv.charge is None:
             return
         ch = inv.charge
@@ -556,10 +708,18 @@ class CustomerSim:
         if ch.amount - ch.amount_refunded < amount:
             return
         c = self._c()
-        cn = CreditNote(id=self.new_id("cn"), number=f"{inv.number}-CN-01", invoice=inv,
-                        customer_id=c.id, amount=amount, currency=inv.currency, created=t,
-                        reason="product_unsatisfactory", line_id=self.new_id("cnli"),
-                        balance_transaction=self.new_id("cbtxn"))
+        cn = CreditNote(
+            id=self.new_id("cn"),
+            number=f"{inv.number}-CN-01",
+            invoice=inv,
+            customer_id=c.id,
+            amount=amount,
+            currency=inv.currency,
+            created=t,
+            reason="product_unsatisfactory",
+            line_id=self.new_id("cnli"),
+            balance_transaction=self.new_id("cbtxn"),
+        )
         rf = self.refund(t, ch, amount, "requested_by_customer")
         cn.refund_id = rf.id if rf else None
         self.emit("credit_note.created", self.r.credit_note(cn))
@@ -573,16 +733,25 @@ class CustomerSim:
         city, country, postal = self.rng.choice(_CITIES)
 
         def mutate(cu: Customer) -> None:
-            cu.address = {"city": city, "country": country,
-                          "line1": f"{self.idx % 97 + 1} Main St", "line2": None,
-                          "postal_code": postal, "state": None}
+            cu.address = {
+                "city": city,
+                "country": country,
+                "line1": f"{self.idx % 97 + 1} Main St",
+                "line2": None,
+                "postal_code": postal,
+                "state": None,
+            }
 
         self.change_customer(t, mutate)
         c = self._c()
-        tx = TaxId(id=self.new_id("txi"), customer_id=c.id, country=country,
-                   type="eu_vat" if country in ("DE", "FR") else "jp_cn" if country == "JP"
-                   else "us_ein",
-                   value=f"{country}{mix64(self.idx) % 10**9:09d}", created=t)
+        tx = TaxId(
+            id=self.new_id("txi"),
+            customer_id=c.id,
+            country=country,
+            type="eu_vat" if country in ("DE", "FR") else "jp_cn" if country == "JP" else "us_ein",
+            value=f"{country}{mix64(self.idx) % 10**9:09d}",
+            created=t,
+        )
         c.tax_ids.append(tx.id)
         self.emit("customer.tax_id.created", self.r.tax_id(tx))
 

@@ -91,8 +91,9 @@ def alter_body(body: bytes) -> bytes:
     return serialize_event(event)
 
 
-def _plan_event(event_id: str, body: bytes, faults: DeliveryFaults,
-                report: DeliveryReport) -> list[Send]:
+def _plan_event(
+    event_id: str, body: bytes, faults: DeliveryFaults, report: DeliveryReport
+) -> list[Send]:
     rng = random.Random(f"{faults.seed}:{event_id}")
     drop, dup, alt, dly = rng.random(), rng.random(), rng.random(), rng.random()
     report.events += 1
@@ -115,8 +116,9 @@ def _plan_event(event_id: str, body: bytes, faults: DeliveryFaults,
     return out
 
 
-def plan_sends(events: Iterable[tuple[str, bytes]], faults: DeliveryFaults,
-               report: DeliveryReport) -> Iterator[Send]:
+def plan_sends(
+    events: Iterable[tuple[str, bytes]], faults: DeliveryFaults, report: DeliveryReport
+) -> Iterator[Send]:
     """Decide, deterministically, what will be POSTed and in which order.
 
     Lazy (buffers one reorder window at most), so huge streams can be delivered.
@@ -149,10 +151,19 @@ class WebhookDeliverer:
     behaviour in milliseconds, hence ``max_attempts`` and ``backoff_*``.
     """
 
-    def __init__(self, url: str, secret: str, *, concurrency: int = 8,
-                 faults: DeliveryFaults | None = None, max_attempts: int = 4,
-                 backoff_base: float = 0.02, backoff_max: float = 0.5, timeout: float = 30.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        *,
+        concurrency: int = 8,
+        faults: DeliveryFaults | None = None,
+        max_attempts: int = 4,
+        backoff_base: float = 0.02,
+        backoff_max: float = 0.5,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.url = url
         self._secret = secret
         self.concurrency = max(1, concurrency)
@@ -168,12 +179,15 @@ class WebhookDeliverer:
 
     def headers(self, body: bytes) -> dict[str, str]:
         """Headers of one attempt (a fresh signature per attempt, as Stripe does)."""
-        return {"Content-Type": CONTENT_TYPE,
-                "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                "Stripe-Signature": sign(body, self._secret, int(self.clock()))}
+        return {
+            "Content-Type": CONTENT_TYPE,
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            "Stripe-Signature": sign(body, self._secret, int(self.clock())),
+        }
 
-    async def _post(self, session: aiohttp.ClientSession, send: Send,
-                    report: DeliveryReport) -> None:
+    async def _post(
+        self, session: aiohttp.ClientSession, send: Send, report: DeliveryReport
+    ) -> None:
         if send.delay:
             await asyncio.sleep(send.delay)
         for attempt in range(self.max_attempts):
@@ -182,8 +196,9 @@ class WebhookDeliverer:
                 await asyncio.sleep(min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
             report.sends += 1
             try:
-                async with session.post(self.url, data=send.body,
-                                        headers=self.headers(send.body)) as resp:
+                async with session.post(
+                    self.url, data=send.body, headers=self.headers(send.body)
+                ) as resp:
                     await resp.read()
                     if 200 <= resp.status < 300:
                         report.delivered += 1
@@ -208,9 +223,15 @@ class WebhookDeliverer:
                     await self._post(session, send, report)
 
             await asyncio.gather(*(worker() for _ in range(self.concurrency)))
-        log.info("delivered %d sends to %s (dropped=%d duplicated=%d altered=%d failed=%d)",
-                 report.delivered, self.url, report.dropped, report.duplicated,
-                 report.altered, report.failed)
+        log.info(
+            "delivered %d sends to %s (dropped=%d duplicated=%d altered=%d failed=%d)",
+            report.delivered,
+            self.url,
+            report.dropped,
+            report.duplicated,
+            report.altered,
+            report.failed,
+        )
         return report
 
     def deliver_sync(self, events: Iterable[tuple[str, bytes]]) -> DeliveryReport:

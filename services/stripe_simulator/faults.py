@@ -28,8 +28,9 @@ class ApiFaults:
 class TokenBucket:
     """Classic token bucket: ``rate`` tokens per second, capacity ``burst``."""
 
-    def __init__(self, rate: float, burst: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.capacity = float(max(1, burst))
         self.tokens = self.capacity

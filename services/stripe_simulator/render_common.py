@@ -8,8 +8,14 @@ from .model import Charge, Customer, PaymentMethod, Price, Product
 
 JSON = dict[str, Any]
 
-EMPTY_ADDRESS: JSON = {"city": None, "country": None, "line1": None, "line2": None,
-                       "postal_code": None, "state": None}
+EMPTY_ADDRESS: JSON = {
+    "city": None,
+    "country": None,
+    "line1": None,
+    "line2": None,
+    "postal_code": None,
+    "state": None,
+}
 
 
 def address(addr: dict[str, str | None] | None) -> JSON:
@@ -19,8 +25,13 @@ def address(addr: dict[str, str | None] | None) -> JSON:
 
 def shipping(customer_name: str, addr: dict[str, str | None] | None) -> JSON:
     """Shipping details block (charges and payment intents of the legacy shape carry one)."""
-    return {"address": address(addr), "carrier": None, "name": customer_name, "phone": None,
-            "tracking_number": None}
+    return {
+        "address": address(addr),
+        "carrier": None,
+        "name": customer_name,
+        "phone": None,
+        "tracking_number": None,
+    }
 
 
 def empty_list(url: str) -> JSON:
@@ -30,8 +41,7 @@ def empty_list(url: str) -> JSON:
 
 def embedded_list(data: list[JSON], url: str) -> JSON:
     """An embedded list object (``has_more`` is always false: the simulator embeds all)."""
-    return {"object": "list", "data": data, "has_more": False, "total_count": len(data),
-            "url": url}
+    return {"object": "list", "data": data, "has_more": False, "total_count": len(data), "url": url}
 
 
 def format_amount(amount: int, currency: str) -> str:
@@ -44,10 +54,15 @@ def format_amount(amount: int, currency: str) -> str:
 
 def line_description(price: Price, quantity: int) -> str:
     """Description Stripe writes on subscription invoice lines."""
-    every = price.interval if price.interval_count == 1 else (
-        f"{price.interval_count} {price.interval}s")
-    return (f"{quantity} \u00d7 {price.product.name} "
-            f"(at {format_amount(price.unit_amount, price.currency)} / {every})")
+    every = (
+        price.interval
+        if price.interval_count == 1
+        else (f"{price.interval_count} {price.interval}s")
+    )
+    return (
+        f"{quantity} \u00d7 {price.product.name} "
+        f"(at {format_amount(price.unit_amount, price.currency)} / {every})"
+    )
 
 
 def card_checks(cvc: str | None) -> JSON:
@@ -76,24 +91,44 @@ def outcome(charge: Charge, basil: bool) -> JSON:
         "reason": None if ok else "generic_decline",
         "risk_level": "normal",
         "risk_score": 20 + (charge.amount % 37),
-        "seller_message": "Payment complete." if ok else
-        "The bank did not return any further details with this decline.",
+        "seller_message": "Payment complete."
+        if ok
+        else "The bank did not return any further details with this decline.",
         "type": "authorized" if ok else "issuer_declined",
     }
     if basil:
-        out = {"advice_code": None, "network_advice_code": None, "network_decline_code": None,
-               **out}
+        out = {
+            "advice_code": None,
+            "network_advice_code": None,
+            "network_decline_code": None,
+            **out,
+        }
     return out
 
 
 def product(p: Product, basil: bool) -> JSON:
     """Product object."""
     out: JSON = {
-        "id": p.id, "object": "product", "active": True, "attributes": [], "created": p.created,
-        "default_price": None, "description": f"{p.name} plan", "images": [], "livemode": False,
-        "marketing_features": [], "metadata": {}, "name": p.name, "package_dimensions": None,
-        "shippable": None, "statement_descriptor": None, "tax_code": None, "type": "service",
-        "unit_label": None, "updated": p.created, "url": None,
+        "id": p.id,
+        "object": "product",
+        "active": True,
+        "attributes": [],
+        "created": p.created,
+        "default_price": None,
+        "description": f"{p.name} plan",
+        "images": [],
+        "livemode": False,
+        "marketing_features": [],
+        "metadata": {},
+        "name": p.name,
+        "package_dimensions": None,
+        "shippable": None,
+        "statement_descriptor": None,
+        "tax_code": None,
+        "type": "service",
+        "unit_label": None,
+        "updated": p.created,
+        "url": None,
     }
     if not basil:
         del out["default_price"], out["marketing_features"]
@@ -126,16 +161,33 @@ def plan(p: Price, basil: bool) -> JSON:
 
 
 def _price(p: Price, basil: bool) -> JSON:
-    recurring: JSON = {"aggregate_usage": None, "interval": p.interval,
-                       "interval_count": p.interval_count, "meter": None,
-                       "trial_period_days": None, "usage_type": "licensed"}
+    recurring: JSON = {
+        "aggregate_usage": None,
+        "interval": p.interval,
+        "interval_count": p.interval_count,
+        "meter": None,
+        "trial_period_days": None,
+        "usage_type": "licensed",
+    }
     out: JSON = {
-        "id": p.id, "object": "price", "active": True, "billing_scheme": "per_unit",
-        "created": p.created, "currency": p.currency,
-        "custom_unit_amount": None, "livemode": False, "lookup_key": None, "metadata": {},
-        "nickname": p.nickname, "product": p.product.id, "recurring": recurring,
-        "tax_behavior": "unspecified", "tiers_mode": None, "transform_quantity": None,
-        "type": "recurring", "unit_amount": p.unit_amount,
+        "id": p.id,
+        "object": "price",
+        "active": True,
+        "billing_scheme": "per_unit",
+        "created": p.created,
+        "currency": p.currency,
+        "custom_unit_amount": None,
+        "livemode": False,
+        "lookup_key": None,
+        "metadata": {},
+        "nickname": p.nickname,
+        "product": p.product.id,
+        "recurring": recurring,
+        "tax_behavior": "unspecified",
+        "tiers_mode": None,
+        "transform_quantity": None,
+        "type": "recurring",
+        "unit_amount": p.unit_amount,
         "unit_amount_decimal": str(p.unit_amount),
     }
     if basil:
@@ -147,12 +199,25 @@ def _price(p: Price, basil: bool) -> JSON:
 
 def _plan(p: Price, basil: bool) -> JSON:
     out: JSON = {
-        "id": p.id, "object": "plan", "active": True, "aggregate_usage": None,
-        "amount": p.unit_amount, "amount_decimal": str(p.unit_amount),
-        "billing_scheme": "per_unit", "created": p.created, "currency": p.currency,
-        "interval": p.interval, "interval_count": p.interval_count, "livemode": False,
-        "metadata": {}, "meter": None, "nickname": p.nickname, "product": p.product.id,
-        "tiers_mode": None, "transform_usage": None, "trial_period_days": None,
+        "id": p.id,
+        "object": "plan",
+        "active": True,
+        "aggregate_usage": None,
+        "amount": p.unit_amount,
+        "amount_decimal": str(p.unit_amount),
+        "billing_scheme": "per_unit",
+        "created": p.created,
+        "currency": p.currency,
+        "interval": p.interval,
+        "interval_count": p.interval_count,
+        "livemode": False,
+        "metadata": {},
+        "meter": None,
+        "nickname": p.nickname,
+        "product": p.product.id,
+        "tiers_mode": None,
+        "transform_usage": None,
+        "trial_period_days": None,
         "usage_type": "licensed",
     }
     if basil:
@@ -165,19 +230,33 @@ def _plan(p: Price, basil: bool) -> JSON:
 def card_pm_details(pm: PaymentMethod, basil: bool) -> JSON:
     """``payment_method_details`` of a card charge."""
     card: JSON = {
-        "brand": pm.brand, "checks": card_checks("pass"), "country": "US",
-        "exp_month": pm.exp_month, "exp_year": pm.exp_year, "fingerprint": pm.fingerprint,
-        "funding": "credit", "installments": None, "last4": pm.last4, "mandate": None,
-        "network": pm.brand, "three_d_secure": None, "wallet": None,
+        "brand": pm.brand,
+        "checks": card_checks("pass"),
+        "country": "US",
+        "exp_month": pm.exp_month,
+        "exp_year": pm.exp_year,
+        "fingerprint": pm.fingerprint,
+        "funding": "credit",
+        "installments": None,
+        "last4": pm.last4,
+        "mandate": None,
+        "network": pm.brand,
+        "three_d_secure": None,
+        "wallet": None,
     }
     if basil:
-        card.update({
-            "amount_authorized": None, "authorization_code": None,
-            "extended_authorization": {"status": "disabled"},
-            "incremental_authorization": {"status": "unavailable"},
-            "multicapture": {"status": "unavailable"}, "network_token": {"used": False},
-            "network_transaction_id": None, "overcapture": {
-                "maximum_amount_capturable": 0, "status": "unavailable"},
-            "regulated_status": None, "transaction_link_id": None,
-        })
+        card.update(
+            {
+                "amount_authorized": None,
+                "authorization_code": None,
+                "extended_authorization": {"status": "disabled"},
+                "incremental_authorization": {"status": "unavailable"},
+                "multicapture": {"status": "unavailable"},
+                "network_token": {"used": False},
+                "network_transaction_id": None,
+                "overcapture": {"maximum_amount_capturable": 0, "status": "unavailable"},
+                "regulated_status": None,
+                "transaction_link_id": None,
+            }
+        )
     return {"card": card, "type": "card"}

@@ -17,10 +17,26 @@ if TYPE_CHECKING:
     from .customer_sim import CustomerSim, SignupPlan
 
 SCENARIOS: tuple[str, ...] = (
-    "plain", "trial", "upgrade", "downgrade_scheduled", "downgrade_cancelled",
-    "cancel_at_period_end", "reactivate", "cancel_now", "pause", "trial_paused",
-    "payment_recovered", "payment_unrecovered", "refunds", "credit_note", "billing_info",
-    "payment_method_change", "quantity", "discount_percent", "discount_amount", "yearly",
+    "plain",
+    "trial",
+    "upgrade",
+    "downgrade_scheduled",
+    "downgrade_cancelled",
+    "cancel_at_period_end",
+    "reactivate",
+    "cancel_now",
+    "pause",
+    "trial_paused",
+    "payment_recovered",
+    "payment_unrecovered",
+    "refunds",
+    "credit_note",
+    "billing_info",
+    "payment_method_change",
+    "quantity",
+    "discount_percent",
+    "discount_amount",
+    "yearly",
     "quarterly",
 )
 
@@ -63,13 +79,16 @@ def schedule_followups(sim: CustomerSim) -> None:
         sim.at(p1 + int(days * DAY) + jitter, action)
 
     if sc == "upgrade":
+
         def upgrade(t: int) -> None:
             sub = sim.sub
             if sub is None or sub.status == "canceled":
                 return
-            price = sim.catalog.price(sub.price.currency, sub.price.tier + 1,
-                                      sub.price.interval, sub.price.interval_count)
+            price = sim.catalog.price(
+                sub.price.currency, sub.price.tier + 1, sub.price.interval, sub.price.interval_count
+            )
             sim.change_price(t, price, sub.quantity, invoice_now=True)
+
         at(9, upgrade)
     elif sc == "downgrade_scheduled":
         at(5, sim.schedule_downgrade)
@@ -82,9 +101,11 @@ def schedule_followups(sim: CustomerSim) -> None:
         at(8, lambda t: sim.set_cancel_at_period_end(t, True))
         at(15, lambda t: sim.set_cancel_at_period_end(t, False))
     elif sc == "cancel_now":
+
         def cancel_now(t: int) -> None:
             if sim.sub is not None and sim.sub.status != "canceled":
                 sim.end_subscription(t, "cancellation_requested", "too_expensive", api=True)
+
         at(12, cancel_now)
     elif sc == "pause":
         at(3, lambda t: sim.pause(t, "void"))
@@ -94,6 +115,7 @@ def schedule_followups(sim: CustomerSim) -> None:
     elif sc in ("payment_recovered", "payment_unrecovered"):
         sim.fail_cycles.add(2)
     elif sc == "refunds":
+
         def refund_twice(t: int) -> None:
             if sim.charges:
                 ch = sim.charges[-1]
@@ -104,6 +126,7 @@ def schedule_followups(sim: CustomerSim) -> None:
             if sim.charges:
                 ch = sim.charges[-1]
                 sim.refund(t, ch, ch.amount, "duplicate")
+
         at(2, refund_twice)
         sim.at(s.period_end + 40 * DAY + jitter, refund_full)
     elif sc == "credit_note":
@@ -113,6 +136,7 @@ def schedule_followups(sim: CustomerSim) -> None:
     elif sc == "payment_method_change":
         at(4, sim.change_payment_method)
     elif sc == "quantity":
+
         def more(t: int) -> None:
             sub = sim.sub
             if sub is not None and sub.status != "canceled":
@@ -122,6 +146,7 @@ def schedule_followups(sim: CustomerSim) -> None:
             sub = sim.sub
             if sub is not None and sub.status != "canceled":
                 sim.change_price(t, sub.price, max(1, sub.quantity - 1), invoice_now=False)
+
         at(7, more)
         at(38, fewer)
     elif sc == "discount_amount":
@@ -141,8 +166,10 @@ def maybe_extra_activity(sim: CustomerSim, t: int) -> None:
     elif kind == 1:
         sim.at(when, sim.change_payment_method)
     else:
+
         def bump(tt: int) -> None:
             sub = sim.sub
             if sub is not None and sub.status in ("active", "trialing"):
                 sim.change_price(tt, sub.price, sub.quantity + 1, invoice_now=True)
+
         sim.at(when, bump)

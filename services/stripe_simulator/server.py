@@ -39,8 +39,14 @@ _KEY_RE = re.compile(r"^sk_test_[A-Za-z0-9_]+$")
 _INDEXED = re.compile(r"^(?P<name>[a-z_]+)\[(?P<key>[a-z_0-9]*)\]$")
 
 #: URL path segment -> object type in ``World.objects``.
-RESOURCES = {"customers": "customer", "subscriptions": "subscription", "invoices": "invoice",
-             "charges": "charge", "refunds": "refund", "credit_notes": "credit_note"}
+RESOURCES = {
+    "customers": "customer",
+    "subscriptions": "subscription",
+    "invoices": "invoice",
+    "charges": "charge",
+    "refunds": "refund",
+    "credit_notes": "credit_note",
+}
 
 
 @dataclass(slots=True)
@@ -60,16 +66,25 @@ class ServerSettings:
     retention_seconds: int = RETENTION_SECONDS
 
     def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
-        return (f"ServerSettings(webhook_url={self.webhook_url!r}, "
-                f"api_faults={self.api_faults!r}, delivery_faults={self.delivery_faults!r})")
+        return (
+            f"ServerSettings(webhook_url={self.webhook_url!r}, "
+            f"api_faults={self.api_faults!r}, delivery_faults={self.delivery_faults!r})"
+        )
 
 
 class StripeError(Exception):
     """An error answered with Stripe's error body."""
 
-    def __init__(self, status: int, message: str, *, etype: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        etype: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.etype = status, message, etype
         self.code, self.param, self.headers = code, param, headers or {}
@@ -81,8 +96,9 @@ class StripeError(Exception):
             err["code"] = self.code
         if self.param:
             err["param"] = self.param
-        return web.json_response({"error": err}, status=self.status,
-                                 headers={"Request-Id": "req_sim", **self.headers})
+        return web.json_response(
+            {"error": err}, status=self.status, headers={"Request-Id": "req_sim", **self.headers}
+        )
 
 
 def parse_params(pairs: Iterable[tuple[str, str]]) -> JSON:
@@ -129,8 +145,13 @@ class SimulatorApp:
         self.now = world.last_event_time
         self.delivered_upto = 0
         self.faults = FaultInjector(self.settings.api_faults)
-        self.stats: dict[str, int] = {"requests": 0, "injected_429": 0, "injected_5xx": 0,
-                                      "rate_limited": 0, "unauthorized": 0}
+        self.stats: dict[str, int] = {
+            "requests": 0,
+            "injected_429": 0,
+            "injected_5xx": 0,
+            "rate_limited": 0,
+            "unauthorized": 0,
+        }
         self.last_delivery: JSON | None = None
         self._idempotency: dict[str, tuple[int, JSON]] = {}
         self._ids = 0
@@ -159,9 +180,11 @@ class SimulatorApp:
         return app
 
     @web.middleware
-    async def _middleware(self, request: web.Request,
-                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-                          ) -> web.StreamResponse:
+    async def _middleware(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
         if not request.path.startswith("/v1/"):
             return await handler(request)
         self.stats["requests"] += 1
@@ -171,8 +194,9 @@ class SimulatorApp:
             key = request.headers.get("Idempotency-Key")
             if request.method == "POST" and key and key in self._idempotency:
                 status, body = self._idempotency[key]
-                return web.json_response(body, status=status,
-                                         headers={"Idempotent-Replayed": "true"})
+                return web.json_response(
+                    body, status=status, headers={"Idempotent-Replayed": "true"}
+                )
             response = await handler(request)
             if request.method == "POST" and key and isinstance(response, web.Response):
                 self._idempotency[key] = (response.status, json.loads(response.text or "{}"))
@@ -180,8 +204,9 @@ class SimulatorApp:
         except StripeError as err:
             return err.response()
         except web.HTTPNotFound:
-            return StripeError(404, f"Unrecognized request URL ({request.method}: "
-                                    f"{request.path}).").response()
+            return StripeError(
+                404, f"Unrecognized request URL ({request.method}: {request.path})."
+            ).response()
 
     def _authenticate(self, request: web.Request) -> None:
         auth = request.headers.get("Authorization", "")
@@ -191,23 +216,37 @@ class SimulatorApp:
         if not ok:
             self.stats["unauthorized"] += 1
             shown = f"{key[:8]}***{key[-4:]}" if len(key) > 12 else "***"
-            raise StripeError(401, f"Invalid API Key provided: {shown}" if key else
-                              "You did not provide an API key.")
+            raise StripeError(
+                401,
+                f"Invalid API Key provided: {shown}" if key else "You did not provide an API key.",
+            )
 
     def _inject_faults(self) -> None:
         fate = self.faults.decide()
         if fate == "rate_limit":
             self.stats["rate_limited"] += 1
-            raise StripeError(429, "Request rate limit exceeded. Please retry later.",
-                              code="rate_limit", headers={"Stripe-Should-Retry": "true"})
+            raise StripeError(
+                429,
+                "Request rate limit exceeded. Please retry later.",
+                code="rate_limit",
+                headers={"Stripe-Should-Retry": "true"},
+            )
         if fate == "429":
             self.stats["injected_429"] += 1
-            raise StripeError(429, "Too many requests hit the API too quickly.",
-                              code="lock_timeout", headers={"Stripe-Should-Retry": "true"})
+            raise StripeError(
+                429,
+                "Too many requests hit the API too quickly.",
+                code="lock_timeout",
+                headers={"Stripe-Should-Retry": "true"},
+            )
         if fate == "5xx":
             self.stats["injected_5xx"] += 1
-            raise StripeError(500, "An unknown error occurred (injected).", etype="api_error",
-                              headers={"Stripe-Should-Retry": "true"})
+            raise StripeError(
+                500,
+                "An unknown error occurred (injected).",
+                etype="api_error",
+                headers={"Stripe-Should-Retry": "true"},
+            )
 
     # ------------------------------------------------------------------ lists
     @staticmethod
@@ -220,17 +259,25 @@ class SimulatorApp:
         ids = [it["id"] for it in items]
         if after:
             if after not in ids:
-                raise StripeError(400, f"No such object: '{after}'", code="resource_missing",
-                                  param="starting_after")
+                raise StripeError(
+                    400,
+                    f"No such object: '{after}'",
+                    code="resource_missing",
+                    param="starting_after",
+                )
             start = ids.index(after) + 1
-            page = items[start:start + limit]
+            page = items[start : start + limit]
             more = start + limit < len(items)
         elif before:
             if before not in ids:
-                raise StripeError(400, f"No such object: '{before}'", code="resource_missing",
-                                  param="ending_before")
+                raise StripeError(
+                    400,
+                    f"No such object: '{before}'",
+                    code="resource_missing",
+                    param="ending_before",
+                )
             end = ids.index(before)
-            page = items[max(0, end - limit):end]
+            page = items[max(0, end - limit) : end]
             more = end - limit > 0
         else:
             page, more = items[:limit], len(items) > limit
@@ -247,8 +294,12 @@ class SimulatorApp:
         bounds = {k: int(v) for k, v in spec.items()}
         gte, gt = bounds.get("gte"), bounds.get("gt")
         lte, lt = bounds.get("lte"), bounds.get("lt")
-        return lambda t: ((gte is None or t >= gte) and (gt is None or t > gt)
-                          and (lte is None or t <= lte) and (lt is None or t < lt))
+        return lambda t: (
+            (gte is None or t >= gte)
+            and (gt is None or t > gt)
+            and (lte is None or t <= lte)
+            and (lt is None or t < lt)
+        )
 
     def _visible_events(self) -> list[JSON]:
         oldest = self.now - self.settings.retention_seconds
@@ -274,18 +325,20 @@ class SimulatorApp:
         def type_ok(et: str) -> bool:
             return not types or et in exact or any(et.startswith(p) for p in prefixes)
 
-        items = [ev for ev in self._visible_events()
-                 if type_ok(ev["type"]) and created_ok(ev["created"])]
+        items = [
+            ev for ev in self._visible_events() if type_ok(ev["type"]) and created_ok(ev["created"])
+        ]
         return web.json_response(self._paginate(items, params, "/v1/events"))
 
     async def get_event(self, request: web.Request) -> web.Response:
         """``GET /v1/events/{id}`` (404 once outside the retention window)."""
         eid = request.match_info["id"]
         pos = self.world.index.get(eid)
-        if pos is None or self.world.events[pos]["created"] < self.now - \
-                self.settings.retention_seconds:
-            raise StripeError(404, f"No such event: '{eid}'", code="resource_missing",
-                              param="id")
+        if (
+            pos is None
+            or self.world.events[pos]["created"] < self.now - self.settings.retention_seconds
+        ):
+            raise StripeError(404, f"No such event: '{eid}'", code="resource_missing", param="id")
         return web.json_response(self.world.events[pos])
 
     def _kind(self, request: web.Request) -> str:
@@ -320,8 +373,10 @@ class SimulatorApp:
         if kind == "invoice":
             if params.get("subscription"):
                 sub = obj.get("subscription") or (
-                    ((obj.get("parent") or {}).get("subscription_details") or {})
-                    .get("subscription"))
+                    ((obj.get("parent") or {}).get("subscription_details") or {}).get(
+                        "subscription"
+                    )
+                )
                 if sub != params["subscription"]:
                     return False
             if params.get("status") and obj.get("status") != params["status"]:
@@ -331,8 +386,12 @@ class SimulatorApp:
     def _lookup(self, kind: str, oid: str) -> JSON:
         obj = self.world.objects.get(kind, {}).get(oid)
         if obj is None:
-            raise StripeError(404, f"No such {kind.replace('_', ' ')}: '{oid}'",
-                              code="resource_missing", param="id")
+            raise StripeError(
+                404,
+                f"No such {kind.replace('_', ' ')}: '{oid}'",
+                code="resource_missing",
+                param="id",
+            )
         return obj
 
     async def get_object(self, request: web.Request) -> web.Response:
@@ -349,8 +408,11 @@ class SimulatorApp:
         self._auto_deliver()
 
     def _auto_deliver(self) -> None:
-        if self.settings.webhook_url and self.settings.webhook_secret and \
-                self.settings.auto_deliver:
+        if (
+            self.settings.webhook_url
+            and self.settings.webhook_secret
+            and self.settings.auto_deliver
+        ):
             task = asyncio.get_running_loop().create_task(self.deliver_pending())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -365,18 +427,24 @@ class SimulatorApp:
         old = self._lookup("subscription", request.match_info["id"])
         params = await self._form(request)
         if old["status"] == "canceled":
-            raise StripeError(400, "A canceled subscription can only update its "
-                                   "cancellation_details and metadata.")
+            raise StripeError(
+                400,
+                "A canceled subscription can only update its cancellation_details and metadata.",
+            )
         new = copy.deepcopy(old)
         if "cancel_at_period_end" in params:
             flag = _bool(params["cancel_at_period_end"])
-            period_end = new.get("current_period_end") or \
-                new["items"]["data"][0].get("current_period_end")
+            period_end = new.get("current_period_end") or new["items"]["data"][0].get(
+                "current_period_end"
+            )
             new["cancel_at_period_end"] = flag
             new["cancel_at"] = period_end if flag else None
             new["canceled_at"] = self.now if flag else None
-            new["cancellation_details"] = {"comment": None, "feedback": None,
-                                           "reason": "cancellation_requested" if flag else None}
+            new["cancellation_details"] = {
+                "comment": None,
+                "feedback": None,
+                "reason": "cancellation_requested" if flag else None,
+            }
         if isinstance(params.get("metadata"), dict):
             new["metadata"] = {**new.get("metadata", {}), **params["metadata"]}
         prev = previous_attributes(old, new)
@@ -389,13 +457,20 @@ class SimulatorApp:
         """``DELETE /v1/subscriptions/{id}``: cancel immediately."""
         old = self._lookup("subscription", request.match_info["id"])
         if old["status"] == "canceled":
-            raise StripeError(400, f"No such subscription: '{old['id']}' is already canceled",
-                              code="resource_missing")
+            raise StripeError(
+                400,
+                f"No such subscription: '{old['id']}' is already canceled",
+                code="resource_missing",
+            )
         new = copy.deepcopy(old)
-        new.update(status="canceled", canceled_at=self.now, ended_at=self.now,
-                   cancel_at_period_end=False)
-        new["cancellation_details"] = {"comment": None, "feedback": None,
-                                       "reason": "cancellation_requested"}
+        new.update(
+            status="canceled", canceled_at=self.now, ended_at=self.now, cancel_at_period_end=False
+        )
+        new["cancellation_details"] = {
+            "comment": None,
+            "feedback": None,
+            "reason": "cancellation_requested",
+        }
         self.world.objects["subscription"][new["id"]] = new
         self._emit("customer.subscription.deleted", new, None, new["customer"])
         return web.json_response(new)
@@ -407,35 +482,61 @@ class SimulatorApp:
         if not charge_id and params.get("payment_intent"):
             pi = self._lookup_pi(params["payment_intent"])
             charge_id = pi.get("latest_charge") or next(
-                (c["id"] for c in pi.get("charges", {}).get("data", [])
-                 if c["status"] == "succeeded"), None)
+                (
+                    c["id"]
+                    for c in pi.get("charges", {}).get("data", [])
+                    if c["status"] == "succeeded"
+                ),
+                None,
+            )
         if not charge_id:
-            raise StripeError(400, "One of the following params should be provided for this "
-                                   "request: payment_intent or charge.", param="charge")
+            raise StripeError(
+                400,
+                "One of the following params should be provided for this "
+                "request: payment_intent or charge.",
+                param="charge",
+            )
         old = self._lookup("charge", charge_id)
         remaining = old["amount"] - old["amount_refunded"]
         if old["status"] != "succeeded" or remaining <= 0:
-            raise StripeError(400, f"Charge {charge_id} has already been refunded.",
-                              code="charge_already_refunded")
+            raise StripeError(
+                400,
+                f"Charge {charge_id} has already been refunded.",
+                code="charge_already_refunded",
+            )
         amount = _int(params, "amount", remaining) or remaining
         if amount <= 0 or amount > remaining:
-            raise StripeError(400, f"Refund amount ({amount}) is greater than unrefunded "
-                                   f"amount on charge ({remaining})", code="amount_too_large",
-                              param="amount")
+            raise StripeError(
+                400,
+                f"Refund amount ({amount}) is greater than unrefunded "
+                f"amount on charge ({remaining})",
+                code="amount_too_large",
+                param="amount",
+            )
         self._ids += 1
         tag = self.world.tag
-        rf = Refund(id=object_id("re", tag, SERVER_OWNER, self._ids), charge_id=charge_id,
-                    payment_intent_id=old.get("payment_intent"), amount=amount,
-                    currency=old["currency"], created=self.now, reason=params.get("reason"),
-                    customer_id=old.get("customer"),
-                    balance_transaction=object_id("txn", tag, SERVER_OWNER, self._ids))
+        rf = Refund(
+            id=object_id("re", tag, SERVER_OWNER, self._ids),
+            charge_id=charge_id,
+            payment_intent_id=old.get("payment_intent"),
+            amount=amount,
+            currency=old["currency"],
+            created=self.now,
+            reason=params.get("reason"),
+            customer_id=old.get("customer"),
+            balance_transaction=object_id("txn", tag, SERVER_OWNER, self._ids),
+        )
         version = self._version_for(old.get("customer"))
         refund = renderer_for(version).refund(rf)
         new = copy.deepcopy(old)
         new["amount_refunded"] += amount
         new["refunded"] = new["amount_refunded"] >= new["amount"]
-        refunds = new.get("refunds") or {"object": "list", "data": [], "has_more": False,
-                                         "url": f"/v1/charges/{charge_id}/refunds"}
+        refunds = new.get("refunds") or {
+            "object": "list",
+            "data": [],
+            "has_more": False,
+            "url": f"/v1/charges/{charge_id}/refunds",
+        }
         refunds["data"] = [refund, *refunds["data"]]
         if "total_count" in refunds:
             refunds["total_count"] = len(refunds["data"])
@@ -449,13 +550,18 @@ class SimulatorApp:
     def _lookup_pi(self, pid: str) -> JSON:
         obj = self.world.objects.get("payment_intent", {}).get(pid)
         if obj is None:
-            raise StripeError(404, f"No such payment_intent: '{pid}'", code="resource_missing",
-                              param="payment_intent")
+            raise StripeError(
+                404,
+                f"No such payment_intent: '{pid}'",
+                code="resource_missing",
+                param="payment_intent",
+            )
         return obj
 
     # ------------------------------------------------------------------ control
-    async def deliver_pending(self, url: str | None = None, secret: str | None = None,
-                              from_start: bool = False) -> DeliveryReport:
+    async def deliver_pending(
+        self, url: str | None = None, secret: str | None = None, from_start: bool = False
+    ) -> DeliveryReport:
         """Deliver the events not delivered yet (or all, ``from_start``) to the webhook."""
         url = url or self.settings.webhook_url
         secret = secret or self.settings.webhook_secret
@@ -465,9 +571,12 @@ class SimulatorApp:
             start = 0 if from_start else self.delivered_upto
             end = len(self.world.events)
             batch = [(self.world.events[i]["id"], self.world.bodies[i]) for i in range(start, end)]
-            deliverer = WebhookDeliverer(url, secret,
-                                         concurrency=self.settings.delivery_concurrency,
-                                         faults=self.settings.delivery_faults)
+            deliverer = WebhookDeliverer(
+                url,
+                secret,
+                concurrency=self.settings.delivery_concurrency,
+                faults=self.settings.delivery_faults,
+            )
             report = await deliverer.deliver(batch)
             self.delivered_upto = max(self.delivered_upto, end)
             self.last_delivery = report.as_dict()
@@ -486,8 +595,9 @@ class SimulatorApp:
         """``POST /_sim/deliver`` ``{"from_start"?, "url"?, "secret"?}`` -> delivery report."""
         body = await self._json_body(request)
         try:
-            report = await self.deliver_pending(body.get("url"), body.get("secret"),
-                                                _bool(body.get("from_start", False)))
+            report = await self.deliver_pending(
+                body.get("url"), body.get("secret"), _bool(body.get("from_start", False))
+            )
         except StripeError as err:
             return err.response()
         return web.json_response(report.as_dict())
@@ -503,12 +613,17 @@ class SimulatorApp:
 
     async def sim_stats(self, request: web.Request) -> web.Response:
         """``GET /_sim/stats``: clock, event counts, request/fault counters, last delivery."""
-        return web.json_response({
-            "now": self.now, "events": len(self.world.events),
-            "delivered_upto": self.delivered_upto, "pending": len(self.world.events) -
-            self.delivered_upto, "objects": {k: len(v) for k, v in self.world.objects.items()},
-            **self.stats, "last_delivery": self.last_delivery,
-        })
+        return web.json_response(
+            {
+                "now": self.now,
+                "events": len(self.world.events),
+                "delivered_upto": self.delivered_upto,
+                "pending": len(self.world.events) - self.delivered_upto,
+                "objects": {k: len(v) for k, v in self.world.objects.items()},
+                **self.stats,
+                "last_delivery": self.last_delivery,
+            }
+        )
 
     async def sim_health(self, request: web.Request) -> web.Response:
         """Liveness probe."""
@@ -530,9 +645,15 @@ class SimulatorServer:
     as sim: client = stripe.StripeClient("sk_test_x", base_addresses={"api": sim.url})``.
     """
 
-    def __init__(self, world: World | None = None, *, config: WorldConfig | None = None,
-                 settings: ServerSettings | None = None, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+    def __init__(
+        self,
+        world: World | None = None,
+        *,
+        config: WorldConfig | None = None,
+        settings: ServerSettings | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.world = world if world is not None else generate_world(config or WorldConfig())
         self.app = SimulatorApp(self.world, settings)
         self.host, self.port = host, port
@@ -549,8 +670,7 @@ class SimulatorServer:
 
     def start(self) -> SimulatorServer:
         """Start serving; returns once the port is bound."""
-        self._thread = threading.Thread(target=self._serve, name="stripe-simulator",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="stripe-simulator", daemon=True)
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
@@ -611,5 +731,11 @@ def event_bodies(world: World) -> list[tuple[str, bytes]]:
     return world.event_bodies()
 
 
-__all__ = ["ServerSettings", "SimulatorApp", "SimulatorServer", "StripeError", "event_bodies",
-           "is_basil"]
+__all__ = [
+    "ServerSettings",
+    "SimulatorApp",
+    "SimulatorServer",
+    "StripeError",
+    "event_bodies",
+    "is_basil",
+]

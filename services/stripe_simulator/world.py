@@ -39,8 +39,14 @@ def make_context(config: WorldConfig) -> WorldContext:
     tag = world_tag(config.seed)
     start = config.start_ts
     catalog = build_catalog(tag, config.currencies, start - 30 * 86_400)
-    return WorldContext(config=config, tag=tag, catalog=catalog, start_ts=start,
-                        end_ts=config.end_ts, versions=config.version_cycle())
+    return WorldContext(
+        config=config,
+        tag=tag,
+        catalog=catalog,
+        start_ts=start,
+        end_ts=config.end_ts,
+        versions=config.version_cycle(),
+    )
 
 
 class _Envelope:
@@ -50,17 +56,27 @@ class _Envelope:
         self.tag = tag
         self.seq = 0
 
-    def __call__(self, t: int, version: str, etype: str, obj: JSON, prev: JSON | None,
-                 api: bool) -> JSON:
+    def __call__(
+        self, t: int, version: str, etype: str, obj: JSON, prev: JSON | None, api: bool
+    ) -> JSON:
         self.seq += 1
         seq = self.seq
-        data: JSON = {"object": obj} if prev is None else {"object": obj,
-                                                            "previous_attributes": prev}
+        data: JSON = (
+            {"object": obj} if prev is None else {"object": obj, "previous_attributes": prev}
+        )
         return {
-            "id": event_id(self.tag, seq), "object": "event", "api_version": version,
-            "created": t, "data": data, "livemode": False, "pending_webhooks": 1,
-            "request": ({"id": request_id(self.tag, seq), "idempotency_key": idempotency_key(seq)}
-                        if api else {"id": None, "idempotency_key": None}),
+            "id": event_id(self.tag, seq),
+            "object": "event",
+            "api_version": version,
+            "created": t,
+            "data": data,
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": (
+                {"id": request_id(self.tag, seq), "idempotency_key": idempotency_key(seq)}
+                if api
+                else {"id": None, "idempotency_key": None}
+            ),
             "type": etype,
         }
 
@@ -118,9 +134,21 @@ def iter_event_bodies(config: WorldConfig) -> Iterator[tuple[str, bytes]]:
 
 
 #: Object types kept in :attr:`World.objects`, keyed by the ``object`` field.
-TRACKED = ("customer", "subscription", "invoice", "charge", "refund", "credit_note",
-           "payment_intent", "payment_method", "subscription_schedule", "product", "price",
-           "coupon", "tax_id")
+TRACKED = (
+    "customer",
+    "subscription",
+    "invoice",
+    "charge",
+    "refund",
+    "credit_note",
+    "payment_intent",
+    "payment_method",
+    "subscription_schedule",
+    "product",
+    "price",
+    "coupon",
+    "tax_id",
+)
 
 
 @dataclass
@@ -170,8 +198,9 @@ class World:
         """``created`` of the newest event (the default simulator clock)."""
         return self.events[-1]["created"] if self.events else self.config.start_ts
 
-    def new_event(self, t: int, version: str, etype: str, obj: JSON, prev: JSON | None,
-                  api: bool = True) -> JSON:
+    def new_event(
+        self, t: int, version: str, etype: str, obj: JSON, prev: JSON | None, api: bool = True
+    ) -> JSON:
         """Create, append and return a new event (used by REST mutations)."""
         self.next_seq += 1
         seq = self.next_seq
