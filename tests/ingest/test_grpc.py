@@ -172,3 +172,19 @@ async def test_health_and_reflection(ingest, ingest_stub):  # type: ignore[no-un
         )
         names = [s.name async for r in responses for s in r.list_services_response.service]
         assert "billing.ingest.v1.IngestService" in names
+
+
+async def test_stream_archive_batches_match_the_event_stream(
+    webhooks: WebhookClient, ingest_stub: ingest_pb2_grpc.IngestServiceAsyncStub
+):
+    padding = "x" * 300_000  # a few events per batch message, so batching really splits
+    for i in range(9):
+        await webhooks.post(body_at(f"evt_batch_{i}", 1_700_000_000 + (i * 7) % 5))
+        await webhooks.post(event_body(f"evt_big_{i}", "invoice.paid", padding=padding))
+    single = [e async for e in ingest_stub.StreamArchive(ingest_pb2.StreamArchiveRequest())]
+    batches = [b async for b in ingest_stub.StreamArchiveBatches(ingest_pb2.StreamArchiveRequest())]
+    assert len(batches) > 1
+    assert all(b.ByteSize() < 4 * 1024 * 1024 for b in batches)
+    flattened = [e for b in batches for e in b.events]
+    assert [(e.event_id, e.payload) for e in flattened] == [(e.event_id, e.payload) for e in single]
+    assert len(flattened) == 18
