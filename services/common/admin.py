@@ -6,11 +6,14 @@ business requests, and so the admin port can stay private in a cluster.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -34,6 +37,24 @@ def admin_app(check: HealthCheck) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     return app
+
+
+def database_check(engine: AsyncEngine) -> HealthCheck:
+    """A ``/healthz`` check that answers whether PostgreSQL runs a query within 2 seconds.
+
+    Only the database decides health: a broker being away degrades a service (events wait
+    in the outbox or the stream) but it still does its job, so it must not be restarted.
+    """
+
+    async def check() -> dict[str, bool]:
+        try:
+            async with asyncio.timeout(2), engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return {"database": False}
+        return {"database": True}
+
+    return check
 
 
 async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from billing.ingest.v1 import ingest_pb2, ingest_pb2_grpc
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.admin import admin_app, start_site
+from services.common.admin import admin_app, database_check, start_site
 from services.common.db import make_async_engine
 from services.common.grpc_server import GrpcServer
 from services.common.nats_link import NatsLink
@@ -90,20 +89,9 @@ async def start_ingest(settings: IngestSettings) -> IngestService:
         commit_timeout=settings.commit_timeout,
     )
 
-    async def health() -> dict[str, bool]:
-        try:
-            async with asyncio.timeout(2):
-                async with engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-            database = True
-        except Exception:
-            database = False
-        # NATS being down is degraded, not unhealthy: webhooks are still archived.
-        return {"database": database}
-
     runners = [
         await start_site(hooks, settings.host, settings.http_port),
-        await start_site(admin_app(health), settings.host, settings.admin_port),
+        await start_site(admin_app(database_check(engine)), settings.host, settings.admin_port),
     ]
     grpc_server = GrpcServer(settings.grpc_port, settings.host)
     grpc_server.add(

@@ -1,0 +1,269 @@
+"""Ledger throughput: ``ReplayArchive`` into an empty ledger against a plain ``COPY`` of the
+same number of rows with billing_events' columns (the physical limit), measured in one run;
+optionally live consumption from JetStream.
+
+A simulator world is streamed (``iter_events``, bounded memory) and loaded into
+``ingest.stripe_events`` with COPY. Ingest and ledger run as real service processes
+(``python -m services.ingest`` / ``services.ledger``) on a throw-away PostgreSQL and NATS, and
+the replay is one gRPC call, exactly as an operator would make it.
+
+Defaults run in a few minutes; ``--tenants 50000 --max-events 1000000`` is the full size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import nats
+import psycopg
+from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
+
+from bench.stack import bench_stack
+from services.common.config import libpq_url
+from services.common.migrate import upgrade_to_head
+from services.common.nats_link import subject_for
+from services.devstack.embedded import free_port
+from services.ledger.tables import BILLING_EVENT_COLUMNS
+from services.stripe_simulator import WorldConfig, iter_events, serialize_event
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def world_rows(config: WorldConfig, limit: int | None) -> Iterator[tuple[object, ...]]:
+    """Archive rows for the world's events, in Stripe order, at most ``limit``."""
+    now = datetime.now(UTC)
+    for i, event in enumerate(iter_events(config)):
+        if limit is not None and i >= limit:
+            return
+        body = serialize_event(event)
+        yield (
+            event["id"],
+            event["type"],
+            event["api_version"],
+            datetime.fromtimestamp(event["created"], UTC),
+            False,
+            body,
+            hashlib.sha256(body).digest(),
+            "webhook",
+            now,
+        )
+
+
+def load_archive(database_url: str, config: WorldConfig, limit: int | None) -> int:
+    """COPY the world into ingest.stripe_events (already published: no outbox work)."""
+    count = 0
+    with psycopg.connect(libpq_url(database_url)) as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY ingest.stripe_events (event_id, event_type, api_version, stripe_created_at,"
+            " livemode, payload, payload_sha256, recovery_source, published_at) FROM STDIN"
+        ) as copy:
+            for row in world_rows(config, limit):
+                copy.write_row(row)
+                count += 1
+        conn.commit()
+    return count
+
+
+def copy_baseline(database_url: str, rows: int) -> float:
+    """Rows/s of a plain COPY of ``rows`` billing_events-shaped rows into a scratch table."""
+    cols = ", ".join(BILLING_EVENT_COLUMNS)
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        sample = conn.execute(
+            f"SELECT {cols} FROM ledger.billing_events ORDER BY id LIMIT 100000"  # noqa: S608
+        ).fetchall()
+        conn.execute(
+            "CREATE TABLE public.bench_copy_baseline"
+            " (LIKE ledger.billing_events INCLUDING DEFAULTS)"
+        )
+        conn.commit()
+        data = [
+            (f"{row[0]}_{i}", *row[1:])
+            for i in range(0, rows // max(len(sample), 1) + 1)
+            for row in sample
+        ][:rows]
+        started = time.perf_counter()
+        with conn.cursor() as cur, cur.copy(
+            f"COPY public.bench_copy_baseline ({cols}) FROM STDIN"
+        ) as copy:
+            for row in data:
+                copy.write_row(row)
+        conn.commit()
+        return len(data) / (time.perf_counter() - started)
+
+
+def spawn(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = open(log, "ab")  # noqa: SIM115 - the child owns it
+    return subprocess.Popen(
+        [sys.executable, "-m", module], env=env, stdout=handle, stderr=handle, cwd=REPO_ROOT
+    )
+
+
+def wait_healthy(url: str, child: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError(f"service exited with {child.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310 - loopback
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def count(database_url: str, sql: str, *params: object) -> int:
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+        return int(row[0]) if row else 0
+
+
+async def replay(port: int) -> ledger_pb2.ReplayArchiveResponse:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        answer: ledger_pb2.ReplayArchiveResponse = await stub.ReplayArchive(
+            ledger_pb2.ReplayArchiveRequest()
+        )
+        return answer
+
+
+async def publish_archive(database_url: str, nats_url: str, limit: int) -> int:
+    """Publish the first ``limit`` archived events to JetStream (as ingest's outbox would)."""
+    client = await nats.connect(nats_url)
+    js = client.jetstream(timeout=10)
+    sent = 0
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        cur = conn.cursor(name="archive")
+        cur.execute(
+            "SELECT event_id, event_type, payload FROM ingest.stripe_events"
+            " ORDER BY stripe_created_at, event_id LIMIT %s",
+            (limit,),
+        )
+        while rows := cur.fetchmany(1000):
+            await asyncio.gather(
+                *(
+                    js.publish(subject_for(t), bytes(p), headers={"Nats-Msg-Id": i})
+                    for i, t, p in rows
+                )
+            )
+            sent += len(rows)
+    await client.close()
+    return sent
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="ledger_bench", description=__doc__)
+    parser.add_argument("--tenants", type=int, default=1000, help="simulated accounts")
+    parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-events", type=int, default=None, help="cap the archive size")
+    parser.add_argument("--batch-size", type=int, default=2000, help="replay batch size")
+    parser.add_argument("--workers", type=int, default=1, help="replay projection processes")
+    parser.add_argument(
+        "--live-events", type=int, default=20000, help="events for the live test (0: skip)"
+    )
+    args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    config = WorldConfig(seed=args.seed, tenants=args.tenants, months=args.months)
+
+    with bench_stack() as stack:
+        logs = Path(os.environ.get("BENCH_LOG_DIR", tempfile.gettempdir()))
+        started = time.perf_counter()
+        archived = load_archive(stack.database_url, config, args.max_events)
+        print(f"archive: {archived} events loaded by COPY in {time.perf_counter() - started:.1f}s")
+
+        ingest_grpc, ingest_admin, ledger_grpc, ledger_admin = (free_port() for _ in range(4))
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=stack.database_url,
+            NATS_URL=stack.nats_url,
+            STRIPE_WEBHOOK_SECRETS="whsec_bench",
+            INGEST_HTTP_PORT=str(free_port()),
+            INGEST_GRPC_PORT=str(ingest_grpc),
+            INGEST_ADMIN_PORT=str(ingest_admin),
+            INGEST_GRPC_ADDR=f"127.0.0.1:{ingest_grpc}",
+            LEDGER_GRPC_PORT=str(ledger_grpc),
+            LEDGER_ADMIN_PORT=str(ledger_admin),
+            LEDGER_CONSUME="0",
+            LEDGER_REPLAY_BATCH_SIZE=str(args.batch_size),
+            LEDGER_REPLAY_WORKERS=str(args.workers),
+            LOG_LEVEL="WARNING",
+        )
+        children = [spawn("services.ingest", env, logs / "bench-ingest.log")]
+        try:
+            wait_healthy(f"http://127.0.0.1:{ingest_admin}/healthz", children[0])
+            children.append(spawn("services.ledger", env, logs / "bench-ledger.log"))
+            wait_healthy(f"http://127.0.0.1:{ledger_admin}/healthz", children[1])
+
+            answer = asyncio.run(replay(ledger_grpc))
+            replay_rate = answer.examined / answer.seconds
+            rows = count(stack.database_url, "SELECT count(*) FROM ledger.billing_events")
+            print(
+                f"replay: {answer.examined} events, {answer.applied} billing_events rows in"
+                f" {answer.seconds:.1f}s = {replay_rate:,.0f} events/s"
+                f" (workers={args.workers}, batch={args.batch_size})"
+            )
+            again = asyncio.run(replay(ledger_grpc))
+            print(
+                f"second replay (idempotent): applied {again.applied},"
+                f" {again.examined / again.seconds:,.0f} events/s"
+            )
+            copy_rate = copy_baseline(stack.database_url, answer.examined)
+            print(f"COPY baseline: {copy_rate:,.0f} rows/s into a billing_events-shaped table")
+            print(f"ratio replay/COPY: {replay_rate / copy_rate:.3f} ({rows} rows)")
+
+            if args.live_events:
+                live_url = stack.database_url.rsplit("/", 1)[0] + "/bench_live"
+                with psycopg.connect(libpq_url(stack.database_url), autocommit=True) as conn:
+                    conn.execute("CREATE DATABASE bench_live")
+                upgrade_to_head(live_url)
+                sent = asyncio.run(
+                    publish_archive(stack.database_url, stack.nats_url, args.live_events)
+                )
+                expected = count(
+                    stack.database_url,
+                    "SELECT count(*) FROM ledger.billing_events b JOIN (SELECT event_id"
+                    " FROM ingest.stripe_events ORDER BY stripe_created_at, event_id"
+                    " LIMIT %s) e ON e.event_id = b.stripe_event_id",
+                    sent,
+                )
+                live_env = dict(env, DATABASE_URL=live_url, LEDGER_CONSUME="1")
+                live_env.update(
+                    LEDGER_GRPC_PORT=str(free_port()), LEDGER_ADMIN_PORT=str(free_port())
+                )
+                started = time.perf_counter()
+                children.append(spawn("services.ledger", live_env, logs / "bench-live.log"))
+                while count(live_url, "SELECT count(*) FROM ledger.billing_events") < expected:
+                    if children[-1].poll() is not None:
+                        raise RuntimeError("live ledger exited")
+                    time.sleep(0.2)
+                elapsed = time.perf_counter() - started
+                print(
+                    f"live: {sent} events consumed from JetStream in {elapsed:.1f}s"
+                    f" = {sent / elapsed:,.0f} events/s (incl. process start)"
+                )
+        finally:
+            for child in children:
+                child.terminate()
+            for child in children:
+                try:
+                    child.wait(20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,136 @@
+"""Wiring of the ledger service: JetStream consumer, gRPC, admin port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+from aiohttp import web
+from billing.ingest.v1 import ingest_pb2_grpc
+from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.admin import admin_app, database_check, start_site
+from services.common.db import make_async_engine
+from services.common.grpc_server import GrpcServer
+from services.common.nats_link import NatsLink
+from services.ledger.consumer import ConsumerOptions, LedgerConsumer
+from services.ledger.directory.servicer import register as register_directory
+from services.ledger.grpc_api import LedgerServicer
+from services.ledger.settings import LedgerSettings
+
+log = logging.getLogger("ledger")
+
+
+@dataclass
+class LedgerService:
+    """A running ledger service; ``stop()`` takes it down in dependency order."""
+
+    settings: LedgerSettings
+    engine: AsyncEngine
+    link: NatsLink
+    consumer: LedgerConsumer | None
+    grpc: GrpcServer
+    ingest_channel: grpc.aio.Channel  # type: ignore[name-defined]
+    runners: list[web.AppRunner]
+    executor: ProcessPoolExecutor | None = None
+
+    @property
+    def admin_port(self) -> int:
+        for address in self.runners[0].addresses:
+            return int(address[1])
+        raise RuntimeError("admin site not started")
+
+    async def stop(self) -> None:
+        """Stop taking calls, finish the batch in hand, close connections."""
+        await self.grpc.stop(grace=5.0)
+        if self.consumer is not None:
+            await self.consumer.stop()
+        for runner in self.runners:
+            await runner.cleanup()
+        await self.ingest_channel.close()
+        if self.executor is not None:
+            self.executor.shutdown(cancel_futures=True)
+        await self.link.close()
+        await self.engine.dispose()
+        log.info("ledger stopped")
+
+
+async def start_ledger(settings: LedgerSettings) -> LedgerService:
+    """Start every part of the service; returns once the ports listen."""
+    engine = make_async_engine(settings.database_url, pool_size=6, statement_timeout_ms=120_000)
+    link = NatsLink(
+        settings.nats_url,
+        name=f"ledger-{settings.consumer_name}",
+        stream_max_age_seconds=settings.stream_max_age_days * 86_400,
+    )
+    link.start()
+    consumer: LedgerConsumer | None = None
+    if settings.consume:
+        consumer = LedgerConsumer(
+            engine,
+            link,
+            ConsumerOptions(
+                name=settings.consumer_name,
+                batch_size=settings.batch_size,
+                fetch_timeout=settings.fetch_timeout,
+                ack_wait=settings.ack_wait,
+                dead_letter_after=settings.dead_letter_after,
+                max_deliver=settings.server_max_deliver,
+            ),
+        )
+        consumer.start()
+
+    ingest_channel = grpc.aio.insecure_channel(
+        settings.ingest_grpc_addr,
+        options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+    )
+    ingest_stub = ingest_pb2_grpc.IngestServiceStub(ingest_channel)
+    # Replays are CPU-bound in JSON parsing and classification: worker processes overlap it
+    # with the writes (the consumer's batches are small enough to project in-line).
+    executor = ProcessPoolExecutor(settings.replay_workers) if settings.replay_workers > 0 else None
+
+    runners = [
+        await start_site(admin_app(database_check(engine)), settings.host, settings.admin_port)
+    ]
+    grpc_server = GrpcServer(settings.grpc_port, settings.host)
+    grpc_server.add(
+        ledger_pb2_grpc.add_LedgerServiceServicer_to_server,  # type: ignore[arg-type]
+        LedgerServicer(
+            engine,
+            lambda: ingest_stub,
+            replay_batch_size=settings.replay_batch_size,
+            executor=executor,
+        ),
+        [ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name],
+    )
+    register_directory(grpc_server, engine)
+    await grpc_server.start()
+    service = LedgerService(
+        settings, engine, link, consumer, grpc_server, ingest_channel, runners, executor
+    )
+    log.info(
+        "ledger started",
+        extra={
+            "grpc_port": grpc_server.port,
+            "admin_port": service.admin_port,
+            "consumer": settings.consumer_name if consumer else None,
+        },
+    )
+    return service
+
+
+async def main() -> None:
+    from services.common.lifecycle import wait_for_shutdown_signal
+    from services.common.logs import configure_logging
+
+    settings = LedgerSettings.from_env()
+    configure_logging("ledger", settings.log_level)
+    service = await start_ledger(settings)
+    with contextlib.suppress(asyncio.CancelledError):
+        await wait_for_shutdown_signal()
+    await service.stop()

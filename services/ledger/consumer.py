@@ -1,0 +1,242 @@
+"""The durable JetStream pull consumer ``ledger`` on ``STRIPE_EVENTS``.
+
+Fetch up to ``batch_size`` messages, apply them in ONE transaction, ack each after the commit.
+Acking after the commit means a crash between the two only causes a redelivery, which the
+projection absorbs (idempotent inserts, latest-wins upserts); the same property lets several
+ledger processes share the consumer.
+
+A message must not poison its batch. Unreadable messages (not JSON, no id) are known before
+the transaction and left out of it. If the batch transaction fails for another reason, the
+messages are applied one by one, each in its own transaction, so only the culprit fails. A
+failing message is nak'ed with a growing delay; once JetStream has delivered it
+``dead_letter_after`` times it is written to ``ledger.dead_letters`` and terminated.
+
+When PostgreSQL itself is away, nothing is the message's fault: the batch is nak'ed and the
+consumer stops fetching until the database answers again, so an outage does not burn
+deliveries (JetStream's own ``max_deliver`` is a backstop set above our bound).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+from prometheus_client import Counter, Histogram
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.nats_link import STREAM_NAME, SUBJECT_PREFIX, NatsLink
+from services.ledger.db import DatabaseUnavailable, is_unavailable, raw_transaction
+from services.ledger.dead_letters import record_dead_letter
+from services.ledger.effects import Effects, project_event
+from services.ledger.projection import apply_batch
+
+log = logging.getLogger(__name__)
+
+CONSUMED = Counter("ledger_consumed_messages_total", "Messages acknowledged by the ledger")
+APPLIED = Counter("ledger_billing_events_applied_total", "New billing_events rows (consumer)")
+DEAD = Counter("ledger_dead_letters_total", "Messages set aside as dead letters")
+BATCH_FALLBACKS = Counter(
+    "ledger_batch_fallbacks_total", "Batches that failed and were applied one message at a time"
+)
+BATCH_SIZE = Histogram(
+    "ledger_consumer_batch_size",
+    "Messages per consumer transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerOptions:
+    name: str = "ledger"
+    batch_size: int = 256
+    fetch_timeout: float = 0.5
+    ack_wait: float = 30.0
+    dead_letter_after: int = 5
+    max_deliver: int = 10
+    pause_on_db_down: float = 1.0
+
+
+class LedgerConsumer:
+    """Runs the fetch-apply-ack loop in a background task until ``stop``."""
+
+    def __init__(self, engine: AsyncEngine, link: NatsLink, options: ConsumerOptions) -> None:
+        self._engine = engine
+        self._link = link
+        self.options = options
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.bound = False  # whether the consumer is bound to JetStream right now
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"ledger-consumer-{self.options.name}")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Finish the batch in hand (its acks included), then stop."""
+        self._stopping.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def consumer_config(self) -> ConsumerConfig:
+        o = self.options
+        return ConsumerConfig(
+            durable_name=o.name,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            filter_subject=SUBJECT_PREFIX + ">",
+            ack_wait=o.ack_wait,
+            max_deliver=o.max_deliver,
+            max_ack_pending=max(1000, o.batch_size * 8),
+        )
+
+    async def _bind(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
+        """Create the durable consumer if it does not exist, then bind to it."""
+        try:
+            await js.consumer_info(STREAM_NAME, self.options.name)
+        except NotFoundError:
+            await js.add_consumer(STREAM_NAME, self.consumer_config())
+        return await js.pull_subscribe_bind(durable=self.options.name, stream=STREAM_NAME)
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while not self._stopping.is_set():
+            if not await self._link.wait_connected(1.0):
+                continue
+            try:
+                sub = await self._bind(self._link.jetstream)
+                self.bound = True
+                delay = 0.2
+                try:
+                    await self._loop(sub)
+                finally:
+                    # An open pull subscription would make the connection's drain wait 30 s.
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
+            except asyncio.CancelledError:
+                raise
+            except DatabaseUnavailable as exc:
+                log.warning("database unavailable, pausing consumption", extra={"error": str(exc)})
+                await self._wait_for_database()
+            except Exception as exc:
+                log.warning("consumer error, rebinding: %r", exc, extra={"error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                self.bound = False
+
+    async def _loop(self, sub: JetStreamContext.PullSubscription) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await sub.fetch(self.options.batch_size, timeout=self.options.fetch_timeout)
+            except TimeoutError:  # nats' own TimeoutError derives from it; both mean "none yet"
+                continue
+            if msgs:
+                await self.handle(msgs)
+
+    async def _wait_for_database(self) -> None:
+        while not self._stopping.is_set():
+            await asyncio.sleep(self.options.pause_on_db_down)
+            try:
+                async with self._engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                return
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    return
+
+    async def handle(self, msgs: Sequence[Msg]) -> None:
+        """Apply ``msgs`` (one transaction if possible), ack, and handle failures."""
+        BATCH_SIZE.observe(len(msgs))
+        good: list[tuple[Msg, Effects]] = []
+        failed: list[tuple[Msg, str]] = []
+        for msg in msgs:
+            try:
+                good.append((msg, project_event(msg.data)))
+            except Exception as exc:
+                failed.append((msg, f"{type(exc).__name__}: {exc}"))
+        if good:
+            try:
+                async with raw_transaction(self._engine) as conn:
+                    result = await apply_batch(conn, [e for _, e in good])
+                APPLIED.inc(result.applied)
+            except DatabaseUnavailable:
+                await _nak_all(msgs, 1.0)
+                raise
+            except Exception as exc:
+                BATCH_FALLBACKS.inc()
+                log.warning(
+                    "batch failed, applying one by one",
+                    extra={"size": len(good), "error": repr(exc)},
+                )
+                failed.extend(await self._one_by_one(good, msgs))
+            else:
+                for msg, _ in good:
+                    await msg.ack()
+                CONSUMED.inc(len(good))
+        for msg, error in failed:
+            await self._failed(msg, error)
+
+    async def _one_by_one(
+        self, good: list[tuple[Msg, Effects]], batch: Sequence[Msg]
+    ) -> list[tuple[Msg, str]]:
+        failed: list[tuple[Msg, str]] = []
+        for msg, effects in good:
+            try:
+                async with raw_transaction(self._engine) as conn:
+                    result = await apply_batch(conn, [effects])
+            except DatabaseUnavailable:
+                await _nak_all(batch, 1.0)
+                raise
+            except Exception as exc:
+                failed.append((msg, f"{type(exc).__name__}: {exc}"))
+                continue
+            APPLIED.inc(result.applied)
+            await msg.ack()
+            CONSUMED.inc()
+        return failed
+
+    async def _failed(self, msg: Msg, error: str) -> None:
+        """Nak for a later retry, or set aside once the delivery bound is reached."""
+        deliveries = msg.metadata.num_delivered
+        if deliveries < self.options.dead_letter_after:
+            await msg.nak(delay=min(0.5 * 2 ** (deliveries - 1), 30.0))
+            return
+        try:
+            async with raw_transaction(self._engine) as conn:
+                await record_dead_letter(
+                    conn,
+                    stream_seq=msg.metadata.sequence.stream,
+                    subject=msg.subject,
+                    stripe_event_id=(msg.headers or {}).get("Nats-Msg-Id"),
+                    payload=msg.data,
+                    error=error,
+                    deliveries=deliveries,
+                )
+        except DatabaseUnavailable:
+            await msg.nak(delay=1.0)
+            raise
+        DEAD.inc()
+        log.error(
+            "message dead-lettered",
+            extra={"stream_seq": msg.metadata.sequence.stream, "error": error[:500]},
+        )
+        await msg.term()
+
+
+async def _nak_all(msgs: Sequence[Msg], delay: float) -> None:
+    for msg in msgs:
+        with contextlib.suppress(Exception):
+            await msg.nak(delay=delay)

@@ -1,0 +1,320 @@
+"""Apply a batch of archived events to the ledger tables, in the caller's transaction.
+
+Why the result does not depend on delivery order, duplicates or crashes:
+
+* ``billing_events`` and ``unsupported_events`` are keyed by the Stripe event id and inserted
+  with ``ON CONFLICT DO NOTHING``: a redelivery or a replay collides and is skipped, and each
+  row is computed from its own payload only (``committed_mrr`` included: NULL when the payload
+  carries no subscription state, see ``ledger.committed_mrr_as_of`` in migration 0002).
+* Read models are merged by the rules of :mod:`services.ledger.tables` ("latest
+  ``(stripe_created_at, event_id)`` wins", monotone LEAST/GREATEST), first inside the batch
+  (several events for one key) and then against the stored row, in one statement per table.
+* Derived columns are recomputed from the tables for every key the batch touched.
+* Everything happens in the caller's transaction: a consumer killed mid-batch rolls the
+  whole batch back, and the redelivery applies it again from scratch.
+* Writers of one schema take a transaction-scoped advisory lock first. Latest-wins upserts
+  alone would be safe concurrently, but derived columns are recomputed from other tables, and
+  two concurrent READ COMMITTED transactions would each miss the other's uncommitted rows (a
+  refund and its invoice applied by two consumers at once). Several ledger processes still
+  share the consumer: parsing and classification run in parallel, commits take turns.
+
+Rows go through ``COPY`` into per-session temporary staging tables and then one
+``INSERT ... SELECT`` per table, the fastest way to move many rows into PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from services.ledger.effects import Effects, project_event
+from services.ledger.tables import (
+    BILLING_EVENT_COLUMNS,
+    READ_MODELS,
+    UNSUPPORTED_COLUMNS,
+    check_schema,
+    q,
+)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one batch did: events seen, new billing rows, new unsupported-version records."""
+
+    examined: int = 0
+    applied: int = 0
+    unsupported: int = 0
+    touched: dict[str, int] = field(default_factory=dict)
+
+
+def merge_effects(
+    effects: Iterable[Effects],
+) -> tuple[
+    dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]], dict[str, dict[Any, tuple[Any, ...]]]
+]:
+    """Billing rows and unsupported rows by event id, read-model rows merged per key."""
+    billing: dict[str, tuple[Any, ...]] = {}
+    unsupported: dict[str, tuple[Any, ...]] = {}
+    models: dict[str, dict[Any, tuple[Any, ...]]] = {m.name: {} for m in READ_MODELS}
+    specs = {m.name: m for m in READ_MODELS}
+    for e in effects:
+        if e.billing is not None:
+            billing.setdefault(e.event_id, e.billing)
+        if e.unsupported is not None:
+            unsupported.setdefault(e.event_id, e.unsupported)
+        for table, rows in e.rows.items():
+            spec = specs[table]
+            bucket = models[table]
+            for row in rows:
+                key = row[0]
+                old = bucket.get(key)
+                bucket[key] = row if old is None else spec.merge(old, row)
+    return billing, unsupported, models
+
+
+async def apply_batch(
+    conn: psycopg.AsyncConnection[Any],
+    events: Sequence[bytes | Effects],
+    *,
+    schema: str = "ledger",
+) -> BatchResult:
+    """Apply ``events`` (raw payloads or already projected) inside the open transaction.
+
+    Raises ``BadEvent`` for an unreadable payload before writing anything; the consumer
+    projects messages first and only passes the readable ones.
+    """
+    check_schema(schema)
+    projected = [e if isinstance(e, Effects) else project_event(e) for e in events]
+    billing, unsupported, models = merge_effects(projected)
+    result = BatchResult(examined=len(projected))
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ledger:{schema}",))
+        if billing:
+            rows = sorted(billing.values(), key=lambda r: (r[15], r[0]))
+            await _stage(cur, "billing_events", BILLING_EVENT_COLUMNS, rows)
+            cols = ", ".join(BILLING_EVENT_COLUMNS)
+            await cur.execute(
+                f"INSERT INTO {schema}.billing_events ({cols}) "  # noqa: S608 - identifiers checked
+                f"SELECT {cols} FROM _stage_billing_events ORDER BY occurred_at, stripe_event_id "
+                "ON CONFLICT (stripe_event_id) DO NOTHING"
+            )
+            result.applied = max(cur.rowcount, 0)
+        if unsupported:
+            await _stage(cur, "unsupported_events", UNSUPPORTED_COLUMNS, list(unsupported.values()))
+            cols = ", ".join(UNSUPPORTED_COLUMNS)
+            await cur.execute(
+                f"INSERT INTO {schema}.unsupported_events ({cols}) "  # noqa: S608
+                f"SELECT {cols} FROM _stage_unsupported_events "
+                "ON CONFLICT (stripe_event_id) DO NOTHING"
+            )
+            result.unsupported = max(cur.rowcount, 0)
+        # A payment method or tax id can move away from a customer (detached): that customer's
+        # derived columns change too, so it counts as touched.
+        previous_owners = await _stored_customers(cur, schema, models)
+        for spec in READ_MODELS:
+            rows = list(models[spec.name].values())
+            if not rows:
+                continue
+            await _stage(cur, spec.name, spec.columns, rows)
+            await cur.execute(spec.upsert_sql(schema, f"_stage_{spec.name}"))
+            result.touched[spec.name] = len(rows)
+        await _refresh_derived(cur, schema, models, previous_owners)
+    return result
+
+
+async def _stage(
+    cur: psycopg.AsyncCursor[Any],
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """COPY ``rows`` into the session's staging table for ``table`` (emptied at commit)."""
+    stage = f"_stage_{table}"
+    cols = ", ".join(q(c) for c in columns)
+    # Created from the live table's column types; ON COMMIT DELETE ROWS keeps it empty
+    # between transactions, and a rolled-back transaction takes it away entirely.
+    await cur.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608
+        f"SELECT {cols} FROM ledger.{table} WITH NO DATA"
+    )
+    await cur.execute(f"TRUNCATE {stage}")
+    async with cur.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
+        for row in rows:
+            await copy.write_row(row)
+
+
+def _keys(models: dict[str, dict[Any, tuple[Any, ...]]], table: str, index: int = 0) -> list[Any]:
+    return sorted({row[index] for row in models[table].values() if row[index] is not None})
+
+
+async def _stored_customers(
+    cur: psycopg.AsyncCursor[Any],
+    schema: str,
+    models: dict[str, dict[Any, tuple[Any, ...]]],
+) -> set[str]:
+    """Customers the batch's payment methods and tax ids belong to before the batch."""
+    methods, tax_ids = _keys(models, "payment_methods"), _keys(models, "tax_ids")
+    if not methods and not tax_ids:
+        return set()
+    await cur.execute(
+        f"SELECT stripe_customer_id FROM {schema}.payment_methods"  # noqa: S608
+        f" WHERE payment_method_id = ANY(%s) AND stripe_customer_id IS NOT NULL UNION"
+        f" SELECT stripe_customer_id FROM {schema}.tax_ids"
+        f" WHERE tax_id = ANY(%s) AND stripe_customer_id IS NOT NULL",
+        (methods, tax_ids),
+    )
+    return {str(row[0]) for row in await cur.fetchall()}
+
+
+async def _refresh_derived(
+    cur: psycopg.AsyncCursor[Any],
+    schema: str,
+    models: dict[str, dict[Any, tuple[Any, ...]]],
+    previous_owners: set[str],
+) -> None:
+    """Recompute derived columns for every key this batch touched, from the tables alone."""
+    customers = sorted(
+        {
+            *_keys(models, "accounts"),
+            *_keys(models, "payment_methods", 1),
+            *_keys(models, "tax_ids", 1),
+            *previous_owners,
+        }
+    )
+    methods = _keys(models, "payment_methods")
+    if customers or methods:
+        await cur.execute(ACCOUNTS_REFRESH.format(s=schema), (customers, methods))
+    subscriptions = sorted(
+        {*_keys(models, "subscriptions"), *_keys(models, "subscription_schedules", 1)}
+    )
+    if subscriptions:
+        await cur.execute(SUBSCRIPTIONS_REFRESH.format(s=schema), (subscriptions,))
+    invoices = sorted(
+        {
+            *_keys(models, "payments"),
+            *_keys(models, "invoice_payments", 1),
+            *_keys(models, "credit_notes", 1),
+        }
+    )
+    if invoices:
+        await cur.execute(PAYMENT_INTENT_REFRESH.format(s=schema), (invoices,))
+    refund_pis = _keys(models, "refunds", 2)
+    refund_charges = _keys(models, "refunds", 1)
+    if invoices or refund_pis or refund_charges:
+        await cur.execute(PAYMENTS_REFRESH.format(s=schema), (invoices, refund_pis, refund_charges))
+
+
+# The default payment method when the customer names one, else the newest one attached to
+# the customer; the newest tax id not deleted.
+ACCOUNTS_REFRESH = """
+UPDATE {s}.accounts a
+SET payment_method_brand = d.brand, payment_method_last4 = d.last4,
+    payment_method_exp_month = d.exp_month, payment_method_exp_year = d.exp_year,
+    tax_id = d.tax_value
+FROM (
+    SELECT a2.stripe_customer_id, pm.brand, pm.last4, pm.exp_month, pm.exp_year,
+           tx.value AS tax_value
+    FROM {s}.accounts a2
+    LEFT JOIN LATERAL (
+        SELECT p.brand, p.last4, p.exp_month, p.exp_year FROM {s}.payment_methods p
+        WHERE p.payment_method_id = a2.default_payment_method_id
+           OR (a2.default_payment_method_id IS NULL
+               AND p.stripe_customer_id = a2.stripe_customer_id)
+        ORDER BY (p.payment_method_id = a2.default_payment_method_id) DESC NULLS LAST,
+                 p.state_event_created DESC, p.state_event_id DESC
+        LIMIT 1
+    ) pm ON true
+    LEFT JOIN LATERAL (
+        SELECT t.value FROM {s}.tax_ids t
+        WHERE t.stripe_customer_id = a2.stripe_customer_id AND NOT t.deleted
+        ORDER BY t.state_event_created DESC, t.state_event_id DESC
+        LIMIT 1
+    ) tx ON true
+    WHERE a2.stripe_customer_id = ANY(%s) OR a2.default_payment_method_id = ANY(%s)
+) d
+WHERE a.stripe_customer_id = d.stripe_customer_id
+  AND (a.payment_method_brand, a.payment_method_last4, a.payment_method_exp_month,
+       a.payment_method_exp_year, a.tax_id)
+      IS DISTINCT FROM (d.brand, d.last4, d.exp_month, d.exp_year, d.tax_value)
+"""
+
+# A change queued on the subscription itself (pending_update, expanded schedule) wins; else
+# the newest schedule still in force with a following phase.
+SUBSCRIPTIONS_REFRESH = """
+UPDATE {s}.subscriptions sub
+SET scheduled_plan = d.plan, scheduled_mrr = d.mrr, scheduled_change_at = d.at
+FROM (
+    SELECT s2.subscription_id,
+           COALESCE(s2.pending_plan, sch.next_plan) AS plan,
+           CASE WHEN s2.pending_plan IS NOT NULL THEN s2.pending_mrr ELSE sch.next_mrr END
+               AS mrr,
+           CASE WHEN s2.pending_plan IS NOT NULL THEN s2.pending_change_at
+                ELSE sch.next_phase_start END AS at
+    FROM {s}.subscriptions s2
+    LEFT JOIN LATERAL (
+        SELECT x.next_plan, x.next_mrr, x.next_phase_start FROM {s}.subscription_schedules x
+        WHERE x.subscription_id = s2.subscription_id
+          AND x.status IN ('not_started', 'active') AND x.next_plan IS NOT NULL
+        ORDER BY x.state_event_created DESC, x.state_event_id DESC
+        LIMIT 1
+    ) sch ON true
+    WHERE s2.subscription_id = ANY(%s)
+) d
+WHERE sub.subscription_id = d.subscription_id
+  AND (sub.scheduled_plan, sub.scheduled_mrr, sub.scheduled_change_at)
+      IS DISTINCT FROM (d.plan, d.mrr, d.at)
+"""
+
+# The invoice's own payment intent (legacy shapes) else its newest invoice_payment (basil).
+PAYMENT_INTENT_REFRESH = """
+UPDATE {s}.payments p
+SET payment_intent_id = d.pi
+FROM (
+    SELECT p2.invoice_id, COALESCE(p2.invoice_payment_intent_id, ip.payment_intent_id) AS pi
+    FROM {s}.payments p2
+    LEFT JOIN LATERAL (
+        SELECT i.payment_intent_id FROM {s}.invoice_payments i
+        WHERE i.invoice_id = p2.invoice_id AND i.payment_intent_id IS NOT NULL
+        ORDER BY i.state_event_created DESC, i.state_event_id DESC
+        LIMIT 1
+    ) ip ON true
+    WHERE p2.invoice_id = ANY(%s)
+) d
+WHERE p.invoice_id = d.invoice_id AND p.payment_intent_id IS DISTINCT FROM d.pi
+"""
+
+# Refunds (by payment intent or charge) and credit notes of each touched invoice: totals,
+# and the date of the most recent reversal (the day revenue goes down).
+PAYMENTS_REFRESH = """
+UPDATE {s}.payments p
+SET amount_refunded = d.refunded, refunded_at = d.refunded_at,
+    amount_credited = d.credited, credit_noted_at = d.credit_noted_at
+FROM (
+    SELECT p2.invoice_id,
+           COALESCE(r.amount, 0) AS refunded, r.at AS refunded_at,
+           COALESCE(c.amount, 0) AS credited, c.at AS credit_noted_at
+    FROM {s}.payments p2
+    LEFT JOIN LATERAL (
+        SELECT sum(x.amount) AS amount, max(x.refund_created) AS at FROM {s}.refunds x
+        WHERE ((x.payment_intent_id IS NOT NULL AND x.payment_intent_id = p2.payment_intent_id)
+               OR (x.charge_id IS NOT NULL AND x.charge_id = p2.invoice_charge_id))
+          AND (x.status IS NULL OR x.status NOT IN ('failed', 'canceled'))
+        HAVING count(*) > 0
+    ) r ON true
+    LEFT JOIN LATERAL (
+        SELECT sum(COALESCE(n.total, n.amount)) AS amount, max(n.credit_note_created) AS at
+        FROM {s}.credit_notes n
+        WHERE n.invoice_id = p2.invoice_id AND n.status IS DISTINCT FROM 'void'
+        HAVING count(*) > 0
+    ) c ON true
+    WHERE p2.invoice_id = ANY(%s)
+       OR p2.payment_intent_id = ANY(%s)
+       OR p2.invoice_charge_id = ANY(%s)
+) d
+WHERE p.invoice_id = d.invoice_id
+  AND (p.amount_refunded, p.refunded_at, p.amount_credited, p.credit_noted_at)
+      IS DISTINCT FROM (d.refunded, d.refunded_at, d.credited, d.credit_noted_at)
+"""

@@ -1,0 +1,394 @@
+"""Dashboard aggregates, read from the pre-aggregated daily tables of migration 0004.
+
+* **MRR trend** - point of day D = sum over subscriptions of the committed (forward) MRR of
+  their latest billing event up to the end of D, where a row without subscription state
+  carries the subscription's previous value (``ledger.committed_mrr_as_of``). Stored as
+  per-day deltas (``query_mrr_daily``), so a point is a running sum, never a scan of events.
+  The values are those ``compute_mrr`` produced when the events were projected: the KPI, the
+  trend, the account list and the consistency check all read the one formula's output.
+* **Net revenue** - ``query_revenue_daily``: paid invoices ex tax on their paid day, minus
+  credit notes / uncovered refunds on their own day (rules in migration 0004).
+* **MRR movements** - the steps of ``query_mrr_steps`` whose committed MRR changed, grouped by
+  (currency, before, after, had MRR before, reactivation type) and each group classified by
+  ``services.ledger.domain.movements.mrr_movement``: the category rule lives in the domain.
+* **Accounts** - ``query_accounts`` (live accounts only).
+* **Directory activity** - the definitions of ``DirectoryStats``
+  (:func:`services.ledger.directory.reads.directory_stats`): active users = listed users with a
+  successful login in the window whose login tenant is none or not deleted; active sessions =
+  the directory's 24-hour rule. Active users of the day-aligned windows come from
+  ``query_login_days`` (one multirange overlap per user and tenant, both windows in one pass);
+  a test checks the counts equal ``directory_stats``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, exists, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.ledger.directory.reads import SESSION_ACTIVITY_WINDOW
+from services.ledger.directory.tables import memberships, sessions, tenants
+from services.ledger.domain.classifier import BillingEventType
+from services.ledger.domain.movements import MrrMovementCategory, mrr_movement
+from services.ledger.queries.fx import Blend, Fx
+from services.ledger.queries.inputs import Window
+from services.ledger.queries.tables import query_accounts as qa
+from services.ledger.queries.tables import query_login_days as qld
+from services.ledger.queries.tables import query_mrr_daily as qmd
+from services.ledger.queries.tables import query_mrr_steps as qms
+from services.ledger.queries.tables import query_revenue_daily as qrd
+from services.ledger.queries.tables import subscriptions
+
+Native = dict[str, int]  # currency -> minor units
+
+
+@dataclass(slots=True)
+class MrrCurve:
+    """Committed and forward MRR (native, per currency) at the end of each listed day."""
+
+    before: tuple[Native, Native]  # at the end of the day before the first point
+    points: list[tuple[date, Native, Native]]
+
+
+async def mrr_curve(conn: AsyncConnection, first_day: date, end_day: date) -> MrrCurve:
+    """Points for every day in [first_day, end_day)."""
+    base_rows = (
+        await conn.execute(
+            select(qmd.c.currency, func.sum(qmd.c.committed_delta), func.sum(qmd.c.forward_delta))
+            .where(qmd.c.day < first_day)
+            .group_by(qmd.c.currency)
+        )
+    ).all()
+    committed: Native = {str(r[0]): int(r[1]) for r in base_rows}
+    forward: Native = {str(r[0]): int(r[2]) for r in base_rows}
+    before = (dict(committed), dict(forward))
+    delta_rows = (
+        await conn.execute(
+            select(qmd.c.day, qmd.c.currency, qmd.c.committed_delta, qmd.c.forward_delta)
+            .where(qmd.c.day >= first_day, qmd.c.day < end_day)
+            .order_by(qmd.c.day, qmd.c.currency)
+        )
+    ).all()
+    by_day: dict[date, list[Any]] = defaultdict(list)
+    for row in delta_rows:
+        by_day[row.day].append(row)
+    points = []
+    day = first_day
+    while day < end_day:
+        for row in by_day.get(day, ()):
+            committed[row.currency] = committed.get(row.currency, 0) + int(row.committed_delta)
+            forward[row.currency] = forward.get(row.currency, 0) + int(row.forward_delta)
+        points.append((day, dict(committed), dict(forward)))
+        day = date.fromordinal(day.toordinal() + 1)
+    return MrrCurve(before, points)
+
+
+async def mrr_at_end_of(conn: AsyncConnection, day: date) -> Native:
+    """Committed MRR per currency at the end of ``day`` (the trend point of that day)."""
+    rows = (
+        await conn.execute(
+            select(qmd.c.currency, func.sum(qmd.c.committed_delta))
+            .where(qmd.c.day <= day)
+            .group_by(qmd.c.currency)
+        )
+    ).all()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+async def kpi_mrr(conn: AsyncConnection) -> Native:
+    """Committed MRR per currency now stored on the subscriptions (compute_mrr's results)."""
+    rows = (
+        await conn.execute(
+            select(subscriptions.c.currency, func.sum(subscriptions.c.committed_mrr))
+            .where(subscriptions.c.currency.is_not(None))
+            .group_by(subscriptions.c.currency)
+        )
+    ).all()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+async def revenue_by_day(
+    conn: AsyncConnection, first_day: date, end_day: date
+) -> dict[date, Native]:
+    rows = (
+        await conn.execute(
+            select(qrd.c.day, qrd.c.currency, qrd.c.amount).where(
+                qrd.c.day >= first_day, qrd.c.day < end_day
+            )
+        )
+    ).all()
+    out: dict[date, Native] = defaultdict(dict)
+    for row in rows:
+        out[row.day][row.currency] = out[row.day].get(row.currency, 0) + int(row.amount)
+    return out
+
+
+@dataclass(slots=True)
+class MovementTotals:
+    """Per category: count and blended amount (platform minor units)."""
+
+    counts: dict[MrrMovementCategory, int] = field(default_factory=dict)
+    blends: dict[MrrMovementCategory, Blend] = field(default_factory=dict)
+    converted_extra: dict[MrrMovementCategory, int] = field(default_factory=dict)
+    unconverted: set[str] = field(default_factory=set)
+
+    def add(
+        self, category: MrrMovementCategory, count: int, amount: int, currency: str, fx: Fx
+    ) -> None:
+        self.counts[category] = self.counts.get(category, 0) + count
+        self.blends.setdefault(category, Blend(fx)).add(amount * count, currency)
+
+    def amount(self, category: MrrMovementCategory) -> int:
+        blend = self.blends.get(category)
+        return (blend.total if blend else 0) + self.converted_extra.get(category, 0)
+
+    def all_unconverted(self) -> set[str]:
+        found = set(self.unconverted)
+        for blend in self.blends.values():
+            found |= blend.unconverted
+        return found
+
+
+async def mrr_movements(
+    conn: AsyncConnection, w: Window, fx: Fx
+) -> tuple[MovementTotals, MovementTotals]:
+    """Movements of the period and of the prior period (one scan), by the domain rule."""
+    reactivated = qms.c.event_type == BillingEventType.SubscriptionReactivated.value
+    current = qms.c.day >= w.start_day
+    rows = (
+        await conn.execute(
+            select(
+                current.label("current"),
+                qms.c.currency,
+                qms.c.prev_currency,
+                qms.c.prev_committed,
+                qms.c.committed,
+                qms.c.had_mrr_before,
+                reactivated.label("reactivated"),
+                func.count().label("n"),
+            )
+            .where(
+                qms.c.day >= w.prior_start_day,
+                qms.c.day < w.end_day,
+                or_(
+                    qms.c.committed != qms.c.prev_committed,
+                    and_(
+                        qms.c.prev_currency.is_not(None),
+                        qms.c.currency.is_distinct_from(qms.c.prev_currency),
+                    ),
+                ),
+            )
+            .group_by(
+                current,
+                qms.c.currency,
+                qms.c.prev_currency,
+                qms.c.prev_committed,
+                qms.c.committed,
+                qms.c.had_mrr_before,
+                reactivated,
+            )
+        )
+    ).all()
+    now, prior = MovementTotals(), MovementTotals()
+    for row in rows:
+        _classify(now if row.current else prior, row, fx)
+    return now, prior
+
+
+def _classify(totals: MovementTotals, row: Any, fx: Fx) -> None:
+    event_type = BillingEventType.SubscriptionReactivated if row.reactivated else None
+    n = int(row.n)
+    if row.prev_currency is None or row.prev_currency == row.currency:
+        if row.currency is None:
+            return
+        move = mrr_movement(
+            int(row.prev_committed),
+            int(row.committed),
+            had_mrr_before=bool(row.had_mrr_before),
+            event_type=event_type,
+        )
+        if move is not None:
+            totals.add(move.category, n, move.amount, row.currency, fx)
+        return
+    # The currency changed: compare in platform units (both sides need a rate).
+    before = fx.convert(int(row.prev_committed), row.prev_currency)
+    after = fx.convert(int(row.committed), row.currency) if row.currency else None
+    if before is None or after is None:
+        totals.unconverted |= {
+            c for c in (row.prev_currency, row.currency) if c and fx.rate(c) is None
+        }
+        return
+    move = mrr_movement(
+        before, after, had_mrr_before=bool(row.had_mrr_before), event_type=event_type
+    )
+    if move is not None:
+        totals.counts[move.category] = totals.counts.get(move.category, 0) + n
+        totals.converted_extra[move.category] = (
+            totals.converted_extra.get(move.category, 0) + move.amount * n
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryActivity:
+    active_users: int
+    active_users_prior: int
+    active_sessions: int
+
+
+def unlisted_users() -> Any:
+    """Users ``listed_user()`` leaves out: members of deleted tenants with no live membership.
+
+    The complement of the directory's rule, computed as one small set (it starts from the
+    memberships of deleted tenants) instead of two correlated subqueries per user; logins and
+    sessions reference users by foreign key, so "not unlisted" is exactly "listed".
+    """
+    dm, dt = memberships.alias("dm"), tenants.alias("dt")
+    lm, lt = memberships.alias("lm"), tenants.alias("lt")
+    live_membership = exists(
+        select(literal(1))
+        .select_from(lm.join(lt, lt.c.tenant_id == lm.c.tenant_id))
+        .where(lm.c.user_id == dm.c.user_id, lt.c.deleted_at.is_(None))
+    )
+    return (
+        select(dm.c.user_id)
+        .select_from(dm.join(dt, dt.c.tenant_id == dm.c.tenant_id))
+        .where(dt.c.deleted_at.is_not(None), ~live_membership)
+    )
+
+
+async def directory_activity(conn: AsyncConnection, w: Window) -> DirectoryActivity:
+    """DirectoryStats' active users (period and prior) and active sessions at ``as_of``."""
+    login_tenant = tenants.alias("login_tenant")
+    in_period = qld.c.days.op("&&")(func.daterange(w.start_day, w.end_day))
+    in_prior = qld.c.days.op("&&")(func.daterange(w.prior_start_day, w.start_day))
+    unlisted = unlisted_users()
+    per_user = (
+        select(
+            qld.c.user_id,
+            func.bool_or(in_period).label("now"),
+            func.bool_or(in_prior).label("prior"),
+        )
+        .select_from(
+            qld.outerjoin(
+                login_tenant, login_tenant.c.tenant_id == func.nullif(qld.c.tenant_key, "")
+            )
+        )
+        .where(
+            login_tenant.c.deleted_at.is_(None),
+            qld.c.days.op("&&")(func.daterange(w.prior_start_day, w.end_day)),
+            qld.c.user_id.not_in(unlisted),
+        )
+        .group_by(qld.c.user_id)
+        .subquery()
+    )
+    active = (
+        await conn.execute(
+            select(func.count().filter(per_user.c.now), func.count().filter(per_user.c.prior))
+        )
+    ).one()
+    as_of = w.as_of
+    active_sessions = (
+        await conn.execute(
+            select(func.count()).where(
+                sessions.c.started_at <= as_of,
+                or_(sessions.c.revoked_at.is_(None), sessions.c.revoked_at > as_of),
+                sessions.c.last_seen_at > as_of - SESSION_ACTIVITY_WINDOW,
+                sessions.c.last_seen_at <= as_of,
+                sessions.c.user_id.not_in(unlisted_users()),
+            )
+        )
+    ).scalar_one()
+    return DirectoryActivity(int(active[0]), int(active[1]), int(active_sessions))
+
+
+@dataclass(frozen=True, slots=True)
+class AccountCounts:
+    total: int  # live, created before the period end
+    before_period: int  # live, created before the period start
+    new: int
+    new_prior: int
+
+
+async def account_counts(conn: AsyncConnection, w: Window) -> AccountCounts:
+    created = qa.c.created_at
+    known_before = lambda at: or_(created < at, created.is_(None))  # noqa: E731
+    row = (
+        await conn.execute(
+            select(
+                func.count().filter(known_before(w.end)),
+                func.count().filter(known_before(w.start)),
+                func.count().filter(created >= w.start, created < w.end),
+                func.count().filter(created >= w.prior_start, created < w.start),
+            ).where(qa.c.deleted_at.is_(None))
+        )
+    ).one()
+    return AccountCounts(*(int(v) for v in row))
+
+
+async def signups_by_day(conn: AsyncConnection, w: Window) -> dict[date, int]:
+    day = func.ledger.query_day(qa.c.created_at)
+    rows = (
+        await conn.execute(
+            select(day, func.count())
+            .where(qa.c.deleted_at.is_(None), qa.c.created_at >= w.start, qa.c.created_at < w.end)
+            .group_by(day)
+        )
+    ).all()
+    return {r[0]: int(r[1]) for r in rows}
+
+
+async def plan_distribution(conn: AsyncConnection, w: Window) -> list[Any]:
+    """(plan, currency, accounts, committed MRR) of live accounts existing at the period end."""
+    return list(
+        (
+            await conn.execute(
+                select(
+                    qa.c.plan,
+                    qa.c.currency,
+                    func.count().label("accounts"),
+                    func.sum(qa.c.committed_mrr).label("mrr"),
+                )
+                .where(
+                    qa.c.deleted_at.is_(None),
+                    or_(qa.c.created_at < w.end, qa.c.created_at.is_(None)),
+                )
+                .group_by(qa.c.plan, qa.c.currency)
+            )
+        ).all()
+    )
+
+
+async def recent_signups(conn: AsyncConnection, w: Window, limit: int) -> list[Any]:
+    return list(
+        (
+            await conn.execute(
+                select(*qa.c, literal(None).label("mrr_platform"))
+                .where(qa.c.deleted_at.is_(None), qa.c.created_at < w.end)
+                .order_by(qa.c.created_at.desc(), qa.c.account_id.desc())
+                .limit(limit)
+            )
+        ).all()
+    )
+
+
+__all__ = [
+    "AccountCounts",
+    "DirectoryActivity",
+    "MovementTotals",
+    "MrrCurve",
+    "account_counts",
+    "directory_activity",
+    "kpi_mrr",
+    "mrr_at_end_of",
+    "mrr_curve",
+    "mrr_movements",
+    "plan_distribution",
+    "recent_signups",
+    "revenue_by_day",
+    "signups_by_day",
+    "unlisted_users",
+]

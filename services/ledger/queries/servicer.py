@@ -1,0 +1,501 @@
+"""``LedgerQueriesMixin``: the back-office read RPCs of ``billing.ledger.v1.LedgerService``.
+
+The ledger's servicer inherits it (``class LedgerServicer(LedgerQueriesMixin,
+ledger_pb2_grpc.LedgerServiceServicer)``) and provides ``self._engine`` (an AsyncEngine).
+Each RPC validates its request first (INVALID_ARGUMENT), then reads in one REPEATABLE READ
+transaction so every figure of a response comes from the same snapshot; an unknown account is
+NOT_FOUND and an unreachable database UNAVAILABLE.
+
+FX configuration (``PLATFORM_CURRENCY``, ``FX_RATES``, see :mod:`.fx`) is read from the
+environment on first use, unless ``self._query_fx`` was set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+from billing.common.v1 import common_pb2
+from billing.ledger.v1 import queries_pb2 as pb
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.common.timeconv import from_timestamp, to_timestamp
+from services.ledger.db import is_unavailable
+from services.ledger.domain.movements import MrrMovementCategory
+from services.ledger.queries import accounts, dashboard, events, invoices
+from services.ledger.queries.convert import (
+    account_summary,
+    billing_event_row,
+    invoice_row,
+    money,
+    plan_card,
+    platform_money,
+)
+from services.ledger.queries.errors import (
+    InvalidArgument,
+    NotFound,
+    QueryError,
+    Unavailable,
+)
+from services.ledger.queries.fx import Blend, Fx
+from services.ledger.queries.inputs import (
+    InvoiceLens,
+    account_list_query,
+    account_token,
+    event_list_query,
+    invoice_list_query,
+    recent_limit,
+    time_range,
+    time_token,
+    utc_day,
+    window,
+)
+from services.ledger.queries.lenses import Lens
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_CODES: dict[type[QueryError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+_EVENT_LENSES = {
+    pb.EVENT_LENS_UNSPECIFIED: Lens.ALL,
+    pb.EVENT_LENS_ALL: Lens.ALL,
+    pb.EVENT_LENS_MRR_IMPACT: Lens.MRR_IMPACT,
+    pb.EVENT_LENS_SUBSCRIPTION_STATE: Lens.SUBSCRIPTION_STATE,
+    pb.EVENT_LENS_OTHER: Lens.OTHER,
+}
+_INVOICE_LENSES = {
+    pb.INVOICE_LENS_UNSPECIFIED: InvoiceLens.ALL,
+    pb.INVOICE_LENS_ALL: InvoiceLens.ALL,
+    pb.INVOICE_LENS_INVOICES: InvoiceLens.INVOICES,
+    pb.INVOICE_LENS_REVERSALS: InvoiceLens.REVERSALS,
+}
+_CATEGORIES = tuple(MrrMovementCategory)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _period(period: common_pb2.Period) -> tuple[datetime | None, datetime | None]:
+    return (
+        from_timestamp(period.start, period.HasField("start")),
+        from_timestamp(period.end, period.HasField("end")),
+    )
+
+
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, text: str) -> NoReturn:
+    await context.abort(code, text)
+    raise AssertionError("unreachable")  # abort raises
+
+
+class LedgerQueriesMixin:
+    """Dashboard, account, billing-event and invoice reads, and the MRR consistency check."""
+
+    _engine: AsyncEngine
+    _query_fx: Fx | None = None
+
+    # ------------------------------------------------------------------ plumbing
+    def _fx(self) -> Fx:
+        if self._query_fx is None:
+            self._query_fx = Fx.from_env()
+        return self._query_fx
+
+    @asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+                async with conn.begin():
+                    yield conn
+        except QueryError:
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise Unavailable(f"ledger unavailable: {exc!r}") from exc
+            raise
+
+    async def _run(
+        self, context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[T]]
+    ) -> T:
+        try:
+            return await work()
+        except QueryError as exc:
+            code = _CODES.get(type(exc), grpc.StatusCode.INTERNAL)
+            if code is grpc.StatusCode.UNAVAILABLE:
+                log.warning("ledger queries unavailable", extra={"error": str(exc)})
+            await _abort(context, code, str(exc))
+
+    # ------------------------------------------------------------------ dashboard
+    async def GetDashboard(
+        self, request: pb.GetDashboardRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetDashboardResponse:
+        async def work() -> pb.GetDashboardResponse:
+            as_of = from_timestamp(request.as_of, request.HasField("as_of"))
+            w = window(request.period_days, as_of, _now())
+            limit = recent_limit(request.recent_limit)
+            fx = self._fx()
+
+            # Three independent groups of reads on three connections in parallel: each group
+            # is one snapshot (the MRR trend with its movements, revenue and events; the
+            # account counts; the directory); a write landing between them can only make
+            # groups that share no figure a few milliseconds apart.
+            async def money() -> tuple[
+                dashboard.MrrCurve,
+                dict[date, dict[str, int]],
+                tuple[dashboard.MovementTotals, dashboard.MovementTotals],
+                list[Any],
+            ]:
+                async with self._snapshot() as conn:
+                    return (
+                        await dashboard.mrr_curve(conn, w.start_day, w.end_day),
+                        await dashboard.revenue_by_day(conn, w.prior_start_day, w.end_day),
+                        await dashboard.mrr_movements(conn, w, fx),
+                        await events.recent_events(conn, w.end, limit),
+                    )
+
+            async def account_reads() -> tuple[
+                dashboard.AccountCounts, dict[date, int], list[Any], list[Any]
+            ]:
+                async with self._snapshot() as conn:
+                    return (
+                        await dashboard.account_counts(conn, w),
+                        await dashboard.signups_by_day(conn, w),
+                        await dashboard.plan_distribution(conn, w),
+                        await dashboard.recent_signups(conn, w, limit),
+                    )
+
+            async def directory() -> dashboard.DirectoryActivity:
+                async with self._snapshot() as conn:
+                    return await dashboard.directory_activity(conn, w)
+
+            tasks = [
+                money_task := asyncio.ensure_future(money()),
+                accounts_task := asyncio.ensure_future(account_reads()),
+                directory_task := asyncio.ensure_future(directory()),
+            ]
+            try:
+                curve, revenue, (moves, moves_prior), recent_rows = await money_task
+                counts, signups, plans, recent = await accounts_task
+                activity = await directory_task
+            finally:
+                for task in tasks:
+                    task.cancel()  # no-op once done; stops the others after a failure
+                await asyncio.gather(*tasks, return_exceptions=True)
+            unconverted: set[str] = set()
+
+            def blend(native: dict[str, int]) -> int:
+                b = Blend(fx).extend(native.items())
+                unconverted.update(b.unconverted)
+                return b.total
+
+            mrr_points = []
+            for day, committed, forward in curve.points:
+                mrr_points.append(
+                    pb.MrrPoint(
+                        date=day.isoformat(),
+                        committed_mrr=platform_money(blend(committed), fx),
+                        forward_mrr=platform_money(blend(forward), fx),
+                    )
+                )
+            last_committed, last_forward = (
+                (curve.points[-1][1], curve.points[-1][2]) if curve.points else curve.before
+            )
+            prior_committed, prior_forward = curve.before
+
+            revenue_points = []
+            cumulative: dict[str, int] = {}
+            prior_total: dict[str, int] = {}
+            for day, native in revenue.items():
+                if day < w.start_day:
+                    for cur, amount in native.items():
+                        prior_total[cur] = prior_total.get(cur, 0) + amount
+            for day in w.days_of_period():
+                today = revenue.get(day, {})
+                for cur, amount in today.items():
+                    cumulative[cur] = cumulative.get(cur, 0) + amount
+                revenue_points.append(
+                    pb.RevenuePoint(
+                        date=day.isoformat(),
+                        net_revenue=platform_money(blend(today), fx),
+                        cumulative=platform_money(blend(cumulative), fx),
+                    )
+                )
+            net_revenue = blend(cumulative)
+            net_revenue_prior = blend(prior_total)
+
+            growth = []
+            total = counts.before_period
+            for day in w.days_of_period():
+                new = signups.get(day, 0)
+                total += new
+                growth.append(
+                    pb.GrowthPoint(date=day.isoformat(), new_accounts=new, total_accounts=total)
+                )
+
+            plan_accounts: dict[str, int] = {}
+            plan_mrr: dict[str, dict[str, int]] = {}
+            for row in plans:
+                plan = row.plan or ""
+                plan_accounts[plan] = plan_accounts.get(plan, 0) + int(row.accounts)
+                if row.currency:
+                    per = plan_mrr.setdefault(plan, {})
+                    per[row.currency] = per.get(row.currency, 0) + int(row.mrr or 0)
+            shares = [
+                pb.PlanShare(
+                    plan=plan,
+                    accounts=n,
+                    committed_mrr=platform_money(blend(plan_mrr.get(plan, {})), fx),
+                )
+                for plan, n in sorted(plan_accounts.items(), key=lambda kv: (-kv[1], kv[0]))
+            ]
+
+            def movement_totals(totals: dashboard.MovementTotals) -> list[pb.MrrMovementTotal]:
+                unconverted.update(totals.all_unconverted())
+                return [
+                    pb.MrrMovementTotal(
+                        category=c.value,
+                        count=totals.counts.get(c, 0),
+                        amount=platform_money(totals.amount(c), fx),
+                    )
+                    for c in _CATEGORIES
+                ]
+
+            forward_now, forward_prior = blend(last_forward), blend(prior_forward)
+            kpis = pb.DashboardKpis(
+                total_accounts=counts.total,
+                new_accounts=counts.new,
+                new_accounts_prior=counts.new_prior,
+                new_accounts_delta=counts.new - counts.new_prior,
+                forward_mrr=platform_money(forward_now, fx),
+                forward_mrr_prior=platform_money(forward_prior, fx),
+                forward_mrr_delta=platform_money(forward_now - forward_prior, fx),
+                committed_mrr=platform_money(blend(last_committed), fx),
+                committed_mrr_prior=platform_money(blend(prior_committed), fx),
+                net_revenue=platform_money(net_revenue, fx),
+                net_revenue_prior=platform_money(net_revenue_prior, fx),
+                net_revenue_delta=platform_money(net_revenue - net_revenue_prior, fx),
+                active_users=activity.active_users,
+                active_users_prior=activity.active_users_prior,
+                active_sessions=activity.active_sessions,
+            )
+            response = pb.GetDashboardResponse(
+                as_of=to_timestamp(w.as_of),
+                period_days=w.days,
+                period=common_pb2.Period(start=to_timestamp(w.start), end=to_timestamp(w.end)),
+                prior_period=common_pb2.Period(
+                    start=to_timestamp(w.prior_start), end=to_timestamp(w.start)
+                ),
+                platform_currency=fx.platform,
+                kpis=kpis,
+                mrr_trend=mrr_points,
+                revenue_trend=revenue_points,
+                plan_distribution=shares,
+                account_growth=growth,
+                recent_signups=[account_summary(r, fx) for r in recent],
+                recent_events=[billing_event_row(r) for r in recent_rows],
+                mrr_movements=movement_totals(moves),
+                mrr_movements_prior=movement_totals(moves_prior),
+            )
+            for row in recent:
+                if row.currency and fx.rate(row.currency) is None:
+                    unconverted.add(row.currency)
+            response.unconverted_currencies.extend(sorted(unconverted))
+            return response
+
+        return await self._run(context, work)
+
+    # ------------------------------------------------------------------ accounts
+    async def ListAccounts(
+        self, request: pb.ListAccountsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAccountsResponse:
+        async def work() -> pb.ListAccountsResponse:
+            q = account_list_query(
+                search=request.search,
+                plans=list(request.plans),
+                statuses=list(request.statuses),
+                drift_detected=(
+                    request.drift_detected if request.HasField("drift_detected") else None
+                ),
+                unsynced=request.unsynced if request.HasField("unsynced") else None,
+                sort_by=request.sort_by,
+                descending=request.descending,
+                requested_page_size=request.page.page_size,
+                page_token=request.page.page_token,
+            )
+            fx = self._fx()
+            async with self._snapshot() as conn:
+                rows, total = await accounts.list_accounts(conn, q, fx)
+            more = len(rows) > q.page_size
+            rows = rows[: q.page_size]
+            token = (
+                account_token(q, rows[-1].sort_value, rows[-1].account_id) if more and rows else ""
+            )
+            unconverted = sorted(
+                {r.currency for r in rows if r.currency and fx.rate(r.currency) is None}
+            )
+            return pb.ListAccountsResponse(
+                accounts=[account_summary(r, fx) for r in rows],
+                page=common_pb2.PageInfo(next_page_token=token, total_count=total),
+                platform_currency=fx.platform,
+                unconverted_currencies=unconverted,
+            )
+
+        return await self._run(context, work)
+
+    async def GetAccount(
+        self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AccountDetail:
+        async def work() -> pb.AccountDetail:
+            account_id = request.account_id.strip()
+            if not account_id:
+                raise InvalidArgument("account_id is required")
+            as_of = from_timestamp(request.as_of, request.HasField("as_of")) or _now()
+            fx = self._fx()
+            async with self._snapshot() as conn:
+                detail = await accounts.get_account(conn, account_id, as_of)
+            ltv = Blend(fx).extend(detail.revenue_by_currency)
+            committed, forward = Blend(fx), Blend(fx)
+            for sub in detail.subscriptions:
+                committed.add(int(sub.committed_mrr or 0), sub.currency)
+                forward.add(int(sub.forward_mrr or 0), sub.currency)
+            cards = [plan_card(s) for s in detail.subscriptions]
+            primary = next(
+                (c for c in cards if c.subscription_id == detail.account.subscription_id), None
+            )
+            unconverted = ltv.unconverted | committed.unconverted | forward.unconverted
+            return pb.AccountDetail(
+                account=account_summary(detail.account, fx, with_deleted=True),
+                plan=primary,
+                subscriptions=cards,
+                ltv=platform_money(ltv.total, fx),
+                ltv_by_currency=[
+                    m for c, a in sorted(ltv.native.items()) if (m := money(a, c)) is not None
+                ],
+                committed_mrr=platform_money(committed.total, fx),
+                forward_mrr=platform_money(forward.total, fx),
+                users_total=detail.users_total,
+                users_active=detail.users_active,
+                platform_currency=fx.platform,
+                unconverted_currencies=sorted(unconverted),
+                as_of=to_timestamp(as_of),
+            )
+
+        return await self._run(context, work)
+
+    # ------------------------------------------------------------------ lists
+    async def ListBillingEvents(
+        self, request: pb.ListBillingEventsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListBillingEventsResponse:
+        async def work() -> pb.ListBillingEventsResponse:
+            lens = _EVENT_LENSES.get(request.lens)
+            if lens is None:
+                raise InvalidArgument(f"unknown lens {request.lens}")
+            q = event_list_query(
+                account_id=request.account_id,
+                period=time_range(*_period(request.period)),
+                lens=lens,
+                include_noop=request.include_noop,
+                oldest_first=request.oldest_first,
+                requested_page_size=request.page.page_size,
+                page_token=request.page.page_token,
+            )
+            async with self._snapshot() as conn:
+                customers = None
+                if q.account_id is not None:
+                    customers, _ = await accounts.account_customers(conn, q.account_id)
+                rows, total = await events.list_events(conn, q, customers)
+            more = len(rows) > q.page_size
+            rows = rows[: q.page_size]
+            token = (
+                time_token(
+                    "events", q.oldest_first, rows[-1].occurred_at, rows[-1].stripe_event_id
+                )
+                if more and rows
+                else ""
+            )
+            return pb.ListBillingEventsResponse(
+                events=[billing_event_row(r) for r in rows],
+                page=common_pb2.PageInfo(next_page_token=token, total_count=total),
+            )
+
+        return await self._run(context, work)
+
+    async def ListInvoices(
+        self, request: pb.ListInvoicesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListInvoicesResponse:
+        async def work() -> pb.ListInvoicesResponse:
+            lens = _INVOICE_LENSES.get(request.lens)
+            if lens is None:
+                raise InvalidArgument(f"unknown lens {request.lens}")
+            q = invoice_list_query(
+                account_id=request.account_id,
+                period=time_range(*_period(request.period)),
+                lens=lens,
+                oldest_first=request.oldest_first,
+                requested_page_size=request.page.page_size,
+                page_token=request.page.page_token,
+            )
+            async with self._snapshot() as conn:
+                customers = None
+                if q.account_id is not None:
+                    customers, _ = await accounts.account_customers(conn, q.account_id)
+                rows, total = await invoices.list_invoices(conn, q, customers)
+            more = len(rows) > q.page_size
+            rows = rows[: q.page_size]
+            token = (
+                time_token("invoices", q.oldest_first, rows[-1].row_at, rows[-1].row_id)
+                if more and rows
+                else ""
+            )
+            return pb.ListInvoicesResponse(
+                rows=[invoice_row(r) for r in rows],
+                page=common_pb2.PageInfo(next_page_token=token, total_count=total),
+            )
+
+        return await self._run(context, work)
+
+    # ------------------------------------------------------------------ consistency
+    async def CheckMrrConsistency(
+        self, request: pb.CheckMrrConsistencyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.MrrConsistencyResponse:
+        async def work() -> pb.MrrConsistencyResponse:
+            as_of = from_timestamp(request.as_of, request.HasField("as_of")) or _now()
+            day = utc_day(as_of)
+            fx = self._fx()
+            async with self._snapshot() as conn:
+                kpi = await dashboard.kpi_mrr(conn)
+                trend = await dashboard.mrr_at_end_of(conn, day)
+            kpi_blend, trend_blend = Blend(fx).extend(kpi.items()), Blend(fx).extend(trend.items())
+            rows = []
+            for cur in sorted(set(kpi) | set(trend)):
+                k, t = kpi.get(cur, 0), trend.get(cur, 0)
+                rows.append(
+                    pb.CurrencyMrrConsistency(
+                        currency=cur, kpi_minor=k, trend_minor=t, difference_minor=k - t
+                    )
+                )
+            return pb.MrrConsistencyResponse(
+                as_of=to_timestamp(as_of),
+                trend_date=day.isoformat(),
+                kpi_mrr=platform_money(kpi_blend.total, fx),
+                trend_mrr=platform_money(trend_blend.total, fx),
+                difference=platform_money(kpi_blend.total - trend_blend.total, fx),
+                consistent=all(r.difference_minor == 0 for r in rows),
+                by_currency=rows,
+                unconverted_currencies=sorted(kpi_blend.unconverted | trend_blend.unconverted),
+            )
+
+        return await self._run(context, work)
+
+
+
+__all__ = ["LedgerQueriesMixin"]

@@ -1,0 +1,199 @@
+"""The ledger tables the back-office queries read, as SQLAlchemy Core (typed, parametrised).
+
+The DDL lives in migrations 0002 (ledger core), 0003 (directory) and 0004 (the ``query_*``
+support tables these queries are fast on); these definitions only have to agree with it and
+use their own ``MetaData`` so nothing collides with the other packages' models.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, DATEMULTIRANGE
+
+metadata = MetaData(schema="ledger")
+
+
+def _ts(name: str) -> Column[object]:
+    return Column(name, DateTime(timezone=True))
+
+
+billing_events = Table(
+    "billing_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("stripe_event_id", Text),
+    Column("stripe_event_type", Text),
+    Column("event_type", Text),
+    Column("tenant_id", Text),
+    Column("stripe_customer_id", Text),
+    Column("subscription_id", Text),
+    Column("from_plan", Text),
+    Column("to_plan", Text),
+    Column("previous_amount", BigInteger),
+    Column("new_amount", BigInteger),
+    Column("amount_delta", BigInteger),
+    Column("refund_amount", BigInteger),
+    Column("committed_mrr", BigInteger),
+    Column("forward_mrr", BigInteger),
+    Column("currency", Text),
+    _ts("occurred_at"),
+    Column("reason", Text),
+    Column("flags", ARRAY(Text)),
+    Column("drift_detected", Boolean),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("stripe_customer_id", Text, primary_key=True),
+    Column("tenant_id", Text),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("subscription_id", Text, primary_key=True),
+    Column("stripe_customer_id", Text),
+    Column("status", Text),
+    Column("plan", Text),
+    Column("unit_amount", BigInteger),
+    Column("quantity", Integer),
+    Column("interval", Text),
+    Column("interval_count", Integer),
+    Column("currency", Text),
+    _ts("current_period_start"),
+    _ts("current_period_end"),
+    _ts("trial_end"),
+    Column("cancel_at_period_end", Boolean),
+    _ts("cancel_at"),
+    _ts("ended_at"),
+    Column("committed_mrr", BigInteger),
+    Column("forward_mrr", BigInteger),
+    Column("scheduled_plan", Text),
+    Column("scheduled_mrr", BigInteger),
+    _ts("scheduled_change_at"),
+    _ts("state_event_created"),
+)
+
+query_accounts = Table(
+    "query_accounts",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("tenant_id", Text),
+    Column("stripe_customer_ids", ARRAY(Text)),
+    Column("primary_customer_id", Text),
+    Column("name", Text),
+    Column("email", Text),
+    _ts("created_at"),
+    _ts("deleted_at"),
+    Column("unsynced", Boolean),
+    Column("drift_detected", Boolean),
+    Column("subscription_id", Text),
+    Column("plan", Text),
+    Column("status", Text),
+    _ts("renewal_at"),
+    Column("currency", Text),
+    Column("committed_mrr", BigInteger),
+    Column("forward_mrr", BigInteger),
+    Column("mixed_currency", Boolean),
+)
+
+query_mrr_steps = Table(
+    "query_mrr_steps",
+    metadata,
+    Column("subscription_id", Text, primary_key=True),
+    _ts("occurred_at"),
+    Column("stripe_event_id", Text),
+    Column("day", Date),
+    Column("event_type", Text),
+    Column("currency", Text),
+    Column("committed", BigInteger),
+    Column("forward", BigInteger),
+    Column("prev_currency", Text),
+    Column("prev_committed", BigInteger),
+    Column("prev_forward", BigInteger),
+    Column("had_mrr_before", Boolean),
+)
+
+query_mrr_daily = Table(
+    "query_mrr_daily",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("currency", Text, primary_key=True),
+    Column("committed_delta", BigInteger),
+    Column("forward_delta", BigInteger),
+)
+
+query_invoice_rows = Table(
+    "query_invoice_rows",
+    metadata,
+    Column("row_id", Text, primary_key=True),
+    Column("kind", Text),
+    Column("invoice_id", Text),
+    Column("stripe_customer_id", Text),
+    Column("subscription_id", Text),
+    Column("number", Text),
+    Column("status", Text),
+    Column("currency", Text),
+    _ts("row_at"),
+    Column("row_day", Date),
+    Column("amount", BigInteger),
+    Column("tax", BigInteger),
+    Column("amount_ex_tax", BigInteger),
+    Column("amount_paid", BigInteger),
+    Column("hosted_invoice_url", Text),
+    Column("invoice_pdf", Text),
+    _ts("paid_at"),
+    Column("reason", Text),
+    _ts("revenue_at"),
+    Column("revenue_day", Date),
+    Column("revenue_amount", BigInteger),
+)
+
+query_revenue_daily = Table(
+    "query_revenue_daily",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("currency", Text, primary_key=True),
+    Column("amount", BigInteger),
+)
+
+query_event_daily = Table(
+    "query_event_daily",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("event_type", Text, primary_key=True),
+    Column("has_delta", Boolean, primary_key=True),
+    Column("n", BigInteger),
+)
+
+query_login_days = Table(
+    "query_login_days",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("tenant_key", Text, primary_key=True),
+    Column("days", DATEMULTIRANGE),
+)
+
+__all__ = [
+    "accounts",
+    "billing_events",
+    "query_accounts",
+    "query_event_daily",
+    "query_invoice_rows",
+    "query_login_days",
+    "query_mrr_daily",
+    "query_mrr_steps",
+    "query_revenue_daily",
+    "subscriptions",
+]

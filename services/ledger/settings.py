@@ -1,0 +1,71 @@
+"""The ledger service's configuration, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.common.config import (
+    ConfigError,
+    database_url,
+    env_float,
+    env_int,
+    env_str,
+    nats_url,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSettings:
+    database_url: str
+    nats_url: str
+    ingest_grpc_addr: str
+    host: str
+    grpc_port: int
+    admin_port: int
+    consumer_name: str
+    consume: bool  # run the JetStream consumer (off for replay-only processes)
+    batch_size: int  # messages fetched and committed together
+    fetch_timeout: float  # seconds a fetch waits for the first message
+    ack_wait: float  # seconds JetStream waits for an ack before redelivering
+    dead_letter_after: int  # deliveries of a failing message before it is set aside
+    replay_batch_size: int
+    replay_workers: int  # processes projecting replayed events (0: in the event loop)
+    stream_max_age_days: float
+    log_level: str
+
+    @property
+    def server_max_deliver(self) -> int:
+        """JetStream's own bound: above ours, so the dead-letter write gets a second chance.
+
+        The consumer stops fetching while PostgreSQL is down, so an outage does not burn
+        deliveries; only messages that fail on their own reach either bound.
+        """
+        return self.dead_letter_after * 2
+
+    @classmethod
+    def from_env(cls) -> LedgerSettings:
+        dead_after = env_int("LEDGER_DEAD_LETTER_AFTER", 5)
+        if dead_after < 1:
+            raise ConfigError("LEDGER_DEAD_LETTER_AFTER must be at least 1")
+        batch = env_int("LEDGER_BATCH_SIZE", 256)
+        if batch < 1:
+            raise ConfigError("LEDGER_BATCH_SIZE must be at least 1")
+        ingest_port = env_int("INGEST_GRPC_PORT", 50051)
+        return cls(
+            database_url=database_url(),
+            nats_url=nats_url(),
+            ingest_grpc_addr=env_str("INGEST_GRPC_ADDR", f"127.0.0.1:{ingest_port}"),
+            host=env_str("LEDGER_HOST", "0.0.0.0"),
+            grpc_port=env_int("LEDGER_GRPC_PORT", 50052),
+            admin_port=env_int("LEDGER_ADMIN_PORT", 9092),
+            consumer_name=env_str("LEDGER_CONSUMER_NAME", "ledger"),
+            consume=env_str("LEDGER_CONSUME", "1") not in ("0", "false", "no"),
+            batch_size=batch,
+            fetch_timeout=env_float("LEDGER_FETCH_TIMEOUT", 0.5),
+            ack_wait=env_float("LEDGER_ACK_WAIT", 30.0),
+            dead_letter_after=dead_after,
+            replay_batch_size=env_int("LEDGER_REPLAY_BATCH_SIZE", 2000),
+            replay_workers=env_int("LEDGER_REPLAY_WORKERS", 0),
+            stream_max_age_days=env_float("NATS_STREAM_MAX_AGE_DAYS", 30.0),
+            log_level=env_str("LOG_LEVEL", "INFO"),
+        )

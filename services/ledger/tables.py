@@ -1,0 +1,310 @@
+"""Which columns of each ledger table the projection writes, and how conflicts resolve.
+
+One description per table drives three things that must agree: the merge of several rows
+for the same key inside a batch (Python), the upsert against the stored row (SQL), and the
+diff of VerifyLedger. The conflict rules are what make the read models order-independent:
+
+* ``latest`` columns are a snapshot: they take the values of the row whose version
+  ``(state_event_created, state_event_id)`` is the greatest, whatever order rows arrive in;
+* ``least`` / ``greatest`` columns are monotone (first subscribed, first paid, ...): they take
+  the minimum / maximum over every row ever applied (NULLs ignored);
+* ``derived`` columns are not written from events at all: the projection recomputes them from
+  the other tables after each batch (e.g. an account's payment-method brand), so they too
+  are a function of the applied set.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+VERSION_COLUMNS = ("state_event_created", "state_event_id")
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_schema(schema: str) -> str:
+    """The schema name, refused unless it is a plain lower-case identifier (no quoting)."""
+    if not _IDENT.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+    return schema
+
+
+def q(column: str) -> str:
+    """Quote a column name (``interval`` is a keyword)."""
+    return f'"{column}"'
+
+
+@dataclass(frozen=True, slots=True)
+class ReadModel:
+    """A read-model table keyed by one Stripe object id."""
+
+    name: str
+    key: str
+    latest: tuple[str, ...]
+    least: tuple[str, ...] = ()
+    greatest: tuple[str, ...] = ()
+    derived: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Columns of a projected row, in this order."""
+        return (self.key, *self.latest, *self.least, *self.greatest, *VERSION_COLUMNS)
+
+    @property
+    def version_index(self) -> int:
+        return len(self.columns) - 2
+
+    def merge(self, a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The row that results from applying ``a`` and ``b`` (in either order)."""
+        v = self.version_index
+        newer, older = (b, a) if (b[v], b[v + 1]) > (a[v], a[v + 1]) else (a, b)
+        if not self.least and not self.greatest:
+            return newer
+        out = list(newer)
+        start = 1 + len(self.latest)
+        for i in range(start, start + len(self.least)):
+            out[i] = _pick(min, newer[i], older[i])
+        start += len(self.least)
+        for i in range(start, start + len(self.greatest)):
+            out[i] = _pick(max, newer[i], older[i])
+        return tuple(out)
+
+    def upsert_sql(self, schema: str, stage: str) -> str:
+        """INSERT from the staging table, resolving conflicts by the rules above."""
+        cols = ", ".join(q(c) for c in self.columns)
+        newer = (
+            "(EXCLUDED.state_event_created, EXCLUDED.state_event_id)"
+            " > (t.state_event_created, t.state_event_id)"
+        )
+        sets = [
+            f"{q(c)} = CASE WHEN {newer} THEN EXCLUDED.{q(c)} ELSE t.{q(c)} END"
+            for c in (*self.latest, *VERSION_COLUMNS)
+        ]
+        changed = [newer]
+        for fn, group in (("LEAST", self.least), ("GREATEST", self.greatest)):
+            for c in group:
+                sets.append(f"{q(c)} = {fn}(t.{q(c)}, EXCLUDED.{q(c)})")
+                changed.append(f"t.{q(c)} IS DISTINCT FROM {fn}(t.{q(c)}, EXCLUDED.{q(c)})")
+        return (  # identifiers only, all from this module or check_schema
+            f"INSERT INTO {schema}.{self.name} AS t ({cols}) SELECT {cols} FROM {stage} "  # noqa: S608
+            f"ON CONFLICT ({q(self.key)}) DO UPDATE SET {', '.join(sets)} "
+            f"WHERE {' OR '.join(changed)}"
+        )
+
+
+def _pick(fn: Any, x: Any, y: Any) -> Any:
+    if x is None:
+        return y
+    if y is None:
+        return x
+    return fn(x, y)
+
+
+BILLING_EVENT_COLUMNS: tuple[str, ...] = (
+    "stripe_event_id",
+    "stripe_event_type",
+    "event_type",
+    "tenant_id",
+    "stripe_customer_id",
+    "subscription_id",
+    "from_plan",
+    "to_plan",
+    "previous_amount",
+    "new_amount",
+    "amount_delta",
+    "refund_amount",
+    "committed_mrr",
+    "forward_mrr",
+    "currency",
+    "occurred_at",
+    "reason",
+    "flags",
+    "api_version",
+)
+UNSUPPORTED_COLUMNS: tuple[str, ...] = (
+    "stripe_event_id",
+    "stripe_event_type",
+    "api_version",
+    "reason",
+    "occurred_at",
+)
+
+ACCOUNTS = ReadModel(
+    "accounts",
+    "stripe_customer_id",
+    latest=(
+        "tenant_id",
+        "name",
+        "email",
+        "phone",
+        "address",
+        "address_country",
+        "tax_exempt",
+        "currency",
+        "default_payment_method_id",
+        "delinquent",
+        "stripe_created_at",
+    ),
+    least=("deleted_at",),
+    derived=(
+        "tax_id",
+        "payment_method_brand",
+        "payment_method_last4",
+        "payment_method_exp_month",
+        "payment_method_exp_year",
+    ),
+)
+PAYMENT_METHODS = ReadModel(
+    "payment_methods",
+    "payment_method_id",
+    latest=("stripe_customer_id", "type", "brand", "last4", "exp_month", "exp_year"),
+)
+TAX_IDS = ReadModel("tax_ids", "tax_id", latest=("stripe_customer_id", "type", "value", "deleted"))
+SUBSCRIPTIONS = ReadModel(
+    "subscriptions",
+    "subscription_id",
+    latest=(
+        "stripe_customer_id",
+        "status",
+        "plan",
+        "price_id",
+        "product_id",
+        "unit_amount",
+        "quantity",
+        "interval",
+        "interval_count",
+        "currency",
+        "current_period_start",
+        "current_period_end",
+        "trial_start",
+        "trial_end",
+        "cancel_at_period_end",
+        "cancel_at",
+        "canceled_at",
+        "ended_at",
+        "cancellation_reason",
+        "paused",
+        "schedule_id",
+        "pending_plan",
+        "pending_mrr",
+        "pending_change_at",
+        "committed_mrr",
+        "forward_mrr",
+        "mrr_flags",
+    ),
+    least=("subscribed_since",),
+    derived=("scheduled_plan", "scheduled_mrr", "scheduled_change_at"),
+)
+SUBSCRIPTION_SCHEDULES = ReadModel(
+    "subscription_schedules",
+    "schedule_id",
+    latest=(
+        "subscription_id",
+        "stripe_customer_id",
+        "status",
+        "current_plan",
+        "next_plan",
+        "next_mrr",
+        "next_phase_start",
+        "released_at",
+        "canceled_at",
+    ),
+)
+PAYMENTS = ReadModel(
+    "payments",
+    "invoice_id",
+    latest=(
+        "stripe_customer_id",
+        "subscription_id",
+        "number",
+        "status",
+        "billing_reason",
+        "currency",
+        "amount_due",
+        "amount_paid",
+        "amount_remaining",
+        "total",
+        "subtotal",
+        "tax",
+        "amount_ex_tax",
+        "amount_from_credit_balance",
+        "attempt_count",
+        "hosted_invoice_url",
+        "invoice_pdf",
+        "period_start",
+        "period_end",
+        "invoice_created",
+        "marked_uncollectible_at",
+        "invoice_charge_id",
+        "invoice_payment_intent_id",
+    ),
+    least=("paid_at",),
+    derived=(
+        "payment_intent_id",
+        "amount_refunded",
+        "refunded_at",
+        "amount_credited",
+        "credit_noted_at",
+    ),
+)
+INVOICE_PAYMENTS = ReadModel(
+    "invoice_payments",
+    "invoice_payment_id",
+    latest=("invoice_id", "payment_intent_id", "charge_id", "amount_paid", "currency", "status"),
+    least=("paid_at",),
+)
+REFUNDS = ReadModel(
+    "refunds",
+    "refund_id",
+    latest=(
+        "charge_id",
+        "payment_intent_id",
+        "stripe_customer_id",
+        "amount",
+        "currency",
+        "status",
+        "reason",
+        "refund_created",
+    ),
+)
+CREDIT_NOTES = ReadModel(
+    "credit_notes",
+    "credit_note_id",
+    latest=(
+        "invoice_id",
+        "stripe_customer_id",
+        "amount",
+        "total",
+        "currency",
+        "status",
+        "type",
+        "reason",
+        "refund_ids",
+        "refunded_amount",
+        "post_payment_amount",
+        "out_of_band_amount",
+        "credit_note_created",
+        "voided_at",
+    ),
+)
+
+READ_MODELS: tuple[ReadModel, ...] = (
+    ACCOUNTS,
+    PAYMENT_METHODS,
+    TAX_IDS,
+    SUBSCRIPTIONS,
+    SUBSCRIPTION_SCHEDULES,
+    PAYMENTS,
+    INVOICE_PAYMENTS,
+    REFUNDS,
+    CREDIT_NOTES,
+)
+READ_MODEL_BY_NAME = {m.name: m for m in READ_MODELS}
+
+#: Tables VerifyLedger rebuilds and diffs: (name, key column, columns never compared).
+REBUILT_TABLES: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("billing_events", "stripe_event_id", frozenset({"id", "created_at"})),
+    ("unsupported_events", "stripe_event_id", frozenset({"recorded_at"})),
+    *((m.name, m.key, frozenset()) for m in READ_MODELS),
+)
