@@ -1,8 +1,9 @@
 """Selects the object renderer of an API version family.
 
-Both families expose the same functions (``render_legacy`` and ``render_basil`` are used as
-implementations of :class:`Renderer`), so the lifecycle code is written once and each event is
-rendered in its customer's family.
+Both families are rendered by one :class:`~.render_shared.FamilyRenderer` (an implementation of
+:class:`Renderer`; ``render_legacy.RENDERER`` and ``render_basil.RENDERER`` are its two
+instances), so the lifecycle code is written once and each event is rendered in its customer's
+family.
 """
 
 from __future__ import annotations
@@ -49,4 +50,4 @@ class Renderer(Protocol):
 
 def renderer_for(api_version: str) -> Renderer:
     """The renderer producing payload shapes of ``api_version``."""
-    return render_basil if is_basil(api_version) else render_legacy
+    return render_basil.RENDERER if is_basil(api_version) else render_legacy.RENDERER
