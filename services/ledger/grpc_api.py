@@ -45,12 +45,13 @@ _PB_TO_STATUS = {v: k for k, v in _STATUS_TO_PB.items()}
 
 # The row plus "MRR as of the event" for rows whose payload carried no subscription state.
 BILLING_EVENT_SQL = """
-SELECT b.*, a.tenant_id AS linked_tenant_id,
+SELECT b.*, a.tenant_id AS linked_tenant_id, l.tenant_id AS explicit_tenant_id,
        CASE WHEN b.committed_mrr IS NULL AND b.subscription_id IS NOT NULL
             THEN ledger.committed_mrr_as_of(b.subscription_id, b.occurred_at, b.stripe_event_id)
        END AS carried_mrr
 FROM ledger.billing_events b
 LEFT JOIN ledger.accounts a ON a.stripe_customer_id = b.stripe_customer_id
+LEFT JOIN ledger.customer_links l ON l.stripe_customer_id = b.stripe_customer_id
 WHERE b.stripe_event_id = %s
 """
 
@@ -62,7 +63,12 @@ def billing_event_message(row: dict[str, Any]) -> ledger_pb2.BillingEvent:
         stripe_event_id=row["stripe_event_id"],
         stripe_event_type=row["stripe_event_type"],
         event_type=row["event_type"],
-        account_id=row["tenant_id"] or row["linked_tenant_id"] or row["stripe_customer_id"] or "",
+        # explicit link (ledger.customer_links) > payload tenant > customer's metadata tenant
+        account_id=row["explicit_tenant_id"]
+        or row["tenant_id"]
+        or row["linked_tenant_id"]
+        or row["stripe_customer_id"]
+        or "",
         tenant_id=row["tenant_id"] or "",
         stripe_customer_id=row["stripe_customer_id"] or "",
         subscription_id=row["subscription_id"] or "",

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ledger.directory import reads, writes
+from services.ledger.directory import links, reads, writes
 from services.ledger.directory.db import transaction
 from services.ledger.directory.inputs import (
     LoginInput,
@@ -20,6 +20,7 @@ from services.ledger.directory.inputs import (
     UserInput,
     UserListQuery,
 )
+from services.ledger.directory.links import LinkInput, LinkListQuery
 from services.ledger.directory.reads import DirectoryCounts, UserDetail
 from services.ledger.directory.writes import Row
 
@@ -71,3 +72,15 @@ class DirectoryRepository:
     ) -> DirectoryCounts:
         async with transaction(self._engine) as conn:
             return await reads.directory_stats(conn, since, until, as_of)
+
+    async def link_customer(self, data: LinkInput) -> Row:
+        async with transaction(self._engine) as conn:
+            return await links.link_customer(conn, data)
+
+    async def unlink_customer(self, stripe_customer_id: str) -> Row:
+        async with transaction(self._engine) as conn:
+            return await links.unlink_customer(conn, stripe_customer_id)
+
+    async def list_links(self, query: LinkListQuery) -> tuple[list[Row], int]:
+        async with transaction(self._engine) as conn:
+            return await links.list_links(conn, query)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.grpc_server import GrpcServer
 from services.common.timeconv import to_timestamp
-from services.ledger.directory import convert, requests
+from services.ledger.directory import convert, links, requests
 from services.ledger.directory.errors import (
     AlreadyExists,
     DirectoryError,
@@ -174,6 +174,40 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
                 active_sessions=counts.active_sessions,
                 total_users=counts.total_users,
                 total_tenants=counts.total_tenants,
+            )
+
+        return await self._run(context, work)
+
+    async def LinkStripeCustomer(
+        self, request: pb.LinkStripeCustomerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CustomerLink:
+        async def work() -> pb.CustomerLink:
+            row = await self._repo.link_customer(links.link_input(request))
+            return links.link_message(row)
+
+        return await self._run(context, work)
+
+    async def UnlinkStripeCustomer(
+        self, request: pb.UnlinkStripeCustomerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CustomerLink:
+        async def work() -> pb.CustomerLink:
+            customer = require_id(request.stripe_customer_id, "stripe_customer_id")
+            return links.link_message(await self._repo.unlink_customer(customer))
+
+        return await self._run(context, work)
+
+    async def ListCustomerLinks(
+        self, request: pb.ListCustomerLinksRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListCustomerLinksResponse:
+        async def work() -> pb.ListCustomerLinksResponse:
+            query = links.link_list_query(request)
+            rows, total = await self._repo.list_links(query)
+            more = len(rows) > query.page_size
+            rows = rows[: query.page_size]
+            token = links.next_page_token(rows[-1]) if more and rows else ""
+            return pb.ListCustomerLinksResponse(
+                links=[links.link_message(row) for row in rows],
+                page=common_pb2.PageInfo(next_page_token=token, total_count=total),
             )
 
         return await self._run(context, work)

@@ -86,3 +86,14 @@ sessions = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Column("revocation_reason", Text),
 )
+
+# Migration 0005_customer_links: explicit Stripe customer -> tenant links (operator input).
+customer_links = Table(
+    "customer_links",
+    metadata,
+    Column("stripe_customer_id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("linked_at", DateTime(timezone=True), nullable=False),
+    Column("linked_by", Text),
+    Column("note", Text),
+)

@@ -16,9 +16,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.ledger.directory.tables import customer_links
 from services.ledger.queries.inputs import EventListQuery, TimeRange, day_start, utc_day
 from services.ledger.queries.lenses import Lens, lens_condition
 from services.ledger.queries.tables import accounts, billing_events, query_event_daily
@@ -38,9 +39,13 @@ def event_columns() -> list[Any]:
     )
     return [
         *be.c,
-        func.coalesce(be.c.tenant_id, accounts.c.tenant_id, be.c.stripe_customer_id).label(
-            "account_id"
-        ),
+        # an explicit link (migration 0005) wins over the payload's and the customer's metadata
+        func.coalesce(
+            customer_links.c.tenant_id,
+            be.c.tenant_id,
+            accounts.c.tenant_id,
+            be.c.stripe_customer_id,
+        ).label("account_id"),
         case(  # CASE is lazy: the carried lookup runs only for rows without their own value
             (be.c.committed_mrr.is_not(None), be.c.committed_mrr),
             (be.c.subscription_id.is_not(None), carried),
@@ -54,7 +59,9 @@ def event_columns() -> list[Any]:
 
 
 def _events_from() -> Any:
-    return be.outerjoin(accounts, accounts.c.stripe_customer_id == be.c.stripe_customer_id)
+    return be.outerjoin(
+        accounts, accounts.c.stripe_customer_id == be.c.stripe_customer_id
+    ).outerjoin(customer_links, customer_links.c.stripe_customer_id == be.c.stripe_customer_id)
 
 
 def _period(period: TimeRange) -> list[ColumnElement[bool]]:
@@ -67,7 +74,18 @@ def _period(period: TimeRange) -> list[ColumnElement[bool]]:
 
 
 def _account(customers: list[str], account_id: str) -> ColumnElement[bool]:
-    return or_(be.c.stripe_customer_id.in_(customers), be.c.tenant_id == account_id)
+    """Rows of the account's customers, and rows whose payload names the account's tenant
+    unless their customer is explicitly linked to another tenant (the link wins)."""
+    link = customer_links.alias("other_link")
+    linked_elsewhere = (
+        exists()
+        .where(link.c.stripe_customer_id == be.c.stripe_customer_id, link.c.tenant_id != account_id)
+        .correlate_except(link)
+    )
+    return or_(
+        be.c.stripe_customer_id.in_(customers),
+        and_(be.c.tenant_id == account_id, ~linked_elsewhere),
+    )
 
 
 async def list_events(

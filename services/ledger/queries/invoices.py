@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.ledger.directory.tables import customer_links
 from services.ledger.queries.inputs import InvoiceLens, InvoiceListQuery
 from services.ledger.queries.tables import accounts
 from services.ledger.queries.tables import query_invoice_rows as qir
@@ -51,10 +52,17 @@ async def list_invoices(
         await conn.execute(
             select(
                 *qir.c,
-                func.coalesce(accounts.c.tenant_id, qir.c.stripe_customer_id).label("account_id"),
+                func.coalesce(
+                    customer_links.c.tenant_id, accounts.c.tenant_id, qir.c.stripe_customer_id
+                ).label("account_id"),
             )
             .select_from(
-                qir.outerjoin(accounts, accounts.c.stripe_customer_id == qir.c.stripe_customer_id)
+                qir.outerjoin(
+                    accounts, accounts.c.stripe_customer_id == qir.c.stripe_customer_id
+                ).outerjoin(
+                    customer_links,
+                    customer_links.c.stripe_customer_id == qir.c.stripe_customer_id,
+                )
             )
             .where(and_(true(), *page_filters))
             .order_by(*order)
