@@ -5,7 +5,19 @@ order and is applied in batches, each in its own transaction; the projection is 
 so a replay over a full ledger applies nothing and an interrupted replay can simply be run
 again. Reading the stream, projecting (CPU: JSON, resolvers, classifier) and writing
 (PostgreSQL) overlap: the reader fills a bounded queue, projection runs in a process pool
-when one is given, and the writer commits the previous batch meanwhile.
+when one is given (one batch in flight per worker), and the writer commits the previous
+batch meanwhile.
+
+Bulk replays into the live ``ledger`` schema take two shortcuts, both re-runnable:
+
+* ``synchronous_commit = off`` for the replay's own transactions (``SET LOCAL``): a crash can
+  lose the last few hundred milliseconds of committed batches, which the next replay (or the
+  consumer's redelivery) applies again; nothing else is affected.
+* Into an empty ledger, the query_* maintenance triggers are deferred (migration 0006) and
+  one ``ledger.query_support_rebuild()`` runs at the end, after an ANALYZE of the freshly
+  loaded tables. The marker row ``ledger.query_support_deferred`` is committed before the
+  first batch and removed with the rebuild, so a replay that dies half-way is finished by the
+  next one (which sees the marker and defers and rebuilds again).
 """
 
 from __future__ import annotations
@@ -17,7 +29,9 @@ from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import psycopg
 from billing.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import Counter
@@ -26,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common.timeconv import to_timestamp
 from services.ledger.db import raw_transaction
 from services.ledger.effects import Effects, project_event
-from services.ledger.projection import apply_batch
+from services.ledger.projection import Merged, apply_merged, merge_effects
 
 REPLAYED = Counter("ledger_replayed_events_total", "Archived events examined by replays")
 
@@ -40,6 +54,17 @@ class ReplayReport:
     seconds: float = 0.0
     #: (stripe_created_at, event_id) of the last event streamed: the archive's horizon.
     horizon: tuple[datetime, str] | None = None
+
+
+def project_merged(payloads: Sequence[bytes]) -> tuple[int, int, Merged]:
+    """(examined, unreadable, merged rows) of a batch (runs in a worker process).
+
+    Merging in the worker keeps the writer's share small: what crosses the process boundary
+    is one set of plain dicts and tuples per batch instead of an object per event.
+    """
+    projected = project_many(payloads)
+    readable = [e for e in projected if e is not None]
+    return len(projected), len(projected) - len(readable), merge_effects(readable)
 
 
 def project_many(payloads: Sequence[bytes]) -> list[Effects | None]:
@@ -83,6 +108,59 @@ def _version(event: ingest_pb2.ArchivedEvent | None) -> tuple[datetime, str] | N
     return created.ToDatetime().replace(tzinfo=UTC), event.event_id
 
 
+#: Tables whose statistics the rebuild's plans depend on (they grew from nothing).
+_ANALYZED = (
+    "billing_events",
+    "accounts",
+    "payment_methods",
+    "tax_ids",
+    "subscriptions",
+    "subscription_schedules",
+    "payments",
+    "invoice_payments",
+    "refunds",
+    "credit_notes",
+)
+
+
+async def _start_deferral(engine: AsyncEngine) -> bool:
+    """Whether this replay defers the query_* maintenance (and so must rebuild at the end)."""
+    async with raw_transaction(engine) as conn, conn.cursor() as cur:
+        await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
+        await cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM ledger.query_support_deferred)"
+            " OR NOT (EXISTS (SELECT 1 FROM ledger.billing_events)"
+            " OR EXISTS (SELECT 1 FROM ledger.unsupported_events)"
+            " OR EXISTS (SELECT 1 FROM ledger.accounts)"
+            " OR EXISTS (SELECT 1 FROM ledger.subscriptions)"
+            " OR EXISTS (SELECT 1 FROM ledger.payments))"
+        )
+        row = await cur.fetchone()
+        defer = bool(row and row[0])
+        if defer:
+            await cur.execute(
+                "INSERT INTO ledger.query_support_deferred DEFAULT VALUES ON CONFLICT DO NOTHING"
+            )
+    return defer
+
+
+async def _finish_deferral(engine: AsyncEngine) -> None:
+    """Rebuild the query_* tables from the ledger and clear the marker, in one transaction."""
+    async with raw_transaction(engine) as conn, conn.cursor() as cur:
+        await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
+        for table in _ANALYZED:
+            await cur.execute(f"ANALYZE ledger.{table}")
+        await cur.execute("SELECT ledger.query_support_rebuild()")
+        await cur.execute("DELETE FROM ledger.query_support_deferred")
+
+
+async def _replay_session(conn: psycopg.AsyncConnection[Any], defer: bool) -> None:
+    """Settings of one replay transaction (``SET LOCAL``: gone at commit)."""
+    await conn.execute("SET LOCAL synchronous_commit = off")
+    if defer:
+        await conn.execute("SET LOCAL ledger.defer_query_support = 'on'")
+
+
 async def replay_archive(
     engine: AsyncEngine,
     stub: ingest_pb2_grpc.IngestServiceStub,
@@ -96,19 +174,26 @@ async def replay_archive(
     """Stream the archive and apply it batch by batch; returns the counts."""
     started = time.perf_counter()
     report = ReplayReport()
-    queue: asyncio.Queue[tuple[list[Effects | None], tuple[datetime, str] | None] | None]
-    queue = asyncio.Queue(maxsize=2)
+    bulk = schema == "ledger"
+    defer = bulk and await _start_deferral(engine)
+    in_flight = max(getattr(executor, "_max_workers", 1), 1) if executor is not None else 1
+    queue: asyncio.Queue[
+        tuple[asyncio.Future[tuple[int, int, Merged]], tuple[datetime, str] | None] | None
+    ]
+    queue = asyncio.Queue(maxsize=in_flight + 1)
     loop = asyncio.get_running_loop()
 
     async def produce() -> None:
         async for payloads, horizon in archive_batches(
             stub, since=since, until=until, batch_size=batch_size
         ):
+            future: asyncio.Future[tuple[int, int, Merged]]
             if executor is not None:
-                projected = await loop.run_in_executor(executor, project_many, payloads)
+                future = loop.run_in_executor(executor, project_merged, payloads)
             else:
-                projected = project_many(payloads)
-            await queue.put((projected, horizon))
+                future = loop.create_future()
+                future.set_result(project_merged(payloads))
+            await queue.put((future, horizon))
         await queue.put(None)
 
     producer = asyncio.create_task(produce(), name="replay-reader")
@@ -123,17 +208,21 @@ async def replay_archive(
             item = getter.result()
             if item is None:
                 break
-            projected, horizon = item
-            readable = [e for e in projected if e is not None]
-            report.examined += len(projected)
-            report.unreadable += len(projected) - len(readable)
-            REPLAYED.inc(len(projected))
+            future, horizon = item
+            examined, unreadable, merged = await future
+            report.examined += examined
+            report.unreadable += unreadable
+            REPLAYED.inc(examined)
             async with raw_transaction(engine) as conn:
-                result = await apply_batch(conn, readable, schema=schema)
+                if bulk:
+                    await _replay_session(conn, defer)
+                result = await apply_merged(conn, merged, examined - unreadable, schema=schema)
             report.applied += result.applied
             report.unsupported += result.unsupported
             report.horizon = horizon or report.horizon
         await producer
+        if defer:
+            await _finish_deferral(engine)
     finally:
         if not producer.done():
             producer.cancel()

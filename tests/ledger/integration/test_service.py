@@ -39,9 +39,7 @@ async def count(db: psycopg.AsyncConnection[Any], sql: str, *params: Any) -> int
     return int(row[0]) if row else 0
 
 
-def first_event(
-    bodies: tuple[tuple[str, bytes], ...], kind: str
-) -> tuple[str, dict[str, Any]]:
+def first_event(bodies: tuple[tuple[str, bytes], ...], kind: str) -> tuple[str, dict[str, Any]]:
     for event_id, body in bodies:
         document = json.loads(body)
         if document["type"] == kind:
@@ -126,6 +124,21 @@ async def _first_of_type(db: psycopg.AsyncConnection[Any], event_type: str) -> s
     return str(row[0])
 
 
+async def _query_tables(db: psycopg.AsyncConnection[Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for table in (
+        "query_accounts",
+        "query_mrr_steps",
+        "query_mrr_daily",
+        "query_invoice_rows",
+        "query_revenue_daily",
+        "query_event_daily",
+    ):
+        cur = await db.execute(f"SELECT * FROM ledger.{table} ORDER BY 1, 2, 3")  # noqa: S608
+        out[table] = await cur.fetchall()
+    return out
+
+
 async def test_replay_is_idempotent_and_verify_finds_planted_mismatches(
     make_ledger: Callable[..., Any],
     webhook_client: WebhookClient,
@@ -141,6 +154,13 @@ async def test_replay_is_idempotent_and_verify_finds_planted_mismatches(
         first = await stub.ReplayArchive(ledger_pb2.ReplayArchiveRequest())
         assert first.examined == len(bodies)
         assert first.applied == len(expected)
+        # Into an empty ledger the query_* triggers were deferred, then rebuilt once.
+        deferred = await _query_tables(db)
+        assert deferred["query_accounts"] and deferred["query_event_daily"]
+        await db.execute("SELECT ledger.query_support_rebuild()")
+        assert await _query_tables(db) == deferred
+        marker = await db.execute("SELECT count(*) FROM ledger.query_support_deferred")
+        assert await marker.fetchone() == (0,)
         second = await stub.ReplayArchive(ledger_pb2.ReplayArchiveRequest())
         assert (second.examined, second.applied) == (len(bodies), 0)
 
