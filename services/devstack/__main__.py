@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 from services.common.config import env_int, env_optional, env_str, sqlalchemy_url
@@ -32,6 +33,8 @@ from services.devstack.embedded import (
 from services.devstack.stale import stop_stale_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Illustrative rates for the demo only; production sets FX_RATES from its treasury source.
+DEMO_FX_RATES = "EUR=1.08,JPY=0.0067"
 
 
 @dataclass
@@ -58,6 +61,19 @@ class Stack:
             self.nats.stop()
         if self.postgres is not None:
             self.postgres.stop()
+
+
+def demo_start_date(data_dir: Path) -> str:
+    """The demo history's first day: chosen on the first run so the history ends today (the
+    dashboard's 7/30/90-day windows then show activity), and kept in the data folder, so later
+    runs redeliver the very same events (duplicates, not divergences)."""
+    marker = data_dir / "demo_start_date"
+    if marker.exists():
+        return marker.read_text().strip()
+    months = env_int("SIM_MONTHS", 6)
+    chosen = (date.today() - timedelta(days=months * 31)).isoformat()
+    marker.write_text(chosen + "\n")
+    return chosen
 
 
 def _spawn(stack: Stack, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
@@ -134,6 +150,8 @@ def start(stack: Stack) -> dict[str, str]:
             "STRIPE_API_BASE": env_str("STRIPE_API_BASE", f"http://127.0.0.1:{sim_port}"),
             "STRIPE_API_KEY": env_str("STRIPE_API_KEY", "sk_test_simulator"),
             "PYTHONUNBUFFERED": "1",
+            # Demo conversion rates for the blended totals (configuration, not code).
+            "FX_RATES": env_str("FX_RATES", DEMO_FX_RATES),
         }
     )
     urls: dict[str, str] = {}
@@ -152,6 +170,7 @@ def start(stack: Stack) -> dict[str, str]:
 
     sim_env = dict(env)
     sim_env["SIM_WEBHOOK_URL"] = urls["webhooks"]
+    sim_env.setdefault("SIM_START_DATE", demo_start_date(data_dir))
     _spawn(
         stack,
         "stripe_simulator",

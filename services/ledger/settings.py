@@ -65,7 +65,8 @@ class LedgerSettings:
             ack_wait=env_float("LEDGER_ACK_WAIT", 30.0),
             dead_letter_after=dead_after,
             replay_batch_size=env_int("LEDGER_REPLAY_BATCH_SIZE", 2000),
-            replay_workers=env_int("LEDGER_REPLAY_WORKERS", 0),
+            # One worker process: projection (CPU) overlaps the writes; 0 keeps it in-line.
+            replay_workers=env_int("LEDGER_REPLAY_WORKERS", 1),
             stream_max_age_days=env_float("NATS_STREAM_MAX_AGE_DAYS", 30.0),
             log_level=env_str("LOG_LEVEL", "INFO"),
         )
