@@ -147,9 +147,7 @@ def _live_subscription() -> ColumnElement[bool]:
 async def get_account(conn: AsyncConnection, account_id: str, as_of: datetime) -> AccountDetailRows:
     account = (
         await conn.execute(
-            select(*qa.c, literal(None).label("mrr_platform")).where(
-                qa.c.account_id == account_id
-            )
+            select(*qa.c, literal(None).label("mrr_platform")).where(qa.c.account_id == account_id)
         )
     ).first()
     if account is None:

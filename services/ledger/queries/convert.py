@@ -56,9 +56,7 @@ def plan_card(row: Row) -> pb.PlanCard:
         if row.unit_amount is not None
         else None
     )
-    renewal = (
-        row.current_period_end if row.live and not row.cancel_at_period_end else None
-    )
+    renewal = row.current_period_end if row.live and not row.cancel_at_period_end else None
     return pb.PlanCard(
         subscription_id=row.subscription_id,
         plan=row.plan or "",

@@ -51,9 +51,7 @@ def event_columns() -> list[Any]:
             (be.c.subscription_id.is_not(None), carried),
             else_=None,
         ).label("mrr"),
-        and_(be.c.committed_mrr.is_(None), be.c.subscription_id.is_not(None)).label(
-            "mrr_carried"
-        ),
+        and_(be.c.committed_mrr.is_(None), be.c.subscription_id.is_not(None)).label("mrr_carried"),
         has_delta().label("has_delta"),
     ]
 

@@ -268,9 +268,7 @@ class InvoiceListQuery:
     after: tuple[datetime, str] | None
 
 
-def time_keyset(
-    page_token: str, oldest_first: bool, kind: str
-) -> tuple[datetime, str] | None:
+def time_keyset(page_token: str, oldest_first: bool, kind: str) -> tuple[datetime, str] | None:
     """Decode ``[kind, oldest_first, micros, id]`` tokens of the time-ordered lists."""
     key = _token(page_token)
     if key is None:

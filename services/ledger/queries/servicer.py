@@ -97,6 +97,20 @@ async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, text:
     raise AssertionError("unreachable")  # abort raises
 
 
+_Row = TypeVar("_Row")
+
+
+def _page(
+    rows: list[_Row], page_size: int, token_of: Callable[[_Row], str]
+) -> tuple[list[_Row], str]:
+    """Keyset paging: the queries fetch ``page_size + 1`` rows; the extra one only says that
+    another page exists, and the next token is the sort key of the last row served."""
+    if len(rows) <= page_size:
+        return rows, ""
+    served = rows[:page_size]
+    return served, token_of(served[-1]) if served else ""
+
+
 class LedgerQueriesMixin:
     """Dashboard, account, billing-event and invoice reads, and the MRR consistency check."""
 
@@ -123,9 +137,7 @@ class LedgerQueriesMixin:
                 raise Unavailable(f"ledger unavailable: {exc!r}") from exc
             raise
 
-    async def _run(
-        self, context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[T]]
-    ) -> T:
+    async def _run(self, context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[T]]) -> T:
         try:
             return await work()
         except QueryError as exc:
@@ -334,10 +346,8 @@ class LedgerQueriesMixin:
             fx = self._fx()
             async with self._snapshot() as conn:
                 rows, total = await accounts.list_accounts(conn, q, fx)
-            more = len(rows) > q.page_size
-            rows = rows[: q.page_size]
-            token = (
-                account_token(q, rows[-1].sort_value, rows[-1].account_id) if more and rows else ""
+            rows, token = _page(
+                rows, q.page_size, lambda last: account_token(q, last.sort_value, last.account_id)
             )
             unconverted = sorted(
                 {r.currency for r in rows if r.currency and fx.rate(r.currency) is None}
@@ -413,14 +423,12 @@ class LedgerQueriesMixin:
                 if q.account_id is not None:
                     customers, _ = await accounts.account_customers(conn, q.account_id)
                 rows, total = await events.list_events(conn, q, customers)
-            more = len(rows) > q.page_size
-            rows = rows[: q.page_size]
-            token = (
-                time_token(
-                    "events", q.oldest_first, rows[-1].occurred_at, rows[-1].stripe_event_id
-                )
-                if more and rows
-                else ""
+            rows, token = _page(
+                rows,
+                q.page_size,
+                lambda last: time_token(
+                    "events", q.oldest_first, last.occurred_at, last.stripe_event_id
+                ),
             )
             return pb.ListBillingEventsResponse(
                 events=[billing_event_row(r) for r in rows],
@@ -449,12 +457,10 @@ class LedgerQueriesMixin:
                 if q.account_id is not None:
                     customers, _ = await accounts.account_customers(conn, q.account_id)
                 rows, total = await invoices.list_invoices(conn, q, customers)
-            more = len(rows) > q.page_size
-            rows = rows[: q.page_size]
-            token = (
-                time_token("invoices", q.oldest_first, rows[-1].row_at, rows[-1].row_id)
-                if more and rows
-                else ""
+            rows, token = _page(
+                rows,
+                q.page_size,
+                lambda last: time_token("invoices", q.oldest_first, last.row_at, last.row_id),
             )
             return pb.ListInvoicesResponse(
                 rows=[invoice_row(r) for r in rows],
@@ -495,7 +501,6 @@ class LedgerQueriesMixin:
             )
 
         return await self._run(context, work)
-
 
 
 __all__ = ["LedgerQueriesMixin"]
