@@ -1,4 +1,4 @@
-"""ledger/ingest: API version families and reliability (issues 7 and 10).
+"""ledger: Stripe API version families (issue 7).
 
 Revision ID: 0010_api_versions_reliability
 Revises: 0009_gateway_schema
