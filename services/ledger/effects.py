@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from services.ledger.domain import UnsupportedApiVersion, classify, compute_mrr, resolve
+from services.ledger.domain.resolvers import API_VERSION_NEWER_THAN_KNOWN
 from services.ledger.domain.mrr import current_and_next_phase, phase_mrr, scheduled_items
 from services.ledger.domain.normalised import (
     InvoiceSnapshot,
@@ -29,6 +30,11 @@ from services.ledger.domain.normalised import (
     SubscriptionItem,
     SubscriptionSnapshot,
 )
+
+#: ``ledger.unsupported_events.severity``: ``Critical`` = not classified (no billing row);
+#: ``Warning`` = a version newer than every known family, classified by the newest resolver.
+SEVERITY_CRITICAL = "Critical"
+SEVERITY_WARNING = "Warning"
 
 # orjson parses Stripe-sized documents about 3x faster than the standard library.
 _loads: Any = orjson.loads
@@ -104,10 +110,25 @@ def project_document(doc: dict[str, Any]) -> Effects:
             resolved.api_version,
             resolved.reason,
             ts(created),
+            SEVERITY_CRITICAL,
+            None,
         )
         return effects
     occurred = ts(resolved.created) or datetime.fromtimestamp(0, UTC)
     effects = Effects(event_id, occurred)
+    if API_VERSION_NEWER_THAN_KNOWN in resolved.resolution_flags:
+        # Classified (below) with the newest resolver, and reported so an operator checks
+        # Stripe's changelog: an UnsupportedStripeApiVersion-family Warning for drift.
+        effects.unsupported = (
+            event_id,
+            resolved.event_type,
+            resolved.api_version,
+            f"api_version {resolved.api_version!r} is newer than every known family;"
+            f" classified as {resolved.family!r}",
+            occurred,
+            SEVERITY_WARNING,
+            resolved.family,
+        )
     classification = classify(resolved)
     if classification is not None:
         c = classification

@@ -128,6 +128,8 @@ UNSUPPORTED_COLUMNS: tuple[str, ...] = (
     "api_version",
     "reason",
     "occurred_at",
+    "severity",
+    "resolved_family",
 )
 
 ACCOUNTS = ReadModel(

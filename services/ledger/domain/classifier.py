@@ -176,7 +176,7 @@ class Classification:
 
 # --------------------------------------------------------------------------- helpers
 def _row(ev: NormalisedEvent, event_type: BillingEventType, **fields: Any) -> Classification:
-    flags = fields.pop("flags", ())
+    flags = (*fields.pop("flags", ()), *ev.resolution_flags)
     fields.setdefault("customer_id", ev.customer_id)
     fields.setdefault("tenant_id", ev.tenant_id)
     return Classification(

@@ -38,7 +38,10 @@ Rules (monthly recurring revenue, integer minor units of the subscription's curr
    (``pending_update.subscription_items``, or the next phase of an *expanded* subscription
    schedule whose item prices are expanded), with the subscription's discounts, which
    covers a queued downgrade (and, symmetrically, a queued upgrade); else the current
-   items' MRR, which for a trial is the MRR after the trial.
+   items' MRR, which for a trial is the MRR after the trial. A pending update that carries
+   discounts (dahlia and later: ``pending_update.discount``/``discounts``) replaces the
+   subscription's discounts in the forward MRR, also when it changes no item (flag
+   ``scheduled_change``; ids without terms flag ``discount_terms_unknown``).
 """
 
 from __future__ import annotations
@@ -236,6 +239,8 @@ def scheduled_items(
         pending = sub.pending_update.subscription_items
         if all(i.unit_amount is not None or i.unit_amount_decimal is not None for i in pending):
             return pending
+    if sub.pending_update is not None and sub.pending_update.discounts is not None:
+        return sub.items  # only the discounts change (rule 6)
     if sub.schedule is not None:
         at = as_of if as_of is not None else sub.current_period_start
         _, following = current_and_next_phase(sub.schedule, at)
@@ -284,8 +289,14 @@ def compute_mrr(sub: SubscriptionSnapshot, *, as_of: int | None = None) -> MrrRe
         upcoming = scheduled_items(sub, as_of)
         if upcoming is not None:
             flags.add("scheduled_change")
+            pending = sub.pending_update
+            discounts = sub.discounts
+            if pending is not None and pending.discounts is not None:
+                discounts = pending.discounts
+                if pending.discount_refs_unresolved:
+                    flags.add("discount_terms_unknown")
             forward = _round_half_even(
-                _items_mrr(upcoming, sub.discounts, currency=currency, as_of=as_of, flags=flags)
+                _items_mrr(upcoming, discounts, currency=currency, as_of=as_of, flags=flags)
             )
         else:
             forward = base

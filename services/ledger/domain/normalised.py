@@ -84,6 +84,11 @@ class PendingUpdate:
     subscription_items: tuple[SubscriptionItem, ...]
     expires_at: int | None
     trial_end: int | None
+    #: The discounts the subscription will have once the update applies (dahlia and later:
+    #: ``pending_update.discount``/``discounts``); ``None`` when the payload says nothing
+    #: about discounts (earlier families, or no discount change pending).
+    discounts: tuple[DiscountSnapshot, ...] | None = None
+    discount_refs_unresolved: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,3 +304,6 @@ class NormalisedEvent:
     invoice_payment: InvoicePaymentSnapshot | None = None
     schedule: ScheduleSnapshot | None = None
     previous_schedule: ScheduleSnapshot | None = None
+    #: How the payload was resolved, when it is worth a flag on the row (for example
+    #: ``api_version_newer_than_known``: classified by the newest family's resolver).
+    resolution_flags: tuple[str, ...] = ()

@@ -150,7 +150,7 @@ def test_created_fixture_carries_mrr_and_plan() -> None:
 def test_every_fixture_under_a_foreign_version_is_unsupported_not_a_crash() -> None:
     for path in FILES:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        raw["api_version"] = "2026-09-30.dahlia"
+        raw["api_version"] = "2026-01-01.zinnia"  # unknown release, older than the newest
         result = resolve(raw)
         assert isinstance(result, UnsupportedApiVersion)
 

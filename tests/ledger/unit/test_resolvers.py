@@ -22,6 +22,14 @@ from tests.ledger.unit import builders as b
         ("2025-02-24.acacia", "legacy"),
         ("2025-03-31.basil", "basil"),
         ("2025-08-27.basil", "basil"),
+        ("2025-09-30.clover", "clover"),
+        ("2026-02-25.clover", "clover"),
+        ("2026-03-25.dahlia", "dahlia"),
+        ("2026-05-27.dahlia", "dahlia"),
+        ("2026-08-26.dahlia", "dahlia"),
+        ("2026-09-30.endive", "endive"),
+        ("2026-10-28.endive", "endive"),
+        ("2026-11-18.endive", "endive"),
     ],
 )
 def test_resolver_selected_by_version(version: str, family: str) -> None:
@@ -38,14 +46,17 @@ def test_resolver_selected_by_version(version: str, family: str) -> None:
 @pytest.mark.parametrize(
     "version",
     [
-        "2026-09-30.dahlia",
-        "2025-09-30.clover",
         "garbage",
         "",
         None,
         42,
         "2025-04-30",  # undotted but on/after basil: no such Stripe version
         "2024-01-01.basil",  # basil name before basil existed
+        "2025-06-30.clover",  # clover name before clover existed
+        "2026-01-28.dahlia",  # dahlia name before dahlia existed
+        "2026-09-29.endive",  # endive name before endive existed
+        "2026-01-01.zinnia",  # unknown release, older than the newest family
+        "2027-01-01",  # no release name: not a Stripe version of this era
         "2020-13-40",
     ],
 )

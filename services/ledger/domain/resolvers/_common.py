@@ -9,6 +9,7 @@ its object's shape.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -103,6 +104,7 @@ class BaseResolver:
     """Common resolver; subclasses set ``family`` and override the shape hooks."""
 
     family: str = "base"
+    introduced: dt.date = dt.date.min
 
     def accepts(self, version: ApiVersion) -> bool:  # pragma: no cover - overridden
         return False
@@ -345,18 +347,7 @@ class BaseResolver:
         start, end = self.subscription_periods(obj, items)
         pause = as_map(obj.get("pause_collection"))
         pending = as_map(obj.get("pending_update"))
-        pending_update = None
-        if pending:
-            pending_items = tuple(
-                self.item(i, fallback_currency=currency)
-                for i in as_list(pending.get("subscription_items"))
-                if isinstance(i, Mapping)
-            )
-            pending_update = PendingUpdate(
-                subscription_items=pending_items,
-                expires_at=as_int(pending.get("expires_at")),
-                trial_end=as_int(pending.get("trial_end")),
-            )
+        pending_update = self.pending_update(pending, currency) if pending else None
         schedule_raw = obj.get("schedule")
         details = as_map(obj.get("cancellation_details"))
         return SubscriptionSnapshot(
@@ -390,6 +381,18 @@ class BaseResolver:
             default_payment_method=ref_id(obj.get("default_payment_method")),
             latest_invoice_id=ref_id(obj.get("latest_invoice")),
             metadata=dict(as_map(obj.get("metadata"))),
+        )
+
+    def pending_update(self, pending: Mapping[str, Any], currency: str | None) -> PendingUpdate:
+        """``subscription.pending_update``: the items waiting for a payment to succeed."""
+        return PendingUpdate(
+            subscription_items=tuple(
+                self.item(i, fallback_currency=currency)
+                for i in as_list(pending.get("subscription_items"))
+                if isinstance(i, Mapping)
+            ),
+            expires_at=as_int(pending.get("expires_at")),
+            trial_end=as_int(pending.get("trial_end")),
         )
 
     def schedule(self, obj: Mapping[str, Any]) -> ScheduleSnapshot:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from services.ledger.domain.normalised import NormalisedEvent
 
 __all__ = [
+    "API_VERSION_NEWER_THAN_KNOWN",
     "ApiVersion",
     "PayloadResolver",
     "ResolverRegistry",
@@ -53,6 +54,11 @@ def parse_api_version(value: object) -> ApiVersion | None:
     return ApiVersion(date=date, release=release, raw=value)
 
 
+#: Flag on every row classified from a version newer than every known family (see
+#: :meth:`ResolverRegistry.resolve`).
+API_VERSION_NEWER_THAN_KNOWN = "api_version_newer_than_known"
+
+
 @dataclass(frozen=True, slots=True)
 class UnsupportedApiVersion:
     """The result for an event no resolver accepts. The ledger archives the event, does not
@@ -70,6 +76,8 @@ class PayloadResolver(Protocol):
     """Turns a raw event of one API-version family into a ``NormalisedEvent``."""
 
     family: str
+    #: The first API version date whose payloads have this family's shapes.
+    introduced: dt.date
 
     def accepts(self, version: ApiVersion) -> bool: ...
 
@@ -77,10 +85,31 @@ class PayloadResolver(Protocol):
 
 
 class ResolverRegistry:
-    """Selects the resolver by the event's ``api_version``. First accepting resolver wins."""
+    """Selects the resolver by the event's ``api_version``. First accepting resolver wins.
+
+    A version no resolver accepts is *newer than known* when it names a release (``.fig``,
+    ...) dated after the newest family was introduced: Stripe ships a new family as a new
+    release name on a later date, and shapes change additively more often than not, so the
+    newest resolver classifies it and the result carries
+    :data:`API_VERSION_NEWER_THAN_KNOWN` in ``resolution_flags`` (the ledger flags the row and
+    records a ``Warning`` for drift). Anything else no resolver accepts (unparseable, no
+    release name, an unknown release dated before the newest family) is unsupported.
+    """
 
     def __init__(self, resolvers: Iterable[PayloadResolver]) -> None:
         self._resolvers: tuple[PayloadResolver, ...] = tuple(resolvers)
+        if not self._resolvers:
+            raise ValueError("a registry needs at least one resolver")
+        self._newest: PayloadResolver = max(self._resolvers, key=lambda r: r.introduced)
+
+    @property
+    def newest(self) -> PayloadResolver:
+        """The resolver of the most recently introduced family."""
+        return self._newest
+
+    def is_newer_than_known(self, version: ApiVersion) -> bool:
+        """Whether ``version`` (accepted by no resolver) belongs to a family after the newest."""
+        return version.release is not None and version.date > self._newest.introduced
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -111,6 +140,12 @@ class ResolverRegistry:
         for resolver in self._resolvers:
             if resolver.accepts(version):
                 return resolver.resolve(event, version)
+        if self.is_newer_than_known(version):
+            resolved = self._newest.resolve(event, version)
+            return replace(
+                resolved,
+                resolution_flags=(*resolved.resolution_flags, API_VERSION_NEWER_THAN_KNOWN),
+            )
         return UnsupportedApiVersion(
             event_id, event_type, shown_version, f"no resolver accepts {version.raw!r}"
         )

@@ -21,10 +21,16 @@ BASIL_DATE = dt.date(2025, 3, 31)
 
 
 class BasilResolver(BaseResolver):
+    """Basil shapes; the later families (``clover``, ``dahlia``, ``endive``) subclass it and
+    set only ``family``/``release``/``introduced`` unless a shape the ledger reads changed."""
+
     family = "basil"
+    #: The release name after the date in ``api_version`` (``2025-03-31.basil``).
+    release = "basil"
+    introduced = BASIL_DATE
 
     def accepts(self, version: ApiVersion) -> bool:
-        return version.release == "basil" and version.date >= BASIL_DATE
+        return version.release == self.release and version.date >= self.introduced
 
     def subscription_periods(
         self, obj: Mapping[str, Any], items: tuple[SubscriptionItem, ...]

@@ -21,6 +21,7 @@ BASIL_DATE = dt.date(2025, 3, 31)
 
 class LegacyResolver(BaseResolver):
     family = "legacy"
+    introduced = dt.date.min
     releases: frozenset[str | None] = frozenset({None, "acacia"})
 
     def accepts(self, version: ApiVersion) -> bool:
