@@ -539,6 +539,6 @@ def test_non_billing_is_none_and_unknown_version_is_typed() -> None:
     from services.ledger.domain.resolvers import UnsupportedApiVersion
 
     raw = b.event(
-        "customer.subscription.created", b.subscription(), api_version="2026-09-30.dahlia"
+        "customer.subscription.created", b.subscription(), api_version="2026-01-01.zinnia"
     )
     assert isinstance(classify_payload(raw), UnsupportedApiVersion)
