@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from .config import WorldConfig
+from .config import CLOVER_VERSION, DEMO_API_VERSIONS, ENDIVE_VERSION, WorldConfig
 from .delivery import DeliveryFaults
 from .faults import ApiFaults
 from .server import ServerSettings, SimulatorApp
@@ -38,6 +38,26 @@ def _secret_from_env() -> str | None:
     return many.split(",")[0].strip() if many else None
 
 
+_DEMO_MIX = ",".join(f"{version}:{weight}" for version, weight in DEMO_API_VERSIONS)
+#: The demo's clover customers have their endpoint upgraded to endive halfway through.
+_DEMO_UPGRADES = f"{CLOVER_VERSION}>{ENDIVE_VERSION}@0.5"
+
+
+def parse_upgrades(text: str) -> tuple[tuple[str, str, float], ...]:
+    """``'FROM>TO@FRACTION,...'`` as ``((from, to, fraction), ...)`` (``ValueError`` if bad)."""
+    out: list[tuple[str, str, float]] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        versions, sep, fraction = part.partition("@")
+        old, arrow, new = versions.partition(">")
+        if not sep or not arrow or not old.strip() or not new.strip():
+            raise ValueError(f"bad upgrade {part!r}: expected FROM>TO@FRACTION")
+        out.append((old.strip(), new.strip(), float(fraction)))
+    return tuple(out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser (defaults come from the environment)."""
     p = argparse.ArgumentParser(
@@ -56,8 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--currencies", default=_env("SIM_CURRENCIES", "usd,eur,jpy"))
     p.add_argument(
         "--api-versions",
-        default=_env("SIM_API_VERSIONS", "2020-08-27:1,2025-03-31.basil:1"),
-        help="weighted mix, e.g. '2020-08-27:1,2025-03-31.basil:3'",
+        default=_env("SIM_API_VERSIONS", _DEMO_MIX),
+        help="weighted mix, e.g. '2020-08-27:1,2025-03-31.basil:3' (default: every family,"
+        " most customers on the newest)",
+    )
+    p.add_argument(
+        "--api-version-spread",
+        choices=("customer", "block"),
+        default=_env("SIM_API_VERSION_SPREAD", "customer"),
+        help="rotate versions per customer (every family even in a small world) or per block"
+        " of one customer per scenario",
+    )
+    p.add_argument(
+        "--api-version-upgrades",
+        default=_env("SIM_API_VERSION_UPGRADES", _DEMO_UPGRADES),
+        help="endpoint upgrades 'FROM>TO@FRACTION,...' (customers on FROM switch to TO after"
+        " FRACTION of the history); empty for none",
     )
     p.add_argument("--webhook-url", default=_env("SIM_WEBHOOK_URL"))
     p.add_argument(
@@ -117,6 +151,8 @@ def settings_from_args(args: argparse.Namespace) -> tuple[WorldConfig, ServerSet
         start_date=date.fromisoformat(args.start_date),
         currencies=tuple(c.strip() for c in args.currencies.split(",")),
         api_versions=tuple(mix),
+        spread_versions=args.api_version_spread == "customer",
+        api_version_upgrades=parse_upgrades(args.api_version_upgrades or ""),
     )
     settings = ServerSettings(
         api_key=args.api_key,

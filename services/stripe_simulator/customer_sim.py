@@ -129,16 +129,14 @@ class CustomerSim:
         self.ctx = ctx
         self.idx = idx
         self.scenario = SCENARIOS[idx % len(SCENARIOS)]
-        self.api_version = ctx.versions[(idx // len(SCENARIOS)) % len(ctx.versions)]
-        self.r = renderer_for(self.api_version)
-        self.basil = self.r.BASIL
         self.rng = random.Random(f"{ctx.config.seed}:{idx}")
         self.signup_t = signup_time(ctx, idx)
+        self.cust: Customer | None = None
+        self.use_version(ctx.config.version_for(idx, ctx.versions, len(SCENARIOS)))
         self.out: list[EventRecord] = []
         self._agenda: list[tuple[int, int, Callable[[int], object]]] = []
         self._seq = 0
         self._ids = 0
-        self.cust: Customer | None = None
         self.sub: Subscription | None = None
         self.schedule_obj: Schedule | None = None
         self.charges: list[Charge] = []
@@ -146,6 +144,22 @@ class CustomerSim:
         self.cycle = 0
         self.fail_cycles: set[int] = set()
         self.retries = 0
+        upgrade = ctx.config.upgrade_of(self.api_version)
+        if upgrade is not None:
+            new_version, at = upgrade
+            if at <= self.signup_t:
+                self.use_version(new_version)
+            else:
+                self.at(at, lambda _t: self.use_version(new_version))
+
+    def use_version(self, api_version: str) -> None:
+        """Render this customer's events in ``api_version`` from now on (an endpoint upgrade
+        mid-life switches it; the model state does not depend on the version)."""
+        self.api_version = api_version
+        self.r = renderer_for(api_version)
+        self.basil = self.r.BASIL
+        if self.cust is not None:
+            self.cust.api_version = api_version
 
     # ----------------------------------------------------------------- stepping
     def run(self) -> Iterator[int]:

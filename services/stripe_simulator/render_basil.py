@@ -4,16 +4,20 @@ Modelled on Stripe's own current example objects (``shared/fixtures/stripe_objec
 ``current_period_start/end`` on subscription items, ``invoice.parent.subscription_details``,
 line ``parent``/``pricing``, ``discounts`` lists instead of ``discount``, no ``invoice.charge``
 (payments are ``invoice_payment`` objects) and no ``invoice`` on charges/payment intents.
+A Discount still embeds its ``coupon`` (``source`` came with clover), subscriptions and
+schedules are ``billing_mode: classic``. Later families build on these shapes:
+``render_clover``, ``render_dahlia``, ``render_endive``.
 """
 
 from __future__ import annotations
 
 from .model import Invoice
 from .render_common import JSON
+from .config import Family
 from .render_shared import FamilyRenderer
 
 BASIL = True
-RENDERER = FamilyRenderer(basil=BASIL)
+RENDERER = FamilyRenderer(Family.BASIL)
 
 
 def invoice_payment(inv: Invoice) -> JSON:

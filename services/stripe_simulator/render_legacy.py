@@ -8,7 +8,8 @@ The shapes are built by :class:`~.render_shared.FamilyRenderer` (shared with bas
 
 from __future__ import annotations
 
+from .config import Family
 from .render_shared import FamilyRenderer
 
 BASIL = False
-RENDERER = FamilyRenderer(basil=BASIL)
+RENDERER = FamilyRenderer(Family.LEGACY)

@@ -1,9 +1,12 @@
-"""One renderer for both API version families.
+"""One renderer for every API version family.
 
-Each object is built once; keys present in only one family carry :data:`OMIT` in the other
-and are dropped by :func:`_pack`, so the key order of either family is exactly as Stripe sends
-it. ``render_legacy`` (2020-08-27) and ``render_basil`` (2025-03-31.basil) hold the two
-instances and describe what differs between them.
+Each object is built once; keys present in only some families carry :data:`OMIT` in the
+others and are dropped by :func:`_pack`, so the key order of every family is exactly as Stripe
+sends it. A family is a :class:`~.config.Family` level: each one has its parent's shapes plus
+its own differences, tested here as ``self.BASIL``/``self.CLOVER``/``self.DAHLIA`` (true from
+that family on). ``render_legacy`` (2020-08-27), ``render_basil`` (2025-03-31.basil),
+``render_clover``, ``render_dahlia`` and ``render_endive`` hold the instances and describe
+what each family changes.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import render_common as rc
+from .config import Family
 from .model import (
     Charge,
     Coupon,
@@ -58,10 +62,20 @@ def current_phase(s: Schedule, now: int) -> JSON | None:
 
 
 class FamilyRenderer:
-    """Renders model state as Stripe objects of the legacy or the basil family."""
+    """Renders model state as Stripe objects of one API version family."""
 
-    def __init__(self, basil: bool) -> None:
-        self.BASIL = basil
+    def __init__(self, family: Family) -> None:
+        self.family = family
+        self.BASIL = family >= Family.BASIL
+        self.CLOVER = family >= Family.CLOVER
+        self.DAHLIA = family >= Family.DAHLIA
+
+    def _billing_mode(self) -> JSON:
+        """``billing_mode`` (basil: classic; clover made flexible the default for new
+        subscriptions and schedules)."""
+        if self.CLOVER:
+            return {"flexible": {"proration_discounts": "included"}, "type": "flexible"}
+        return {"flexible": None, "type": "classic"}
 
     def _automatic_tax(self) -> JSON:
         if self.BASIL:
@@ -103,21 +117,23 @@ class FamilyRenderer:
         }
 
     def discount(self, d: Discount) -> JSON:
-        """Discount object: coupon embedded (legacy) or referenced through ``source`` (basil)."""
+        """Discount object: coupon embedded (legacy, basil) or referenced by id through
+        ``source`` (clover on: the coupon is no longer auto-expanded, in events too)."""
         b = self.BASIL
+        c = self.CLOVER
         return _pack(
             {
                 "id": d.id,
                 "object": "discount",
                 "checkout_session": None,
-                "coupon": OMIT if b else self.coupon(d.coupon),
+                "coupon": OMIT if c else self.coupon(d.coupon),
                 "customer": d.customer_id,
                 "customer_account": None if b else OMIT,
                 "end": d.end,
                 "invoice": None,
                 "invoice_item": None,
                 "promotion_code": None,
-                "source": {"coupon": d.coupon.id, "type": "coupon"} if b else OMIT,
+                "source": {"coupon": d.coupon.id, "type": "coupon"} if c else OMIT,
                 "start": d.start,
                 "subscription": d.subscription_id,
                 "subscription_item": None if b else OMIT,
@@ -201,6 +217,7 @@ class FamilyRenderer:
             {
                 "id": s.item_id,
                 "object": "subscription_item",
+                "billed_until": None if self.DAHLIA else OMIT,
                 "billing_thresholds": None,
                 "created": s.item_created,
                 "current_period_end": s.period_end if b else OMIT,
@@ -230,8 +247,8 @@ class FamilyRenderer:
                 "automatic_tax": self._automatic_tax(),
                 "billing_cycle_anchor": s.billing_cycle_anchor,
                 "billing_cycle_anchor_config": None if b else OMIT,
-                "billing_mode": {"flexible": None, "type": "classic"} if b else OMIT,
-                "billing_schedules": [] if b else OMIT,
+                "billing_mode": self._billing_mode() if b else OMIT,
+                "billing_schedules": [] if self.DAHLIA else OMIT,
                 "billing_thresholds": None,
                 "cancel_at": s.cancel_at,
                 "cancel_at_period_end": s.cancel_at_period_end,
@@ -801,7 +818,7 @@ class FamilyRenderer:
                 "id": s.id,
                 "object": "subscription_schedule",
                 "application": None if b else OMIT,
-                "billing_mode": {"flexible": None, "type": "classic"} if b else OMIT,
+                "billing_mode": self._billing_mode() if b else OMIT,
                 "canceled_at": s.canceled_at,
                 "completed_at": s.completed_at,
                 "created": s.created,

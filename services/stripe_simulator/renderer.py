@@ -1,17 +1,18 @@
 """Selects the object renderer of an API version family.
 
-Both families are rendered by one :class:`~.render_shared.FamilyRenderer` (an implementation of
-:class:`Renderer`; ``render_legacy.RENDERER`` and ``render_basil.RENDERER`` are its two
-instances), so the lifecycle code is written once and each event is rendered in its customer's
-family.
+Every family is rendered by one :class:`~.render_shared.FamilyRenderer` (an implementation of
+:class:`Renderer`; ``render_legacy``, ``render_basil``, ``render_clover``, ``render_dahlia``
+and ``render_endive`` each hold one instance), so the lifecycle code is written once and each
+event is rendered in its customer's family. A new family is a :class:`~.config.Family` level,
+its differences in ``FamilyRenderer`` and a ``render_<family>`` module.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from . import render_basil, render_legacy
-from .config import is_basil
+from . import render_basil, render_clover, render_dahlia, render_endive, render_legacy
+from .config import Family, family_of
 from .model import (
     Charge,
     Coupon,
@@ -48,6 +49,15 @@ class Renderer(Protocol):
     def tax_id(self, t: TaxId) -> JSON: ...
 
 
+_RENDERERS: dict[Family, Renderer] = {
+    Family.LEGACY: render_legacy.RENDERER,
+    Family.BASIL: render_basil.RENDERER,
+    Family.CLOVER: render_clover.RENDERER,
+    Family.DAHLIA: render_dahlia.RENDERER,
+    Family.ENDIVE: render_endive.RENDERER,
+}
+
+
 def renderer_for(api_version: str) -> Renderer:
     """The renderer producing payload shapes of ``api_version``."""
-    return render_basil.RENDERER if is_basil(api_version) else render_legacy.RENDERER
+    return _RENDERERS[family_of(api_version)]

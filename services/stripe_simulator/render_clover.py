@@ -1,0 +1,16 @@
+"""Object shapes of the ``2025-09-30.clover`` API version family: basil's, plus
+
+* a Discount references its coupon by id through ``source: {type: "coupon", coupon: <id>}``
+  and no longer embeds ``coupon`` (in webhook events too);
+* new subscriptions and schedules are ``billing_mode: {type: "flexible"}`` (the default
+  since clover).
+
+Built by :class:`~.render_shared.FamilyRenderer` (the differences are its ``CLOVER`` tests).
+"""
+
+from __future__ import annotations
+
+from .config import Family
+from .render_shared import FamilyRenderer
+
+RENDERER = FamilyRenderer(Family.CLOVER)
