@@ -20,7 +20,6 @@ from typing import Any
 import orjson
 
 from services.ledger.domain import UnsupportedApiVersion, classify, compute_mrr, resolve
-from services.ledger.domain.resolvers import API_VERSION_NEWER_THAN_KNOWN
 from services.ledger.domain.mrr import current_and_next_phase, phase_mrr, scheduled_items
 from services.ledger.domain.normalised import (
     InvoiceSnapshot,
@@ -30,6 +29,7 @@ from services.ledger.domain.normalised import (
     SubscriptionItem,
     SubscriptionSnapshot,
 )
+from services.ledger.domain.resolvers import API_VERSION_NEWER_THAN_KNOWN
 
 #: ``ledger.unsupported_events.severity``: ``Critical`` = not classified (no billing row);
 #: ``Warning`` = a version newer than every known family, classified by the newest resolver.

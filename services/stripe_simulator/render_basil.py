@@ -11,9 +11,9 @@ schedules are ``billing_mode: classic``. Later families build on these shapes:
 
 from __future__ import annotations
 
+from .config import Family
 from .model import Invoice
 from .render_common import JSON
-from .config import Family
 from .render_shared import FamilyRenderer
 
 BASIL = True

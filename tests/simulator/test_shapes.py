@@ -33,13 +33,27 @@ PER_PAIR = 40
 
 #: 2020-08-27 types the simulator must emit so that the comparison means something.
 REQUIRED_LEGACY_TYPES = {
-    "customer.created", "customer.updated", "customer.subscription.created",
-    "customer.subscription.updated", "invoice.created", "invoice.finalized", "invoice.paid",
-    "invoice.updated", "charge.failed", "charge.refunded", "payment_intent.created",
-    "payment_intent.succeeded", "payment_intent.payment_failed", "payment_method.attached",
-    "payment_method.detached", "subscription_schedule.created",
-    "subscription_schedule.updated", "subscription_schedule.released", "product.created",
-    "price.created", "plan.created",
+    "customer.created",
+    "customer.updated",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.updated",
+    "charge.failed",
+    "charge.refunded",
+    "payment_intent.created",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_method.attached",
+    "payment_method.detached",
+    "subscription_schedule.created",
+    "subscription_schedule.updated",
+    "subscription_schedule.released",
+    "product.created",
+    "price.created",
+    "plan.created",
 }
 
 
@@ -83,8 +97,11 @@ def test_shapes_match_real_events(small_world: World) -> None:
         for name, real_ev in real[pair]:
             for sim_ev in sim[pair]:
                 problems = envelope_missing(real_ev, sim_ev) + [
-                    f"data.object.{p}" for p in missing_paths(
-                        real_ev["data"]["object"], sim_ev["data"]["object"], False)]
+                    f"data.object.{p}"
+                    for p in missing_paths(
+                        real_ev["data"]["object"], sim_ev["data"]["object"], False
+                    )
+                ]
                 if problems:
                     failures.append(f"{pair} vs {name} ({sim_ev['id']}): {problems[:8]}")
                     break
@@ -123,24 +140,42 @@ def test_objects_match_stripe_examples(family_world: World) -> None:
             continue
         checked[kind] += 1
         problems = [p for p in envelope_missing(envelope, ev)]
-        problems += [f"data.object.{p}" for p in
-                     missing_paths(examples[kind], ev["data"]["object"], True)
-                     if p not in later.get(kind, set())]
+        problems += [
+            f"data.object.{p}"
+            for p in missing_paths(examples[kind], ev["data"]["object"], True)
+            if p not in later.get(kind, set())
+        ]
         if problems:
             failures.append(f"{ev['type']} {ev['id']} vs {kind}.json: {problems[:10]}")
     assert not failures, "\n".join(failures[:30])
-    expected = {"customer", "subscription", "invoice", "charge", "refund", "credit_note",
-                "payment_intent", "payment_method", "subscription_schedule", "invoice_payment",
-                "discount"}
+    expected = {
+        "customer",
+        "subscription",
+        "invoice",
+        "charge",
+        "refund",
+        "credit_note",
+        "payment_intent",
+        "payment_method",
+        "subscription_schedule",
+        "invoice_payment",
+        "discount",
+    }
     assert expected <= set(checked), f"{version} kinds not compared: {expected - set(checked)}"
 
 
 def test_family_differences_are_rendered(family_world: World) -> None:
     family = family_of(family_world.config.api_versions[0][0])
-    discounts = [ev["data"]["object"] for ev in family_world.events
-                 if ev["type"] == "customer.discount.created"]
-    subs = [ev["data"]["object"] for ev in family_world.events
-            if ev["type"] == "customer.subscription.created"]
+    discounts = [
+        ev["data"]["object"]
+        for ev in family_world.events
+        if ev["type"] == "customer.discount.created"
+    ]
+    subs = [
+        ev["data"]["object"]
+        for ev in family_world.events
+        if ev["type"] == "customer.subscription.created"
+    ]
     assert discounts and subs
     for d in discounts:
         if family >= Family.CLOVER:  # coupon referenced by id through source, not embedded
