@@ -116,9 +116,11 @@ def project_document(doc: dict[str, Any]) -> Effects:
         return effects
     occurred = ts(resolved.created) or datetime.fromtimestamp(0, UTC)
     effects = Effects(event_id, occurred)
-    if API_VERSION_NEWER_THAN_KNOWN in resolved.resolution_flags:
-        # Classified (below) with the newest resolver, and reported so an operator checks
-        # Stripe's changelog: an UnsupportedStripeApiVersion-family Warning for drift.
+    classification = classify(resolved)
+    if classification is not None and API_VERSION_NEWER_THAN_KNOWN in resolved.resolution_flags:
+        # Classified with the newest resolver, and reported so an operator checks Stripe's
+        # changelog: an UnsupportedStripeApiVersion-family Warning for drift (only for events
+        # the ledger classifies; the others write nothing anyway).
         effects.unsupported = (
             event_id,
             resolved.event_type,
@@ -129,7 +131,6 @@ def project_document(doc: dict[str, Any]) -> Effects:
             SEVERITY_WARNING,
             resolved.family,
         )
-    classification = classify(resolved)
     if classification is not None:
         c = classification
         effects.billing = (
