@@ -1,5 +1,9 @@
 """One test (at least) per ledger event type: from a real fixture where one exists, else from
-payloads built from the shared Stripe object shapes (tests/ledger/unit/builders.py)."""
+payloads built from the shared Stripe object shapes (tests/ledger/unit/builders.py).
+
+Every test runs once per post-basil API version family (basil, clover, dahlia, endive): the
+built payloads (Stripe's current object shapes) go out under each family's version, so all 20
+types are checked in every family. Payloads built in the legacy shape keep their version."""
 
 from __future__ import annotations
 
@@ -9,9 +13,28 @@ from typing import Any
 import pytest
 
 from services.ledger.domain.classifier import BillingEventType, Classification, classify_payload
+from services.ledger.domain.resolvers import UnsupportedApiVersion
 from tests.ledger.unit import builders as b
 
 T = BillingEventType
+
+#: Post-basil families the builder payloads are sent under (issue 7).
+FAMILY_VERSIONS = [b.BASIL, "2025-09-30.clover", "2026-05-27.dahlia", "2026-10-28.endive"]
+
+
+@pytest.fixture(autouse=True, params=FAMILY_VERSIONS)
+def family_version(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Send every basil-shaped built event under ``request.param`` instead."""
+    version: str = request.param
+    build = b.event
+
+    def event(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        if kwargs.get("api_version", b.BASIL) == b.BASIL:
+            kwargs["api_version"] = version
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(b, "event", event)
+    return version
 
 BASIC = b.price(2000, price_id="price_basic", nickname="Basic")
 PRO = b.price(5000, price_id="price_pro", nickname="Pro")
@@ -542,3 +565,14 @@ def test_non_billing_is_none_and_unknown_version_is_typed() -> None:
         "customer.subscription.created", b.subscription(), api_version="2026-01-01.zinnia"
     )
     assert isinstance(classify_payload(raw), UnsupportedApiVersion)
+
+
+def test_built_events_go_out_in_each_family(family_version: str) -> None:
+    from services.ledger.domain.resolvers import resolve
+
+    raw = b.event("customer.subscription.created", b.subscription([b.item(PRO)]))
+    assert raw["api_version"] == family_version
+    resolved = resolve(raw)
+    assert not isinstance(resolved, UnsupportedApiVersion)
+    assert resolved.family == family_version.split(".")[1]
+    assert run(raw).committed_mrr_after == 5000
