@@ -1,5 +1,6 @@
 """Messages that fail: dead letters after bounded deliveries (list, retry, purge), the batch
-not poisoned by them, and events of an API version no resolver accepts."""
+not poisoned by them, events of an API version no resolver accepts, and events of a version
+newer than every known family (classified, flagged, reported as a Warning)."""
 
 from __future__ import annotations
 
@@ -157,6 +158,36 @@ async def test_unknown_api_version_is_recorded_not_classified(
     ledger_stub: ledger_pb2_grpc.LedgerServiceAsyncStub,
     db: psycopg.AsyncConnection[Any],
 ) -> None:
+    event_id = f"evt_unknown_{uuid.uuid4().hex[:8]}"
+    # an unknown release dated before the newest family: not a version the ledger can place
+    status, _ = await webhook_client.post(event(event_id, api_version="2026-01-01.zinnia"))
+    assert status == 200
+
+    async def recorded() -> list[tuple[Any, ...]]:
+        return await rows(
+            db,
+            "SELECT stripe_event_id, api_version, stripe_event_type, reason, severity,"
+            " resolved_family FROM ledger.unsupported_events",
+        )
+
+    found = await eventually(recorded, attempts=400)
+    assert found[0][:3] == (event_id, "2026-01-01.zinnia", "customer.created")
+    assert "2026-01-01.zinnia" in found[0][3]
+    assert found[0][4:] == ("Critical", None)
+    assert await rows(db, "SELECT id FROM ledger.billing_events") == []
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await ledger_stub.GetBillingEvent(
+            ledger_pb2.GetBillingEventRequest(stripe_event_id=event_id)
+        )
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_version_newer_than_every_family_is_classified_and_reported_as_a_warning(
+    ledger: LedgerService,
+    webhook_client: WebhookClient,
+    ledger_stub: ledger_pb2_grpc.LedgerServiceAsyncStub,
+    db: psycopg.AsyncConnection[Any],
+) -> None:
     event_id = f"evt_future_{uuid.uuid4().hex[:8]}"
     status, _ = await webhook_client.post(event(event_id, api_version="2031-01-01.zeta"))
     assert status == 200
@@ -164,16 +195,22 @@ async def test_unknown_api_version_is_recorded_not_classified(
     async def recorded() -> list[tuple[Any, ...]]:
         return await rows(
             db,
-            "SELECT stripe_event_id, api_version, stripe_event_type, reason"
-            " FROM ledger.unsupported_events",
+            "SELECT stripe_event_id, api_version, severity, resolved_family, reason"
+            " FROM ledger.unsupported_events WHERE stripe_event_id = %s",
+            event_id,
         )
 
     found = await eventually(recorded, attempts=400)
-    assert found[0][:3] == (event_id, "2031-01-01.zeta", "customer.created")
-    assert "2031-01-01.zeta" in found[0][3]
-    assert await rows(db, "SELECT id FROM ledger.billing_events") == []
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await ledger_stub.GetBillingEvent(
-            ledger_pb2.GetBillingEventRequest(stripe_event_id=event_id)
-        )
-    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    assert found[0][:4] == (event_id, "2031-01-01.zeta", "Warning", "endive")
+    assert "newer than every known family" in found[0][4]
+    billing = await rows(
+        db,
+        "SELECT event_type, flags, api_version FROM ledger.billing_events"
+        " WHERE stripe_event_id = %s",
+        event_id,
+    )
+    assert billing == [("NoOp", ["api_version_newer_than_known"], "2031-01-01.zeta")]
+    got = await ledger_stub.GetBillingEvent(
+        ledger_pb2.GetBillingEventRequest(stripe_event_id=event_id)
+    )
+    assert "api_version_newer_than_known" in got.flags
