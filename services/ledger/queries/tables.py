@@ -197,3 +197,18 @@ __all__ = [
     "query_revenue_daily",
     "subscriptions",
 ]
+
+#: API-version trouble (migrations 0002 and 0010): ``severity`` ``Critical`` = not classified,
+#: ``Warning`` = newer than every known family, classified as ``resolved_family``.
+unsupported_events = Table(
+    "unsupported_events",
+    metadata,
+    Column("stripe_event_id", Text, primary_key=True),
+    Column("stripe_event_type", Text),
+    Column("api_version", Text),
+    Column("reason", Text),
+    _ts("occurred_at"),
+    _ts("recorded_at"),
+    Column("severity", Text),
+    Column("resolved_family", Text),
+)
