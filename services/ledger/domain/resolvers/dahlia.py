@@ -21,9 +21,12 @@ Additive (monthly releases)
   ``items[].billed_until``. Prebilling collects future periods early; the committed run-rate
   is still the item prices, so MRR is unchanged, and a prebilled invoice is an ordinary
   payment (revenue counts when paid, as for any invoice).
-* ``2026-05-27``: ``invoice.amount_paid_off_stripe`` (amounts settled outside Stripe are
-  part of ``amount_paid`` as before), pending-update ``metadata``, proration
-  ``credited_items`` on invoice items, discount eligibility for add-on invoice items: not read.
+* ``2026-05-27``: ``invoice.amount_paid_off_stripe`` (invoice-object-amount-paid-off-stripe-
+  property): the amount paid out of band, replacing the deprecated ``paid_out_of_band``
+  boolean; only returned when a request includes it, never in event payloads. Revenue is the
+  invoice's ``amount_paid`` as before, so nothing to resolve. Pending-update ``metadata``,
+  proration ``credited_items`` on invoice items, discount eligibility for add-on invoice
+  items: not read.
 * ``2026-07-29``: item-level discounts on pending updates
   (``pending_update.subscription_items[].discounts``): read by the shared item reader.
 * ``2026-08-26``: frozen fields on invoice items, Billie for invoices, a higher subscription
