@@ -213,3 +213,15 @@ def test_family_introduction_dates() -> None:
         dt.date(2026, 3, 25),
         dt.date(2026, 9, 30),
     ]
+
+
+def test_the_version_the_stripe_library_pins_is_a_known_family() -> None:
+    """Drift reads Stripe through the ``stripe`` library, so its responses come in the pinned
+    version: upgrading the library to a new family must come with a resolver."""
+    import stripe
+
+    pinned = str(stripe.api_version)
+    resolver = DEFAULT_REGISTRY.resolver_for(pinned)
+    assert resolver is not None, f"no resolver for the pinned {pinned}"
+    ev = resolved(b.event("customer.subscription.created", b.subscription(), api_version=pinned))
+    assert ev.resolution_flags == ()
