@@ -118,3 +118,34 @@ def test_an_endpoint_upgrade_switches_a_customer_mid_life() -> None:
     for seq in per_customer.values():
         for created, version in seq:
             assert version == (ENDIVE_VERSION if created >= switch else BASIL_VERSION)
+
+
+def test_the_stripe_client_reads_a_demo_world_and_its_events_resolve() -> None:
+    """The REST subset serves every family through the real ``stripe`` client, and what the
+    client returns (events of every family) is what the ledger's resolvers accept."""
+    import stripe
+
+    from services.ledger.domain.normalised import NormalisedEvent
+    from services.ledger.domain.resolvers import resolve
+    from services.stripe_simulator.server import SimulatorServer
+
+    world = generate_world(
+        WorldConfig(
+            seed=9, tenants=12, months=2, api_versions=DEMO_API_VERSIONS, spread_versions=True
+        )
+    )
+    with SimulatorServer(world) as server:
+        client = stripe.StripeClient(
+            "sk_test_simulator", base_addresses={"api": server.url}, max_network_retries=0
+        )
+        events = list(client.v1.events.list({"limit": 100}).auto_paging_iter())
+        subscriptions = list(client.v1.subscriptions.list({"limit": 100}).auto_paging_iter())
+    assert {e.api_version for e in events} == {v for v, _ in DEMO_API_VERSIONS}
+    families = set()
+    for e in events:
+        result = resolve(e.to_dict())
+        assert isinstance(result, NormalisedEvent), result
+        families.add(result.family)
+    assert families == {"legacy", "basil", "clover", "dahlia", "endive"}
+    modes = {s.to_dict().get("billing_mode", {}).get("type") for s in subscriptions}
+    assert {"classic", "flexible"} <= modes
