@@ -225,3 +225,35 @@ def test_the_version_the_stripe_library_pins_is_a_known_family() -> None:
     assert resolver is not None, f"no resolver for the pinned {pinned}"
     ev = resolved(b.event("customer.subscription.created", b.subscription(), api_version=pinned))
     assert ev.resolution_flags == ()
+
+
+@pytest.mark.parametrize("version", POST_CLOVER)
+def test_credit_note_refunded_off_stripe_is_booked_by_the_credit_note(version: str) -> None:
+    note = b.stripe_object("credit_note")
+    note.update(
+        type="post_payment",
+        amount=3000,
+        total=3000,
+        post_payment_amount=3000,
+        out_of_band_amount=None,
+        refunds=[
+            {
+                "amount_refunded": 1000,
+                "payment_record_refund": None,
+                "refund": "re_1",
+                "type": "refund",
+            },
+            {
+                "amount_refunded": 1500,
+                "payment_record_refund": {"payment_record": "pr_1", "refund_group": "g1"},
+                "refund": None,
+                "type": "payment_record_refund",
+            },
+        ],
+    )
+    ev = resolved(b.event("credit_note.created", note, api_version=version))
+    assert ev.credit_note is not None
+    assert (ev.credit_note.refund_ids, ev.credit_note.refunded_amount) == (("re_1",), 1000)
+    row = classified(b.event("credit_note.created", note, api_version=version))
+    # 1000 comes back as charge.refunded; the 2000 left (1500 off Stripe + 500 credit) is here
+    assert (row.event_type, row.refund_amount) == (BillingEventType.PaymentRefunded, 2000)

@@ -558,7 +558,9 @@ class BaseResolver:
         for entry in as_list(obj.get("refunds")):  # basil+: [{refund, amount_refunded}]
             e = as_map(entry)
             rid = ref_id(e.get("refund")) or ref_id(entry)
-            if rid is not None and rid not in refund_ids:
+            if rid is None:  # clover+: type "payment_record_refund" (refunded off Stripe)
+                continue
+            if rid not in refund_ids:
                 refund_ids.append(rid)
             refunded += as_int(e.get("amount_refunded")) or 0
         return CreditNoteSnapshot(

@@ -27,6 +27,12 @@ Breaking, ``2025-09-30.clover``
   ``coupon`` moved to ``promotion.coupon`` (promotion codes are not read): nothing to do.
 
 Additive, later clover releases
+* ``2025-10-29``: **credit-note refunds of type ``payment_record_refund``**
+  (``credit_note.refunds[]`` gains ``type`` and ``payment_record_refund``; ``refund`` is null
+  for a refund recorded off Stripe). Only entries with a Stripe ``refund`` count as "paid back
+  by a refund" (that money also arrives as ``charge.refunded``); an off-Stripe refund has no
+  such event, so the shared credit-note reader leaves it in the credit note's uncovered part,
+  which the classifier books as ``PaymentRefunded``.
 * ``2025-12-15``: ``subtotal`` on invoice line items; ``customer_account`` on v1 objects
   (Accounts v2 interoperability); the customer portal may reset ``billing_cycle_anchor``.
   Not read.
