@@ -77,6 +77,10 @@ class FamilyRenderer:
             return {"flexible": {"proration_discounts": "included"}, "type": "flexible"}
         return {"flexible": None, "type": "classic"}
 
+    # Also from clover on (later clover releases, rendered for the whole family):
+    # ``customer_account`` on v1 objects (2025-12-15) and the credit-note refund ``type`` /
+    # ``payment_record_refund`` (2025-10-29).
+
     def _automatic_tax(self) -> JSON:
         if self.BASIL:
             return {"disabled_reason": None, "enabled": False, "liability": None}
@@ -128,7 +132,7 @@ class FamilyRenderer:
                 "checkout_session": None,
                 "coupon": OMIT if c else self.coupon(d.coupon),
                 "customer": d.customer_id,
-                "customer_account": None if b else OMIT,
+                "customer_account": None if self.CLOVER else OMIT,
                 "end": d.end,
                 "invoice": None,
                 "invoice_item": None,
@@ -204,7 +208,7 @@ class FamilyRenderer:
                 "card": card,
                 "created": pm.created,
                 "customer": pm.customer_id,
-                "customer_account": None if b else OMIT,
+                "customer_account": None if self.CLOVER else OMIT,
                 "livemode": False,
                 "metadata": {},
                 "type": "card",
@@ -264,7 +268,7 @@ class FamilyRenderer:
                 "current_period_end": OMIT if b else s.period_end,
                 "current_period_start": OMIT if b else s.period_start,
                 "customer": s.customer_id,
-                "customer_account": None if b else OMIT,
+                "customer_account": None if self.CLOVER else OMIT,
                 "days_until_due": None,
                 "default_payment_method": s.default_pm_id,
                 "default_source": None,
@@ -441,7 +445,7 @@ class FamilyRenderer:
                 "currency": inv.currency,
                 "custom_fields": None,
                 "customer": inv.customer_id,
-                "customer_account": None if b else OMIT,
+                "customer_account": None if self.CLOVER else OMIT,
                 "customer_address": rc.address(c.address) if c.address else None,
                 "customer_email": c.email,
                 "customer_name": c.name,
@@ -558,7 +562,7 @@ class FamilyRenderer:
                 "created": r.created,
                 "currency": r.currency,
                 "customer": r.customer_id if b else OMIT,
-                "customer_account": None if b else OMIT,
+                "customer_account": None if self.CLOVER else OMIT,
                 "destination_details": (
                     {
                         "card": {
@@ -720,7 +724,7 @@ class FamilyRenderer:
                 "created": pi.created,
                 "currency": pi.currency,
                 "customer": pi.customer_id,
-                "customer_account": None if b else OMIT,
+                "customer_account": None if self.CLOVER else OMIT,
                 "description": "Subscription update",
                 "excluded_payment_method_types": None if b else OMIT,
                 "invoice": pi.invoice_id if L else OMIT,
@@ -824,7 +828,7 @@ class FamilyRenderer:
                 "created": s.created,
                 "current_phase": current_phase(s, now),
                 "customer": s.customer_id,
-                "customer_account": None if b else OMIT,
+                "customer_account": None if self.CLOVER else OMIT,
                 "default_settings": _pack(
                     {
                         "application_fee_percent": None,
@@ -880,14 +884,17 @@ class FamilyRenderer:
                 "unit_amount_excluding_tax": str(cn.amount) if L else OMIT,
             }
         )
+        c = self.CLOVER
         refunds = (
             [
-                {
-                    "amount_refunded": cn.amount,
-                    "payment_record_refund": None,
-                    "refund": cn.refund_id,
-                    "type": "refund",
-                }
+                _pack(
+                    {
+                        "amount_refunded": cn.amount,
+                        "payment_record_refund": None if c else OMIT,
+                        "refund": cn.refund_id,
+                        "type": "refund" if c else OMIT,
+                    }
+                )
             ]
             if cn.refund_id
             else []
@@ -901,7 +908,7 @@ class FamilyRenderer:
                 "created": cn.created,
                 "currency": cn.currency,
                 "customer": cn.customer_id,
-                "customer_account": None if b else OMIT,
+                "customer_account": None if self.CLOVER else OMIT,
                 "customer_balance_transaction": (
                     cn.balance_transaction if not cn.refund_id else None
                 ),
