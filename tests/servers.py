@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,17 +83,46 @@ class ContainerPostgres:
         return f"postgresql+psycopg://test:test@{self.host_port}/{name}"
 
 
+def _wait_until_connectable(url: str, seconds: float = 90.0) -> None:
+    """Block until PostgreSQL accepts ``url`` (the image initialises its cluster first)."""
+    import psycopg
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with psycopg.connect(url, connect_timeout=2):
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 @contextmanager
 def postgres_server() -> Iterator[PostgresHandle]:
     source = postgres_source()
     print(f"\ntests: PostgreSQL from {source}", file=sys.stderr)
+    os.environ["TESTS_POSTGRES_SOURCE"] = source
     if source == "testcontainers":
+        # The container shares the host's network (the only container networking some
+        # machines here allow) and listens on a free port given as PGPORT, which both the
+        # public image and deploy/docker/local/postgres.Dockerfile honour.
         os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-        from testcontainers.postgres import PostgresContainer
+        from testcontainers.core.container import DockerContainer
 
-        with PostgresContainer(POSTGRES_IMAGE, username="test", password="test") as container:
-            host_port = f"{container.get_container_host_ip()}:{container.get_exposed_port(5432)}"
-            yield ContainerPostgres(f"postgresql://test:test@{host_port}/test", host_port)
+        port = free_port()
+        container = (
+            DockerContainer(POSTGRES_IMAGE)
+            .with_env("POSTGRES_USER", "test")
+            .with_env("POSTGRES_PASSWORD", "test")
+            .with_env("POSTGRES_DB", "test")
+            .with_env("PGPORT", str(port))
+            .with_kwargs(network_mode="host")
+        )
+        with container:
+            admin_url = f"postgresql://test:test@127.0.0.1:{port}/test"
+            _wait_until_connectable(admin_url)
+            yield ContainerPostgres(admin_url, f"127.0.0.1:{port}")
         return
     root = Path(tempfile.mkdtemp(prefix="billing-test-pg-"))
     server = EmbeddedPostgres(root, free_port())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests import servers
@@ -42,3 +44,12 @@ def test_missing_image_is_not_present_and_nothing_is_pulled() -> None:
     assert servers.local_image_present("billing-suite-no-such-image:never") is False
     after = {tag for image in client.images.list() for tag in image.tags}
     assert after == before
+
+
+def test_the_required_postgres_source_was_used(pg: object) -> None:
+    """`make compose-check` asks for testcontainers: a silent fallback must fail the run."""
+    required = os.environ.get("TESTS_REQUIRE_POSTGRES_SOURCE")
+    if required is None:
+        assert os.environ["TESTS_POSTGRES_SOURCE"] in {"embedded", "testcontainers"}
+        return
+    assert os.environ["TESTS_POSTGRES_SOURCE"] == required

@@ -82,3 +82,44 @@ def test_wrong_type_is_reported() -> None:
     statefulset = _first("StatefulSet")
     statefulset["spec"]["replicas"] = "three"
     assert schema_problems(statefulset)
+
+
+def _uses_database(container: dict[str, Any]) -> bool:
+    return any(env.get("name") == "DATABASE_URL" for env in container.get("env", []))
+
+
+def migration_wait_problems(doc: dict[str, Any]) -> list[str]:
+    """A Deployment of the suite that uses the database must wait for the migrations first."""
+    spec = doc["spec"]["template"]["spec"]
+    if not any(_uses_database(c) for c in spec["containers"]):
+        return []
+    waits = [
+        c
+        for c in spec.get("initContainers", [])
+        if c.get("args", [])[:1] == ["wait-for-migrations"]
+    ]
+    return [] if waits else [f"{doc['metadata']['name']}: no wait-for-migrations init container"]
+
+
+def test_services_wait_for_the_migrations() -> None:
+    entrypoint = (DEPLOY / "docker" / "entrypoint.sh").read_text()
+    assert "wait-for-migrations)" in entrypoint
+    deployments = [doc for _, doc in DOCUMENTS if doc["kind"] == "Deployment"]
+    database_users = [
+        d
+        for d in deployments
+        if any(_uses_database(c) for c in d["spec"]["template"]["spec"]["containers"])
+    ]
+    assert database_users
+    for deployment in database_users:
+        assert migration_wait_problems(deployment) == []
+
+
+def test_missing_migration_wait_is_reported() -> None:
+    deployment = next(
+        copy.deepcopy(doc)
+        for _, doc in DOCUMENTS
+        if doc["kind"] == "Deployment" and doc["spec"]["template"]["spec"].get("initContainers")
+    )
+    del deployment["spec"]["template"]["spec"]["initContainers"]
+    assert migration_wait_problems(deployment)
