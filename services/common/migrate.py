@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def alembic_config(url: str) -> Config:
-    """The project's Alembic configuration: ``$ALEMBIC_CONFIG`` (the image sets it) or the repo's."""
+    """The Alembic configuration: ``$ALEMBIC_CONFIG`` (the image sets it), else the repo's."""
     ini = Path(os.environ.get("ALEMBIC_CONFIG") or REPO_ROOT / "alembic.ini")
     config = Config(str(ini))
     config.set_main_option("script_location", str(ini.parent / "migrations"))
