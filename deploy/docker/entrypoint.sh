@@ -12,6 +12,7 @@ usage: docker run IMAGE <command> [args...]
   ledger             python -m services.ledger
   stripe-simulator   python -m services.stripe_simulator
   migrate            alembic upgrade head   (reads DATABASE_URL)
+  wait-for-migrations  wait until the database is at the image's migration head
   <anything else>    executed as given, e.g. `python -m services.ingest`
 USAGE
 }
@@ -32,6 +33,8 @@ case "$command" in
         exec python -m services.stripe_simulator "$@" ;;
     migrate)
         exec alembic -c /app/alembic.ini upgrade head "$@" ;;
+    wait-for-migrations)
+        exec python -m services.common.migrate wait "$@" ;;
     help | -h | --help)
         usage ;;
     *)

@@ -249,8 +249,7 @@ def nats_problems(manifests: list[Doc]) -> list[str]:
     """3-node JetStream cluster: replicas, routes via the headless service, file store on PVC."""
     problems = []
     sets = [
-        d for d in manifests
-        if d.get("kind") == "StatefulSet" and d["metadata"]["name"] == "nats"
+        d for d in manifests if d.get("kind") == "StatefulSet" and d["metadata"]["name"] == "nats"
     ]
     if len(sets) != 1:
         return ["no StatefulSet nats"]
@@ -259,13 +258,15 @@ def nats_problems(manifests: list[Doc]) -> list[str]:
         problems.append(f"nats replicas {nats['spec'].get('replicas')} != 3")
     headless_name = nats["spec"].get("serviceName")
     headless = [
-        d for d in manifests
+        d
+        for d in manifests
         if d.get("kind") == "Service" and d["metadata"]["name"] == headless_name
     ]
     if not headless or headless[0]["spec"].get("clusterIP") != "None":
         problems.append(f"nats serviceName {headless_name!r} is not a headless Service")
     config_maps = [
-        d for d in manifests
+        d
+        for d in manifests
         if d.get("kind") == "ConfigMap" and "nats.conf" in (d.get("data") or {})
     ]
     if len(config_maps) != 1:
@@ -359,9 +360,7 @@ def test_port_defaults_match_the_code() -> None:
     pattern = re.compile(r'env_int\(\s*"(\w+_PORT)"\s*,\s*(\d+)\s*\)')
     found = {}
     for settings in (REPO_ROOT / "services").rglob("*.py"):
-        found.update(
-            {k: int(v) for k, v in pattern.findall(settings.read_text(encoding="utf-8"))}
-        )
+        found.update({k: int(v) for k, v in pattern.findall(settings.read_text(encoding="utf-8"))})
     checked = {k: v for k, v in found.items() if k in PORT_VARIABLES}
     assert "INGEST_HTTP_PORT" in checked, "ingest settings not found"
     assert checked == {k: PORT_VARIABLES[k] for k in checked}
@@ -405,8 +404,9 @@ def test_kubernetes_commands_match_compose() -> None:
 
 def test_entrypoint_aliases_run_the_same_modules() -> None:
     script = ENTRYPOINT.read_text(encoding="utf-8")
-    aliases = dict(re.findall(r"^\s*([\w|\s-]+?)\)\s*\n\s*exec ([^\n;]+?)\s*(?:\"\$@\")", script,
-                              re.MULTILINE))
+    aliases = dict(
+        re.findall(r"^\s*([\w|\s-]+?)\)\s*\n\s*exec ([^\n;]+?)\s*(?:\"\$@\")", script, re.MULTILINE)
+    )
     table = {alias.split("|")[0].strip(): " ".join(cmd.split()) for alias, cmd in aliases.items()}
     assert table["ingest"] == "python -m services.ingest"
     assert table["ledger"] == "python -m services.ledger"
@@ -493,8 +493,12 @@ def test_checks_report_broken_workloads() -> None:
 
 
 def test_checks_report_secret_values_and_small_nats(tmp_path: Path) -> None:
-    leaked = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
-              "stringData": {"STRIPE_API_KEY": "sk_live_123"}}
+    leaked = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s"},
+        "stringData": {"STRIPE_API_KEY": "sk_live_123"},
+    }
     assert secret_problems([leaked])
     deployment = copy.deepcopy(named("Deployment", "ledger"))
     (container,) = list(containers(deployment))
