@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from services.ledger.domain import UnsupportedApiVersion, classify, compute_mrr, resolve
+from services.ledger.domain.classifier import PREVIEW_INVOICE_EVENTS
 from services.ledger.domain.mrr import current_and_next_phase, phase_mrr, scheduled_items
 from services.ledger.domain.normalised import (
     InvoiceSnapshot,
@@ -147,7 +148,9 @@ def _read_models(
     elif ev.schedule is not None:
         effects.add("subscription_schedules", _schedule_row(ev, version))
     elif ev.invoice is not None:
-        effects.add("payments", _payment_row(ev.invoice, obj, version))
+        # A preview (invoice.upcoming, no id) is no invoice: skipped by rule.
+        if ev.invoice.id is not None and ev.event_type not in PREVIEW_INVOICE_EVENTS:
+            effects.add("payments", _payment_row(ev.invoice, obj, version))
     elif ev.invoice_payment is not None:
         ip = ev.invoice_payment
         if ip.id is not None:
@@ -166,8 +169,27 @@ def _read_models(
                 ),
             )
     elif ev.charge is not None:
-        for refund in ev.charge.refunds:
-            _add_refund(effects, refund, ev.charge.customer_id, version)
+        charge = ev.charge
+        for refund in charge.refunds:
+            _add_refund(effects, refund, charge.customer_id, version)
+        if charge.id is not None:
+            refunded = charge.amount_refunded
+            effects.add(
+                "charges",
+                (
+                    charge.id,
+                    charge.payment_intent_id,
+                    charge.invoice_id,
+                    charge.customer_id,
+                    charge.amount,
+                    charge.currency,
+                    charge.status,
+                    ts(charge.created),
+                    refunded,
+                    version[0] if refunded is not None and refunded > 0 else None,
+                    *version,
+                ),
+            )
     elif ev.refund is not None:
         _add_refund(effects, ev.refund, _str(obj.get("customer")), version)
     elif ev.credit_note is not None:

@@ -182,6 +182,8 @@ class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
             applied=report.applied,
             unsupported=report.unsupported,
             seconds=report.seconds,
+            unreadable=report.unreadable,
+            dead_lettered=report.failed,
         )
 
     async def VerifyLedger(
@@ -207,6 +209,8 @@ class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
             examined=report.examined,
             mismatches_by_table=report.by_table,
             seconds=report.seconds,
+            unreadable=report.unreadable,
+            failed=report.failed,
             sample=[
                 ledger_pb2.LedgerMismatch(
                     table=m.table,

@@ -8,6 +8,10 @@ diff of VerifyLedger. The conflict rules are what make the read models order-ind
   ``(state_event_created, state_event_id)`` is the greatest, whatever order rows arrive in;
 * ``least`` / ``greatest`` columns are monotone (first subscribed, first paid, ...): they take
   the minimum / maximum over every row ever applied (NULLs ignored);
+* ``sticky`` columns are ``latest`` columns holding facts that never change once known (a
+  refund's customer and charge, an invoice's subscription, a creation time): a row whose
+  object lacks the field (``NULL``) never erases a known value, whatever its version. Since
+  every non-NULL value of such a column is the same, the result is still order-independent;
 * ``derived`` columns are not written from events at all: the projection recomputes them from
   the other tables after each batch (e.g. an account's payment-method brand), so they too
   are a function of the applied set.
@@ -45,6 +49,11 @@ class ReadModel:
     least: tuple[str, ...] = ()
     greatest: tuple[str, ...] = ()
     derived: tuple[str, ...] = ()
+    sticky: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not self.sticky <= set(self.latest):
+            raise ValueError(f"{self.name}: sticky columns must be latest columns")
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -59,9 +68,12 @@ class ReadModel:
         """The row that results from applying ``a`` and ``b`` (in either order)."""
         v = self.version_index
         newer, older = (b, a) if (b[v], b[v + 1]) > (a[v], a[v + 1]) else (a, b)
-        if not self.least and not self.greatest:
+        if not self.least and not self.greatest and not self.sticky:
             return newer
         out = list(newer)
+        for i, column in enumerate(self.latest, start=1):
+            if column in self.sticky and out[i] is None:
+                out[i] = older[i]
         start = 1 + len(self.latest)
         for i in range(start, start + len(self.least)):
             out[i] = _pick(min, newer[i], older[i])
@@ -80,8 +92,15 @@ class ReadModel:
         sets = [
             f"{q(c)} = CASE WHEN {newer} THEN EXCLUDED.{q(c)} ELSE t.{q(c)} END"
             for c in (*self.latest, *VERSION_COLUMNS)
+            if c not in self.sticky
         ]
         changed = [newer]
+        for c in sorted(self.sticky):
+            sets.append(
+                f"{q(c)} = CASE WHEN {newer} THEN COALESCE(EXCLUDED.{q(c)}, t.{q(c)})"
+                f" ELSE COALESCE(t.{q(c)}, EXCLUDED.{q(c)}) END"
+            )
+            changed.append(f"(t.{q(c)} IS NULL AND EXCLUDED.{q(c)} IS NOT NULL)")
         for fn, group in (("LEAST", self.least), ("GREATEST", self.greatest)):
             for c in group:
                 sets.append(f"{q(c)} = {fn}(t.{q(c)}, EXCLUDED.{q(c)})")
@@ -147,6 +166,7 @@ ACCOUNTS = ReadModel(
         "stripe_created_at",
     ),
     least=("deleted_at",),
+    sticky=frozenset({"stripe_created_at"}),
     derived=(
         "tax_id",
         "payment_method_brand",
@@ -194,6 +214,7 @@ SUBSCRIPTIONS = ReadModel(
         "mrr_flags",
     ),
     least=("subscribed_since",),
+    sticky=frozenset({"stripe_customer_id"}),
     derived=("scheduled_plan", "scheduled_mrr", "scheduled_change_at"),
 )
 SUBSCRIPTION_SCHEDULES = ReadModel(
@@ -210,6 +231,7 @@ SUBSCRIPTION_SCHEDULES = ReadModel(
         "released_at",
         "canceled_at",
     ),
+    sticky=frozenset({"subscription_id", "stripe_customer_id"}),
 )
 PAYMENTS = ReadModel(
     "payments",
@@ -240,6 +262,9 @@ PAYMENTS = ReadModel(
         "invoice_payment_intent_id",
     ),
     least=("paid_at",),
+    sticky=frozenset(
+        {"stripe_customer_id", "subscription_id", "number", "currency", "invoice_created"}
+    ),
     derived=(
         "payment_intent_id",
         "amount_refunded",
@@ -253,6 +278,7 @@ INVOICE_PAYMENTS = ReadModel(
     "invoice_payment_id",
     latest=("invoice_id", "payment_intent_id", "charge_id", "amount_paid", "currency", "status"),
     least=("paid_at",),
+    sticky=frozenset({"invoice_id", "currency"}),
 )
 REFUNDS = ReadModel(
     "refunds",
@@ -266,6 +292,36 @@ REFUNDS = ReadModel(
         "status",
         "reason",
         "refund_created",
+    ),
+    sticky=frozenset(
+        {"charge_id", "payment_intent_id", "stripe_customer_id", "currency", "refund_created"}
+    ),
+)
+#: Charges, for the cumulative ``amount_refunded`` Stripe reports on each charge (from API
+#: 2022-11-15 a charge.refunded event carries no refund list): net revenue takes the larger of
+#: the refunds recorded and this total, so the same money is never counted twice.
+CHARGES = ReadModel(
+    "charges",
+    "charge_id",
+    latest=(
+        "payment_intent_id",
+        "invoice_id",
+        "stripe_customer_id",
+        "amount",
+        "currency",
+        "status",
+        "charge_created",
+    ),
+    greatest=("amount_refunded", "refunded_at"),
+    sticky=frozenset(
+        {
+            "payment_intent_id",
+            "invoice_id",
+            "stripe_customer_id",
+            "amount",
+            "currency",
+            "charge_created",
+        }
     ),
 )
 CREDIT_NOTES = ReadModel(
@@ -287,6 +343,7 @@ CREDIT_NOTES = ReadModel(
         "credit_note_created",
         "voided_at",
     ),
+    sticky=frozenset({"invoice_id", "stripe_customer_id", "currency", "credit_note_created"}),
 )
 
 READ_MODELS: tuple[ReadModel, ...] = (
@@ -299,6 +356,7 @@ READ_MODELS: tuple[ReadModel, ...] = (
     INVOICE_PAYMENTS,
     REFUNDS,
     CREDIT_NOTES,
+    CHARGES,
 )
 READ_MODEL_BY_NAME = {m.name: m for m in READ_MODELS}
 

@@ -46,6 +46,8 @@ class VerifyReport:
     by_table: dict[str, int] = field(default_factory=dict)
     sample: list[Mismatch] = field(default_factory=list)
     examined: int = 0
+    unreadable: int = 0  # archived events that are not readable Stripe events
+    failed: int = 0  # archived events the rebuild could not apply
     seconds: float = 0.0
     scratch_schema: str = ""
 
@@ -159,6 +161,8 @@ async def verify_ledger(
             engine, stub, schema=scratch, batch_size=batch_size, executor=executor
         )
         report.examined = replayed.examined
+        report.unreadable = replayed.unreadable
+        report.failed = replayed.failed
         async with raw_transaction(engine) as conn:
             for table, key, ignored in REBUILT_TABLES:
                 count, sample = await diff_table(
