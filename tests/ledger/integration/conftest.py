@@ -73,7 +73,9 @@ async def delete_consumer(url: str, name: str) -> None:
 
 
 @pytest.fixture
-async def ingest_service(make_ingest: Callable[..., Any], nats: EmbeddedNats) -> IngestService:
+async def ingest_service(
+    make_ingest: Callable[..., Any], nats: EmbeddedNats
+) -> IngestService:
     await purge_stream(nats.url)
     service = await make_ingest()
     assert isinstance(service, IngestService)
@@ -120,7 +122,9 @@ async def ledger_stub(
 @pytest.fixture
 async def webhook_client(ingest_service: IngestService) -> AsyncIterator[WebhookClient]:
     async with aiohttp.ClientSession() as session:
-        yield WebhookClient(session, f"http://127.0.0.1:{ingest_service.http_port}/webhooks/stripe")
+        yield WebhookClient(
+            session, f"http://127.0.0.1:{ingest_service.http_port}/webhooks/stripe"
+        )
 
 
 async def post_all(client: WebhookClient, bodies: list[bytes], concurrency: int = 16) -> None:

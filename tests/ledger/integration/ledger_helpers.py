@@ -41,7 +41,9 @@ def world_bodies(seed: int, tenants: int, months: int) -> tuple[tuple[str, bytes
     return tuple(world.event_bodies())
 
 
-def renamed(bodies: tuple[tuple[str, bytes], ...], suffix: str) -> tuple[tuple[str, bytes], ...]:
+def renamed(
+    bodies: tuple[tuple[str, bytes], ...], suffix: str
+) -> tuple[tuple[str, bytes], ...]:
     """The same events under fresh ids (``evt_..._<suffix>``).
 
     JetStream drops a message whose Nats-Msg-Id (the event id) it saw in the last two

@@ -87,9 +87,8 @@ async def test_failing_messages_become_dead_letters_without_poisoning_the_batch(
     applied = await rows(db, "SELECT stripe_event_id FROM ledger.billing_events")
     assert {r[0] for r in applied} == set(good)  # the rest of each batch went through
     dead = await rows(
-        db,
-        "SELECT stripe_event_id, deliveries, status, subject, error FROM ledger.dead_letters"
-        " ORDER BY stream_seq",
+        db, "SELECT stripe_event_id, deliveries, status, subject, error FROM ledger.dead_letters"
+        " ORDER BY stream_seq"
     )
     assert [(d[0], d[1], d[2]) for d in dead] == [
         (f"evt_garbage_{tag}", 3, "dead"),

@@ -53,12 +53,8 @@ def build_unlinked(ledger: Ledger) -> str:
     ledger.customer("cus_x", name="X (Stripe)", created_at=days_ago(10))
     ledger.subscription("sub_x", "cus_x", plan="Pro", mrr=1200)
     event_id = ledger.event(
-        "SubscriptionCreated",
-        days_ago(10),
-        customer_id="cus_x",
-        subscription_id="sub_x",
-        committed=1200,
-        delta=1200,
+        "SubscriptionCreated", days_ago(10), customer_id="cus_x", subscription_id="sub_x",
+        committed=1200, delta=1200,
     )
     ledger.invoice("in_x", "cus_x", total=1000, created=days_ago(9), paid_at=days_ago(9))
     return event_id
@@ -138,13 +134,8 @@ async def test_explicit_link_overrides_metadata(services: Services, ledger: Ledg
     ledger.customer("cus_m", name="M", created_at=days_ago(5), tenant_id="t_meta")
     ledger.subscription("sub_m", "cus_m", plan="Business", mrr=5000)
     event_id = ledger.event(
-        "SubscriptionCreated",
-        days_ago(5),
-        customer_id="cus_m",
-        subscription_id="sub_m",
-        committed=5000,
-        delta=5000,
-        tenant_id="t_meta",
+        "SubscriptionCreated", days_ago(5), customer_id="cus_m", subscription_id="sub_m",
+        committed=5000, delta=5000, tenant_id="t_meta",
     )
     before = await accounts(services)
     assert before["t_meta"].committed_mrr.amount_minor == 5000 and before["t_real"].unsynced

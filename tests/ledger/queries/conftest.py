@@ -108,9 +108,8 @@ class Ledger:
             return cur.fetchall() if cur.description else []
 
     def tenant(self, tenant_id: str, name: str, created_at: datetime, **extra: Any) -> None:
-        self._write(
-            "tenants", {"tenant_id": tenant_id, "name": name, "created_at": created_at, **extra}
-        )
+        self._write("tenants", {"tenant_id": tenant_id, "name": name, "created_at": created_at,
+                                **extra})
 
     def customer(
         self,
@@ -238,14 +237,8 @@ class Ledger:
         )
 
     def refund(
-        self,
-        refund_id: str,
-        invoice_id: str,
-        *,
-        amount: int,
-        at: datetime,
-        currency: str = "USD",
-        status: str = "succeeded",
+        self, refund_id: str, invoice_id: str, *, amount: int, at: datetime,
+        currency: str = "USD", status: str = "succeeded",
     ) -> None:
         self._insert(
             "refunds",
@@ -261,15 +254,8 @@ class Ledger:
         )
 
     def credit_note(
-        self,
-        credit_note_id: str,
-        invoice_id: str,
-        *,
-        total: int,
-        at: datetime,
-        refund_ids: tuple[str, ...] = (),
-        currency: str = "USD",
-        status: str = "issued",
+        self, credit_note_id: str, invoice_id: str, *, total: int, at: datetime,
+        refund_ids: tuple[str, ...] = (), currency: str = "USD", status: str = "issued",
     ) -> None:
         self._insert(
             "credit_notes",

@@ -95,9 +95,8 @@ async def test_sorting_and_paging_are_stable(
     # ties on every key: same plan, status, created day, mrr
     for i in range(5):
         ledger.customer(f"cus_t{i}", name="Twin", created_at=days_ago(7))
-        ledger.subscription(
-            f"sub_t{i}", f"cus_t{i}", plan="Pro", mrr=1500, period_end=NOW + timedelta(days=5)
-        )
+        ledger.subscription(f"sub_t{i}", f"cus_t{i}", plan="Pro", mrr=1500,
+                            period_end=NOW + timedelta(days=5))
     full = await list_all(stub, 100, sort_by=sort_by, descending=descending)
     paged = await list_all(stub, 2, sort_by=sort_by, descending=descending)
     assert [a.account_id for a in paged] == [a.account_id for a in full]
@@ -111,11 +110,8 @@ async def test_sorting_and_paging_are_stable(
         elif sort_by == "status":
             value = a.status
         elif sort_by == "mrr":
-            value = (
-                a.committed_mrr_platform.amount_minor
-                if a.HasField("committed_mrr_platform")
-                else None
-            )
+            value = a.committed_mrr_platform.amount_minor if a.HasField(
+                "committed_mrr_platform") else None
         elif sort_by == "renewal":
             value = a.renewal_at.ToDatetime() if a.HasField("renewal_at") else None
         else:
@@ -192,16 +188,9 @@ async def test_get_account(stub: Stub, ledger: Ledger) -> None:
 
 async def test_scheduled_change_on_plan_card(stub: Stub, ledger: Ledger) -> None:
     ledger.customer("cus_s", name="Sched", created_at=days_ago(40))
-    ledger.subscription(
-        "sub_s",
-        "cus_s",
-        plan="Business",
-        mrr=5000,
-        forward=2000,
-        scheduled_plan="Starter",
-        scheduled_mrr=2000,
-        scheduled_change_at=NOW + timedelta(days=20),
-    )
+    ledger.subscription("sub_s", "cus_s", plan="Business", mrr=5000, forward=2000,
+                        scheduled_plan="Starter", scheduled_mrr=2000,
+                        scheduled_change_at=NOW + timedelta(days=20))
     detail = await stub.GetAccount(pb.GetAccountRequest(account_id="cus_s"))
     assert detail.plan.scheduled_plan == "Starter"
     assert detail.plan.scheduled_mrr.amount_minor == 2000

@@ -116,9 +116,8 @@ async def test_jpy_converts_through_major_units(stub: Stub, ledger: Ledger) -> N
 async def test_mrr_trend_and_movements(stub: Stub, ledger: Ledger) -> None:
     world.build(ledger)
     d = await dashboard(stub)
-    trend = {
-        p.date: (p.committed_mrr.amount_minor, p.forward_mrr.amount_minor) for p in d.mrr_trend
-    }
+    trend = {p.date: (p.committed_mrr.amount_minor, p.forward_mrr.amount_minor)
+             for p in d.mrr_trend}
     assert trend["2025-06-09"] == (1000 + 500, 1500)
     assert trend["2025-06-11"] == (1000, 1000)  # sub_e churned on 06-11
     assert trend["2025-06-12"] == (1000 + 2160, 1000 + 2160)

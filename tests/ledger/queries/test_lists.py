@@ -54,20 +54,13 @@ async def test_lenses_overlap_and_hide_noop(stub: Stub, ledger: Ledger) -> None:
     rows = {e.stripe_event_id: e for e in page.events}
     assert len(rows) == page.page.total_count == 11
     by_lens: dict[int, set[str]] = {}
-    for lens in (
-        pb.EVENT_LENS_ALL,
-        pb.EVENT_LENS_MRR_IMPACT,
-        pb.EVENT_LENS_SUBSCRIPTION_STATE,
-        pb.EVENT_LENS_OTHER,
-    ):
+    for lens in (pb.EVENT_LENS_ALL, pb.EVENT_LENS_MRR_IMPACT, pb.EVENT_LENS_SUBSCRIPTION_STATE,
+                 pb.EVENT_LENS_OTHER):
         ids, total = await all_events(stub, lens=lens)
         assert len(ids) == total == len(set(ids))
         by_lens[lens] = set(ids)
-    mrr, state, other = (
-        by_lens[pb.EVENT_LENS_MRR_IMPACT],
-        by_lens[pb.EVENT_LENS_SUBSCRIPTION_STATE],
-        by_lens[pb.EVENT_LENS_OTHER],
-    )
+    mrr, state, other = (by_lens[pb.EVENT_LENS_MRR_IMPACT],
+                         by_lens[pb.EVENT_LENS_SUBSCRIPTION_STATE], by_lens[pb.EVENT_LENS_OTHER])
     assert "evt_noop_a" not in by_lens[pb.EVENT_LENS_ALL]
     assert by_lens[pb.EVENT_LENS_ALL] == set(rows) - {"evt_noop_a"}
     assert mrr & state  # an upgrade is both
@@ -93,13 +86,9 @@ async def test_event_counts_with_partial_days(stub: Stub, ledger: Ledger) -> Non
     base = NOW.replace(hour=0) - timedelta(days=10)
     for i in range(40):
         at = base + timedelta(hours=6 * i)
-        ledger.event(
-            "SubscriptionRenewed" if i % 3 else "SubscriptionUpgraded",
-            at,
-            subscription_id=f"sub_{i % 4}",
-            committed=1000 + i,
-            delta=0 if i % 3 else 5,
-        )
+        ledger.event("SubscriptionRenewed" if i % 3 else "SubscriptionUpgraded", at,
+                     subscription_id=f"sub_{i % 4}", committed=1000 + i,
+                     delta=0 if i % 3 else 5)
         if i % 5 == 0:
             ledger.event("PaymentFailed", at + timedelta(minutes=1), committed=None)
             ledger.event("NoOp", at + timedelta(minutes=2), committed=None)
@@ -135,13 +124,8 @@ async def test_event_counts_with_partial_days(stub: Stub, ledger: Ledger) -> Non
 async def test_event_paging_order_and_account_filter(stub: Stub, ledger: Ledger) -> None:
     world.build(ledger)
     for i in range(6):  # same timestamp: the event id breaks the tie
-        ledger.event(
-            "PaymentFailed",
-            days_ago(1),
-            customer_id="cus_b",
-            committed=None,
-            event_id=f"evt_tie_{i}",
-        )
+        ledger.event("PaymentFailed", days_ago(1), customer_id="cus_b", committed=None,
+                     event_id=f"evt_tie_{i}")
     newest, total = await all_events(stub, 2)
     oldest, _ = await all_events(stub, 4, oldest_first=True)
     assert newest == list(reversed(oldest)) and len(newest) == total == 16
@@ -182,18 +166,8 @@ async def test_invoice_rows(stub: Stub, ledger: Ledger) -> None:
     )
     rows = {r.row_id: r for r in page.rows}
     # 7 invoices + cn_b1 + cn_a2 + re_a1 (re_a2 is covered by cn_a2: no row of its own)
-    assert set(rows) == {
-        "in_a1",
-        "in_a2",
-        "in_b1",
-        "in_c1",
-        "in_d1",
-        "in_x",
-        "in_e0",
-        "cn_b1",
-        "cn_a2",
-        "re_a1",
-    }
+    assert set(rows) == {"in_a1", "in_a2", "in_b1", "in_c1", "in_d1", "in_x", "in_e0",
+                         "cn_b1", "cn_a2", "re_a1"}
     assert page.page.total_count == 10
     refund = rows["re_a1"]
     assert refund.kind == "refund" and refund.invoice_id == "in_a1"
@@ -205,11 +179,8 @@ async def test_invoice_rows(stub: Stub, ledger: Ledger) -> None:
     assert note.kind == "credit_note" and note.amount.currency == "EUR"
     assert note.revenue.amount_minor == -1000
     invoice = rows["in_a1"]
-    assert (
-        invoice.amount.amount_minor,
-        invoice.tax.amount_minor,
-        invoice.amount_ex_tax.amount_minor,
-    ) == (1200, 200, 1000)
+    assert (invoice.amount.amount_minor, invoice.tax.amount_minor,
+            invoice.amount_ex_tax.amount_minor) == (1200, 200, 1000)
     assert invoice.hosted_invoice_url.endswith("/in_a1") and invoice.invoice_pdf.endswith(".pdf")
     assert invoice.account_id == "t_alpha" and invoice.status == "paid"
     assert not rows["in_x"].counts_toward_revenue
@@ -228,11 +199,8 @@ async def test_invoice_rows(stub: Stub, ledger: Ledger) -> None:
     seen: list[str] = []
     token = ""
     while True:
-        p = await stub.ListInvoices(
-            pb.ListInvoicesRequest(
-                oldest_first=True, page=common_pb2.PageRequest(page_size=3, page_token=token)
-            )
-        )
+        p = await stub.ListInvoices(pb.ListInvoicesRequest(
+            oldest_first=True, page=common_pb2.PageRequest(page_size=3, page_token=token)))
         seen.extend(r.row_id for r in p.rows)
         token = p.page.next_page_token
         if not token:

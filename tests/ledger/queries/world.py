@@ -50,106 +50,30 @@ def build(ledger: Ledger) -> None:
     )
 
     ev = ledger.event
-    ev(
-        "SubscriptionCreated",
-        days_ago(20),
-        customer_id="cus_a",
-        subscription_id="sub_a",
-        committed=1000,
-        delta=1000,
-    )
-    ev(
-        "SubscriptionCreated",
-        days_ago(10),
-        customer_id="cus_e",
-        subscription_id="sub_e",
-        committed=500,
-        delta=500,
-    )
-    ev(
-        "SubscriptionImmediatelyCancelled",
-        days_ago(4),
-        customer_id="cus_e",
-        subscription_id="sub_e",
-        committed=0,
-        delta=-500,
-    )
-    ev(
-        "SubscriptionCreated",
-        days_ago(3),
-        customer_id="cus_b",
-        subscription_id="sub_b",
-        committed=2000,
-        delta=2000,
-        currency="EUR",
-    )
-    ev(
-        "SubscriptionUpgraded",
-        days_ago(2),
-        customer_id="cus_a",
-        subscription_id="sub_a",
-        committed=1500,
-        delta=500,
-    )
-    ev(
-        "SubscriptionCreated",
-        days_ago(2, hours=-1),
-        customer_id="cus_c",
-        subscription_id="sub_c",
-        committed=10000,
-        delta=10000,
-        currency="JPY",
-    )
-    ev(
-        "SubscriptionCancelled",
-        days_ago(1),
-        customer_id="cus_a",
-        subscription_id="sub_a",
-        committed=1500,
-        forward=0,
-        delta=0,
-    )
+    ev("SubscriptionCreated", days_ago(20), customer_id="cus_a", subscription_id="sub_a",
+       committed=1000, delta=1000)
+    ev("SubscriptionCreated", days_ago(10), customer_id="cus_e", subscription_id="sub_e",
+       committed=500, delta=500)
+    ev("SubscriptionImmediatelyCancelled", days_ago(4), customer_id="cus_e",
+       subscription_id="sub_e", committed=0, delta=-500)
+    ev("SubscriptionCreated", days_ago(3), customer_id="cus_b", subscription_id="sub_b",
+       committed=2000, delta=2000, currency="EUR")
+    ev("SubscriptionUpgraded", days_ago(2), customer_id="cus_a", subscription_id="sub_a",
+       committed=1500, delta=500)
+    ev("SubscriptionCreated", days_ago(2, hours=-1), customer_id="cus_c",
+       subscription_id="sub_c", committed=10000, delta=10000, currency="JPY")
+    ev("SubscriptionCancelled", days_ago(1), customer_id="cus_a", subscription_id="sub_a",
+       committed=1500, forward=0, delta=0)
     # rows without subscription state: committed MRR carried
-    ev(
-        "SubscriptionRenewed",
-        days_ago(0, hours=3),
-        customer_id="cus_a",
-        subscription_id="sub_a",
-        committed=None,
-        forward=None,
-        event_id="evt_renewal_a",
-        stripe_event_type="invoice.paid",
-    )
-    ev(
-        "NoOp",
-        days_ago(0, hours=2),
-        customer_id="cus_a",
-        subscription_id="sub_a",
-        committed=None,
-        forward=None,
-        event_id="evt_noop_a",
-        stripe_event_type="invoice.updated",
-    )
-    ev(
-        "PaymentRefunded",
-        days_ago(1),
-        customer_id="cus_a",
-        committed=None,
-        forward=None,
-        refund_amount=600,
-        event_id="evt_refund_a",
-        stripe_event_type="charge.refunded",
-    )
-    ev(
-        "BillingInfoUpdated",
-        days_ago(5),
-        customer_id="cus_b",
-        committed=None,
-        forward=None,
-        currency=None,
-        event_id="evt_info_b",
-        stripe_event_type="customer.updated",
-    )
+    ev("SubscriptionRenewed", days_ago(0, hours=3), customer_id="cus_a",
+       subscription_id="sub_a", committed=None, forward=None, event_id="evt_renewal_a",
+       stripe_event_type="invoice.paid")
+    ev("NoOp", days_ago(0, hours=2), customer_id="cus_a", subscription_id="sub_a",
+       committed=None, forward=None, event_id="evt_noop_a", stripe_event_type="invoice.updated")
+    ev("PaymentRefunded", days_ago(1), customer_id="cus_a", committed=None, forward=None,
+       refund_amount=600, event_id="evt_refund_a", stripe_event_type="charge.refunded")
+    ev("BillingInfoUpdated", days_ago(5), customer_id="cus_b", committed=None, forward=None,
+       currency=None, event_id="evt_info_b", stripe_event_type="customer.updated")
 
     inv = ledger.invoice
     inv("in_a1", "cus_a", total=1200, tax=200, created=days_ago(5), paid_at=days_ago(5))
