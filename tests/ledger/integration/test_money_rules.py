@@ -431,3 +431,59 @@ async def test_every_real_event_projects_or_is_skipped_by_rule(
     assert await cur.fetchall() == []
     verified = await ledger_stub.VerifyLedger(ledger_pb2.VerifyLedgerRequest())
     assert (verified.mismatches, verified.unreadable, verified.failed) == (0, 0, 0)
+
+
+# --------------------------------------------------------------------------- 11
+async def _archive(db: psycopg.AsyncConnection[Any], event_id: str, payload: bytes) -> None:
+    """Put an event straight into the archive (as published: only replays will read it)."""
+    await db.execute(
+        "INSERT INTO ingest.stripe_events (event_id, event_type, api_version, stripe_created_at,"
+        " livemode, payload, payload_sha256, recovery_source, published_at)"
+        " VALUES (%s, 'customer.created', '2020-08-27', to_timestamp(%s), false, %s,"
+        " sha256(%s), 'webhook', now())",
+        (event_id, b.T0, payload, payload),
+    )
+
+
+def _customer_created(event_id: str) -> bytes:
+    customer = {"id": f"cus_{event_id}", "object": "customer", "metadata": {}}
+    return json.dumps(
+        b.event("customer.created", customer, event_id=event_id, api_version="2020-08-27")
+    ).encode()
+
+
+async def test_11_replay_and_verify_report_bad_events_and_go_on(
+    deliver: Deliver, ledger_stub: ledger_pb2_grpc.LedgerServiceAsyncStub
+) -> None:
+    db = deliver.db
+    good, bom, failing = deliver.eid("good"), deliver.eid("bom"), deliver.eid("failing")
+    await db.execute(
+        "CREATE FUNCTION public.refuse_replayed() RETURNS trigger LANGUAGE plpgsql AS $$"
+        f" BEGIN IF NEW.stripe_event_id = '{failing}' THEN RAISE EXCEPTION 'planted failure';"
+        " END IF; RETURN NEW; END $$"
+    )
+    await db.execute(
+        "CREATE TRIGGER refuse_replayed BEFORE INSERT ON ledger.billing_events"
+        " FOR EACH ROW EXECUTE FUNCTION public.refuse_replayed()"
+    )
+    await _archive(db, good, _customer_created(good))
+    await _archive(db, bom, b"\xef\xbb\xbf" + _customer_created(bom))  # not readable JSON
+    await _archive(db, failing, _customer_created(failing))
+
+    for _ in range(2):  # a second replay refreshes the dead letter, it does not add one
+        replayed = await ledger_stub.ReplayArchive(ledger_pb2.ReplayArchiveRequest())
+        assert (replayed.examined, replayed.unreadable, replayed.dead_lettered) == (3, 1, 1)
+    cur = await db.execute("SELECT stripe_event_id FROM ledger.billing_events")
+    assert [r[0] for r in await cur.fetchall()] == [good]  # the rest of the batch went in
+    cur = await db.execute(
+        "SELECT stripe_event_id, subject, status, error, deliveries FROM ledger.dead_letters"
+    )
+    dead = await cur.fetchall()
+    assert len(dead) == 1
+    assert dead[0][:3] == (failing, "ledger.replay", "dead")
+    assert "planted failure" in dead[0][3] and dead[0][4] == 2
+
+    verified = await ledger_stub.VerifyLedger(ledger_pb2.VerifyLedgerRequest())
+    assert (verified.examined, verified.unreadable) == (3, 1)
+    # the scratch rebuild has no planted trigger: the only difference is the dead-lettered row
+    assert verified.mismatches_by_table["billing_events"] == 1
