@@ -147,7 +147,8 @@ async def test_2_upgrades_by_schedule_are_never_scheduled_downgrades(deliver: De
     assert sub["forward_mrr"] == 2000
     assert sub["scheduled_mrr"] in (None, 2000)
     cur = await deliver.db.execute(
-        "SELECT count(*) FROM ledger.billing_events WHERE event_type = 'SubscriptionDowngradeScheduled'"
+        "SELECT count(*) FROM ledger.billing_events"
+        " WHERE event_type = 'SubscriptionDowngradeScheduled'"
     )
     assert (await cur.fetchone()) == (0,)
 
@@ -487,3 +488,28 @@ async def test_11_replay_and_verify_report_bad_events_and_go_on(
     assert (verified.examined, verified.unreadable) == (3, 1)
     # the scratch rebuild has no planted trigger: the only difference is the dead-lettered row
     assert verified.mismatches_by_table["billing_events"] == 1
+
+
+async def test_verify_ledger_covers_the_query_tables(
+    deliver: Deliver, ledger_stub: ledger_pb2_grpc.LedgerServiceAsyncStub
+) -> None:
+    customer = b.stripe_object("customer")
+    customer.update(id="cus_q", metadata={"tenant_id": "tenant-q"})
+    await deliver(
+        b.event("customer.created", customer, event_id=deliver.eid("cus")),
+        sub_event(deliver, "sub", "created", b.subscription(customer="cus_q", sub_id="sub_q")),
+    )
+    clean = await ledger_stub.VerifyLedger(ledger_pb2.VerifyLedgerRequest())
+    assert clean.mismatches == 0, clean.sample
+    assert {"query_accounts", "query_mrr_steps", "query_event_daily"} <= set(
+        clean.mismatches_by_table
+    )
+    # a query row drifts from what the source tables say it must be
+    await deliver.db.execute("UPDATE ledger.query_mrr_steps SET committed = committed + 1")
+    drifted = await ledger_stub.VerifyLedger(ledger_pb2.VerifyLedgerRequest())
+    assert drifted.mismatches_by_table["query_mrr_steps"] == 1
+    found = [m for m in drifted.sample if m.table == "query_mrr_steps"]
+    assert found[0].kind == "different" and list(found[0].columns) == ["committed"]
+    # the check changed nothing: the drift is still there, no rebuild was committed
+    cur = await deliver.db.execute("SELECT committed FROM ledger.query_mrr_steps")
+    assert await cur.fetchall() == [(2001,)]
