@@ -6,6 +6,8 @@ Revises: 0006_faster_query_triggers
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic import op
 
 revision = "0007_ledger_money_rules"
@@ -37,10 +39,30 @@ CREATE TABLE ledger.charges (
 CREATE INDEX charges_payment_intent ON ledger.charges (payment_intent_id);
 """
 
+# The ledger's functions: the shared rules as SQL twins of their Python homes (is_ended,
+# is_cancelling, account_id, round_half_even) and the bodies of 0002-0006 rewritten to use
+# them. The live, readable text is migrations/sql/ledger_functions.sql; this revision runs its
+# own frozen copy, written next to it, so a later edit of the live file never changes what
+# 0007 did (a later change ships its own revision with its own copy).
+FUNCTIONS_SQL = Path(__file__).with_name("0007_ledger_functions.sql").read_text(encoding="utf-8")
+
+_RULE_FUNCTIONS = (
+    "ledger.is_ended(text, timestamp with time zone)",
+    "ledger.is_cancelling(boolean, timestamp with time zone, timestamp with time zone)",
+    "ledger.account_id(text, text, text, text)",
+    "ledger.round_half_even(numeric, numeric)",
+)
+
 
 def upgrade() -> None:
     op.execute(TABLES_SQL)
+    op.execute(FUNCTIONS_SQL)
+    op.execute("SELECT ledger.query_support_rebuild()")  # renewal dates follow is_cancelling
 
 
 def downgrade() -> None:
+    """Back to 0006: its function bodies (a frozen dump of them), then drop what 0007 added."""
+    op.execute(Path(__file__).with_name("0007_downgrade_functions.sql").read_text(encoding="utf-8"))
+    for signature in _RULE_FUNCTIONS:
+        op.execute(f"DROP FUNCTION IF EXISTS {signature}")
     op.execute("DROP TABLE IF EXISTS ledger.charges")

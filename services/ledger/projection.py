@@ -39,6 +39,8 @@ from services.ledger.tables import (
     q,
 )
 
+_OCCURRED_AT = BILLING_EVENT_COLUMNS.index("occurred_at")
+
 
 @dataclass(slots=True)
 class BatchResult:
@@ -65,10 +67,10 @@ def merge_effects(effects: Iterable[Effects]) -> Merged:
     models: dict[str, dict[Any, tuple[Any, ...]]] = {m.name: {} for m in READ_MODELS}
     specs = {m.name: m for m in READ_MODELS}
     for e in effects:
-        if e.billing is not None:
-            billing.setdefault(e.event_id, e.billing)
+        if e.billing is not None:  # named rows travel as plain tuples (cheaper to pickle)
+            billing.setdefault(e.event_id, tuple(e.billing))
         if e.unsupported is not None:
-            unsupported.setdefault(e.event_id, e.unsupported)
+            unsupported.setdefault(e.event_id, tuple(e.unsupported))
         for table, rows in e.rows.items():
             spec = specs[table]
             bucket = models[table]
@@ -108,7 +110,7 @@ async def apply_merged(
     async with conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ledger:{schema}",))
         if billing:
-            rows = sorted(billing.values(), key=lambda r: (r[15], r[0]))
+            rows = sorted(billing.values(), key=lambda r: (r[_OCCURRED_AT], r[0]))
             await _stage(cur, "billing_events", BILLING_EVENT_COLUMNS, rows)
             cols = ", ".join(BILLING_EVENT_COLUMNS)
             await cur.execute(

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 VERSION_COLUMNS = ("state_event_created", "state_event_id")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -59,6 +60,15 @@ class ReadModel:
     def columns(self) -> tuple[str, ...]:
         """Columns of a projected row, in this order."""
         return (self.key, *self.latest, *self.least, *self.greatest, *VERSION_COLUMNS)
+
+    def row(self, **values: Any) -> tuple[Any, ...]:
+        """A row given by column name, as the tuple COPY and ``merge`` use (``columns``
+        order). A missing or unknown name is a bug: ``ValueError``, never a shifted column."""
+        if values.keys() != set(self.columns):
+            missing = sorted(set(self.columns) - values.keys())
+            unknown = sorted(values.keys() - set(self.columns))
+            raise ValueError(f"{self.name} row: missing {missing}, unknown {unknown}")
+        return tuple(values[c] for c in self.columns)
 
     @property
     def version_index(self) -> int:
@@ -120,34 +130,42 @@ def _pick(fn: Any, x: Any, y: Any) -> Any:
     return fn(x, y)
 
 
-BILLING_EVENT_COLUMNS: tuple[str, ...] = (
-    "stripe_event_id",
-    "stripe_event_type",
-    "event_type",
-    "tenant_id",
-    "stripe_customer_id",
-    "subscription_id",
-    "from_plan",
-    "to_plan",
-    "previous_amount",
-    "new_amount",
-    "amount_delta",
-    "refund_amount",
-    "committed_mrr",
-    "forward_mrr",
-    "currency",
-    "occurred_at",
-    "reason",
-    "flags",
-    "api_version",
-)
-UNSUPPORTED_COLUMNS: tuple[str, ...] = (
-    "stripe_event_id",
-    "stripe_event_type",
-    "api_version",
-    "reason",
-    "occurred_at",
-)
+class BillingEventRow(NamedTuple):
+    """One ``ledger.billing_events`` row as the projection writes it (named, still a tuple)."""
+
+    stripe_event_id: str
+    stripe_event_type: str
+    event_type: str
+    tenant_id: str | None
+    stripe_customer_id: str | None
+    subscription_id: str | None
+    from_plan: str | None
+    to_plan: str | None
+    previous_amount: int | None
+    new_amount: int | None
+    amount_delta: int | None
+    refund_amount: int | None
+    committed_mrr: int | None
+    forward_mrr: int | None
+    currency: str | None
+    occurred_at: datetime
+    reason: str | None
+    flags: list[str]
+    api_version: str | None
+
+
+class UnsupportedEventRow(NamedTuple):
+    """One ``ledger.unsupported_events`` row."""
+
+    stripe_event_id: str
+    stripe_event_type: str | None
+    api_version: str | None
+    reason: str
+    occurred_at: datetime | None
+
+
+BILLING_EVENT_COLUMNS: tuple[str, ...] = BillingEventRow._fields
+UNSUPPORTED_COLUMNS: tuple[str, ...] = UnsupportedEventRow._fields
 
 ACCOUNTS = ReadModel(
     "accounts",

@@ -81,12 +81,11 @@ DowngradeScheduled/DowngradeCancelled they are the current and scheduled MRR (``
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from services.ledger.domain.mrr import (
-    ENDED_STATUSES,
     committed_before_end,
     compute_mrr,
     current_and_next_phase,
@@ -101,6 +100,7 @@ from services.ledger.domain.normalised import (
     SubscriptionSnapshot,
 )
 from services.ledger.domain.resolvers import UnsupportedApiVersion, resolve
+from services.ledger.domain.rules import ENDED_STATUSES, phase_plan_name, plan_name
 
 __all__ = [
     "BILLING_PREFIXES",
@@ -202,11 +202,6 @@ def _row(ev: NormalisedEvent, event_type: BillingEventType, **fields: Any) -> Cl
     )
 
 
-def _plan_name(items: Iterable[SubscriptionItem]) -> str | None:
-    names = [i.plan for i in items if i.plan is not None and i.usage_type != "metered"]
-    return "+".join(names) if names else None
-
-
 def _item_signature(i: SubscriptionItem) -> tuple[Any, ...]:
     item_discounts = sorted(
         (d.id or "", str(d.percent_off), d.amount_off or 0) for d in i.discounts
@@ -279,7 +274,7 @@ def _subscription_created(ev: NormalisedEvent, sub: SubscriptionSnapshot) -> Cla
         ev,
         T.SubscriptionCreated,
         **_sub_base_fields(ev, sub),
-        to_plan=_plan_name(sub.items),
+        to_plan=plan_name(sub.items),
         previous_amount=0,
         new_amount=mrr.committed,
         amount_delta=mrr.committed,
@@ -321,7 +316,7 @@ def _subscription_deleted(ev: NormalisedEvent, sub: SubscriptionSnapshot) -> Cla
         ev,
         event_type,
         **_sub_base_fields(ev, sub),
-        from_plan=_plan_name(sub.items),
+        from_plan=plan_name(sub.items),
         previous_amount=previous,
         new_amount=0,
         amount_delta=-previous,
@@ -341,8 +336,8 @@ def _subscription_updated(ev: NormalisedEvent, sub: SubscriptionSnapshot) -> Cla
     components: dict[BillingEventType, str] = {}
     flags: list[str] = list(now.flags)
     reason: str | None = None
-    from_plan = _plan_name(prev.items)
-    to_plan = _plan_name(sub.items)
+    from_plan = plan_name(prev.items)
+    to_plan = plan_name(sub.items)
     previous_amount: int | None = before.committed
     new_amount: int | None = now.committed
 
@@ -400,7 +395,7 @@ def _subscription_updated(ev: NormalisedEvent, sub: SubscriptionSnapshot) -> Cla
             components[T.SubscriptionDowngradeScheduled] = "scheduled_change"
             previous_amount, new_amount = now.base, now_sched
             upcoming = scheduled_items(sub, ev.created) or ()
-            from_plan, to_plan = _plan_name(sub.items), _plan_name(upcoming)
+            from_plan, to_plan = plan_name(sub.items), plan_name(upcoming)
         elif before_down and not now_down and not pricing_changed:
             components[T.SubscriptionDowngradeCancelled] = "scheduled_change"
             previous_amount, new_amount = before_sched, before.base
@@ -448,8 +443,8 @@ def _classify_subscription(ev: NormalisedEvent) -> Classification:
         "committed_mrr_after": mrr.committed,
         "forward_mrr_after": mrr.forward,
         "currency": mrr.currency,
-        "from_plan": _plan_name(sub.items),
-        "to_plan": _plan_name(sub.items),
+        "from_plan": plan_name(sub.items),
+        "to_plan": plan_name(sub.items),
     }
     if kind == "paused":
         reason = sub.pause_collection.behavior if sub.pause_collection else "paused"
@@ -489,17 +484,7 @@ def _direction(schedule: ScheduleSnapshot, at: int | None) -> str | None:
 
 def _phase_names(schedule: ScheduleSnapshot, at: int | None) -> tuple[str | None, str | None]:
     current, following = current_and_next_phase(schedule, at)
-
-    def name(phase: Any) -> str | None:
-        if phase is None:
-            return None
-        names = [
-            (i.price.plan if i.price is not None else None) or i.price_id or "?"
-            for i in phase.items
-        ]
-        return "+".join(names) if names else None
-
-    return name(current), name(following)
+    return phase_plan_name(current), phase_plan_name(following)
 
 
 def _classify_schedule(ev: NormalisedEvent) -> Classification:

@@ -87,6 +87,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
+from services.ledger.domain.money import round_half_even
 from services.ledger.domain.normalised import (
     DiscountSnapshot,
     SchedulePhase,
@@ -95,6 +96,7 @@ from services.ledger.domain.normalised import (
     SubscriptionSnapshot,
     TaxRateSnapshot,
 )
+from services.ledger.domain.rules import ENDED_STATUSES, is_cancelling_at, is_ended
 
 __all__ = [
     "ENDED_STATUSES",
@@ -113,7 +115,6 @@ __all__ = [
     "scheduled_items",
 ]
 
-ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 _ZERO_COMMITTED_STATUSES = frozenset({"trialing", "incomplete", "paused"})
 
 _MONTHS_PER_INTERVAL: dict[str, Fraction] = {
@@ -142,7 +143,7 @@ def monthly_factor(interval: str | None, interval_count: int = 1) -> Fraction | 
 
 
 def _round_half_even(value: Fraction) -> int:
-    return round(value)  # Fraction.__round__ without ndigits rounds half to even
+    return round_half_even(value)
 
 
 def _active(discount: DiscountSnapshot, as_of: int | None) -> bool:
@@ -375,10 +376,7 @@ def scheduled_items(
 def is_cancelling(sub: SubscriptionSnapshot) -> bool:
     """THE "cancelling" rule: set to end at period end, or ``cancel_at`` at or before the
     current period end (or with no known period end)."""
-    return sub.cancel_at_period_end or (
-        sub.cancel_at is not None
-        and (sub.current_period_end is None or sub.cancel_at <= sub.current_period_end)
-    )
+    return is_cancelling_at(sub.cancel_at_period_end, sub.cancel_at, sub.current_period_end)
 
 
 def is_paused(sub: SubscriptionSnapshot) -> bool:
@@ -401,7 +399,7 @@ def compute_mrr(sub: SubscriptionSnapshot, *, as_of: int | None = None) -> MrrRe
     base = _round_half_even(
         _items_mrr(sub.items, sub.discounts, currency=currency, as_of=as_of, flags=flags, tax=tax)
     )
-    ended = sub.status in ENDED_STATUSES or sub.ended_at is not None
+    ended = is_ended(sub.status, sub.ended_at)
     if ended:
         return MrrResult(0, 0, currency, tuple(sorted({*flags, "ended"})), base)
     paused = is_paused(sub)
