@@ -177,7 +177,13 @@ class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
             await _abort(context, grpc.StatusCode.UNAVAILABLE, f"ledger unavailable: {exc}")
         log.info(
             "replay finished",
-            extra={"examined": report.examined, "applied": report.applied, "s": report.seconds},
+            extra={
+                "examined": report.examined,
+                "applied": report.applied,
+                "unreadable": report.unreadable,
+                "dead_lettered": report.failed,
+                "s": report.seconds,
+            },
         )
         return ledger_pb2.ReplayArchiveResponse(
             examined=report.examined,
@@ -205,7 +211,14 @@ class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
             await _abort(context, grpc.StatusCode.UNAVAILABLE, f"ingest: {exc.details()}")
         except DatabaseUnavailable as exc:
             await _abort(context, grpc.StatusCode.UNAVAILABLE, f"ledger unavailable: {exc}")
-        log.info("verify finished", extra={"mismatches": report.mismatches})
+        log.info(
+            "verify finished",
+            extra={
+                "mismatches": report.mismatches,
+                "unreadable": report.unreadable,
+                "failed": report.failed,
+            },
+        )
         return ledger_pb2.VerifyLedgerResponse(
             mismatches=report.mismatches,
             examined=report.examined,

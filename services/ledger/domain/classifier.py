@@ -22,7 +22,10 @@ Rules (first match wins; anything billing that matches no rule is ``NoOp``)
   ``cancellation_details.reason`` is ``payment_failed``/``payment_disputed``; else
   SubscriptionExpired when it was set to cancel at period end, or it ended
   (``ended_at`` ?? ``canceled_at`` ?? event time) at/after ``current_period_end`` or at/after
-  a scheduled ``cancel_at``; else SubscriptionImmediatelyCancelled.
+  a scheduled ``cancel_at``; else SubscriptionImmediatelyCancelled. ``previous_amount`` is the
+  committed MRR just before the end (its status then: ``previous_attributes.status``, else
+  trialing during a trial, ``incomplete`` for ``incomplete_expired``, else active), so a
+  subscription that never committed MRR (trial, incomplete, paused) ends with delta 0.
 * ``customer.subscription.paused`` -> SubscriptionSuspended; ``.resumed`` ->
   SubscriptionReactivated (flag ``resumed``); ``.trial_will_end`` -> NoOp.
 * ``customer.subscription.updated`` / ``pending_update_applied`` / ``pending_update_expired``:

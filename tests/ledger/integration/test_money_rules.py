@@ -84,7 +84,7 @@ def sub_event(d: Deliver, name: str, kind: str, sub: dict[str, Any], **kw: Any) 
 
 # --------------------------------------------------------------------------- 1
 async def test_1_deleting_what_never_committed_mrr_has_no_negative_delta(deliver: Deliver) -> None:
-    ended = {"ended_at": b.T0, "canceled_at": b.T0}
+    ended: dict[str, Any] = {"ended_at": b.T0, "canceled_at": b.T0}
     cases = {
         "expired": b.subscription(sub_id="sub_exp", status="incomplete_expired", **ended),
         "paused": b.subscription(
