@@ -37,6 +37,10 @@ CREATE TABLE ledger.charges (
     state_event_id text NOT NULL
 );
 CREATE INDEX charges_payment_intent ON ledger.charges (payment_intent_id);
+
+-- query_refresh_mrr removes days whose deltas cancel out (see ledger_functions.sql).
+CREATE INDEX query_mrr_daily_zero ON ledger.query_mrr_daily (day)
+    WHERE committed_delta = 0 AND forward_delta = 0;
 """
 
 # The ledger's functions: the shared rules as SQL twins of their Python homes (is_ended,
@@ -65,4 +69,5 @@ def downgrade() -> None:
     op.execute(Path(__file__).with_name("0007_downgrade_functions.sql").read_text(encoding="utf-8"))
     for signature in _RULE_FUNCTIONS:
         op.execute(f"DROP FUNCTION IF EXISTS {signature}")
+    op.execute("DROP INDEX IF EXISTS ledger.query_mrr_daily_zero")
     op.execute("DROP TABLE IF EXISTS ledger.charges")

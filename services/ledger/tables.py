@@ -20,7 +20,7 @@ diff of VerifyLedger. The conflict rules are what make the read models order-ind
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -51,24 +51,29 @@ class ReadModel:
     greatest: tuple[str, ...] = ()
     derived: tuple[str, ...] = ()
     sticky: frozenset[str] = frozenset()
+    _columns: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.sticky <= set(self.latest):
             raise ValueError(f"{self.name}: sticky columns must be latest columns")
+        columns = (self.key, *self.latest, *self.least, *self.greatest, *VERSION_COLUMNS)
+        object.__setattr__(self, "_columns", columns)
+        object.__setattr__(self, "_names", frozenset(columns))
 
     @property
     def columns(self) -> tuple[str, ...]:
         """Columns of a projected row, in this order."""
-        return (self.key, *self.latest, *self.least, *self.greatest, *VERSION_COLUMNS)
+        return self._columns
 
     def row(self, **values: Any) -> tuple[Any, ...]:
         """A row given by column name, as the tuple COPY and ``merge`` use (``columns``
         order). A missing or unknown name is a bug: ``ValueError``, never a shifted column."""
-        if values.keys() != set(self.columns):
-            missing = sorted(set(self.columns) - values.keys())
-            unknown = sorted(values.keys() - set(self.columns))
+        if values.keys() != self._names:
+            missing = sorted(self._names - values.keys())
+            unknown = sorted(values.keys() - self._names)
             raise ValueError(f"{self.name} row: missing {missing}, unknown {unknown}")
-        return tuple(values[c] for c in self.columns)
+        return tuple(map(values.__getitem__, self._columns))
 
     @property
     def version_index(self) -> int:

@@ -176,31 +176,32 @@ def _apply_discounts(
     return max(amount, Fraction(0))
 
 
-def _billed_quantity(item: SubscriptionItem) -> Fraction:
+def _billed_quantity(item: SubscriptionItem) -> int:
     """The quantity Stripe bills: the item's quantity, in packages when the price says so."""
     quantity = item.quantity if item.quantity is not None and item.quantity > 0 else 0
     if item.transform_divide_by is None:
-        return Fraction(quantity)
+        return quantity
     packages = Fraction(quantity, item.transform_divide_by)
     if item.transform_round == "down":
-        return Fraction(math.floor(packages))
-    return Fraction(math.ceil(packages))  # "up" is Stripe's only other choice
+        return math.floor(packages)
+    return math.ceil(packages)  # "up" is Stripe's only other choice
 
 
-def _net_factor(item: SubscriptionItem, tax: TaxContext, flags: set[str]) -> Fraction:
-    """What share of the item's amount is not tax (rule 7): 1 unless tax is inclusive."""
+def _net_factor(item: SubscriptionItem, tax: TaxContext, flags: set[str]) -> Fraction | None:
+    """What share of the item's amount is not tax (rule 7); ``None`` for all of it (no
+    inclusive tax), which keeps the common case free of extra arithmetic."""
     rates = item.tax_rates or tax.default_rates
     inclusive = [r for r in rates if r.inclusive is True]
     if any(r.inclusive is None or (r.inclusive and r.percentage is None) for r in rates):
         # a rate known only by id: whether it is inclusive, and how much, is unknown
         flags.add("tax_rate_unknown")
-        return Fraction(1)
+        return None
     if inclusive:
         total = sum((Fraction(r.percentage or 0) for r in inclusive), Fraction(0))
         return 1 / (1 + total / 100)
     if item.tax_behavior == "inclusive" and tax.automatic and not rates:
         flags.add("inclusive_tax_unknown")
-    return Fraction(1)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,7 @@ def _items_mrr(
 ) -> Fraction:
     gross_total = Fraction(0)
     net_total = Fraction(0)
+    taxed = False  # whether any item's amount contains inclusive tax
     sub_factor: Fraction | None = None
     for item in items:
         if item.usage_type == "metered":
@@ -254,7 +256,12 @@ def _items_mrr(
         if sub_factor is None:
             sub_factor = factor
         gross_total += amount
-        net_total += amount * _net_factor(item, tax, flags)
+        net = _net_factor(item, tax, flags)
+        if net is None:
+            net_total += amount
+        else:
+            taxed = True
+            net_total += amount * net
     discounted = _apply_discounts(
         gross_total,
         discounts,
@@ -263,6 +270,8 @@ def _items_mrr(
         as_of=as_of,
         flags=flags,
     )
+    if not taxed:
+        return discounted
     if gross_total == 0:
         return Fraction(0)
     return discounted * net_total / gross_total
