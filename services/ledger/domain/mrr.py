@@ -78,6 +78,24 @@ classifier implements them):
   just before the earliest ``end`` of the discounts that the change removed, so the event
   that shows the subscription without the expired coupon is an upgrade with previous and new
   amount and the delta, not a ``NoOp``.
+
+Other money rules of the ledger (listed here so the whole money story is in one list; each is
+implemented once, where named):
+
+* **Refund amounts** (classifier): ``charge.refunded`` reports this event's refund from
+  ``previous_attributes.amount_refunded`` or the charge's refund list; without either (API
+  2022-11-15+ has no list) the amount is ``NULL`` and flagged ``refund_amount_unknown``, never
+  the running total. Net revenue (``payments.amount_refunded``, projection) is the larger of
+  the refund objects recorded and the charges' cumulative ``amount_refunded``, never the sum.
+* **Latest wins, but never erases** (``services/ledger/tables.py``, "sticky" columns): facts
+  that do not change once known (a refund's customer and charge, creation times, ...) keep
+  their value when a later object lacks the field.
+* **Previews are not money**: ``invoice.upcoming`` (no invoice id) is a ``NoOp`` and no row.
+* **Rounding** (``services/ledger/domain/money.py``): half to even, once, at the end; SQL
+  uses ``ledger.round_half_even``.
+* **Nothing is lost silently** (``services/ledger/replay.py``): a replay or verification
+  counts and logs (with the event id) each archived event that is not a readable Stripe event,
+  and dead-letters any other failure as the live consumer does.
 """
 
 from __future__ import annotations
