@@ -90,7 +90,7 @@ def deleted(sub: dict[str, Any], previous: dict[str, Any] | None = None) -> Any:
 
 
 def test_deleting_an_uncommitted_subscription_has_delta_zero() -> None:
-    ended = {"ended_at": b.T0, "canceled_at": b.T0}
+    ended: dict[str, Any] = {"ended_at": b.T0, "canceled_at": b.T0}
     for sub, previous in (
         (b.subscription(status="incomplete_expired", **ended), None),
         (b.subscription(status="canceled", **ended), {"status": "paused"}),
