@@ -63,6 +63,36 @@ async def record_dead_letter(
     return int(row[0])
 
 
+#: Subject recorded for dead letters set aside by a replay (they did not come through NATS).
+REPLAY_SUBJECT = "ledger.replay"
+
+
+async def record_replay_dead_letter(
+    conn: psycopg.AsyncConnection[Any], *, stripe_event_id: str, payload: bytes, error: str
+) -> int:
+    """A dead letter for an archived event a replay could not apply (no stream sequence).
+
+    One row per event: a later replay that fails on it again refreshes that row."""
+    cur = await conn.execute(
+        "UPDATE ledger.dead_letters SET error = %s, last_failed_at = now(),"
+        " deliveries = deliveries + 1, status = 'dead', resolved_at = NULL"
+        " WHERE stream_seq IS NULL AND subject = %s AND stripe_event_id = %s RETURNING id",
+        (error[:4000], REPLAY_SUBJECT, stripe_event_id),
+    )
+    row = await cur.fetchone()
+    if row is not None:
+        return int(row[0])
+    return await record_dead_letter(
+        conn,
+        stream_seq=None,
+        subject=REPLAY_SUBJECT,
+        stripe_event_id=stripe_event_id,
+        payload=payload,
+        error=error,
+        deliveries=1,
+    )
+
+
 async def list_dead_letters(
     conn: psycopg.AsyncConnection[Any],
     *,

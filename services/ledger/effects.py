@@ -5,8 +5,9 @@ replays) and gives the same rows for the same bytes, which is the first half of 
 being a function of the archive. The second half, applying rows so that arrival order does
 not matter, is :mod:`services.ledger.projection`.
 
-Rows are tuples in the column order of :mod:`services.ledger.tables`; timestamps are aware
-UTC datetimes; money is integer minor units with an upper-case currency.
+Rows are named (``BillingEventRow``, ``ReadModel.row(column=value, ...)``), checked against
+the column lists of :mod:`services.ledger.tables` (and those against the tables by a test);
+timestamps are aware UTC datetimes; money is integer minor units with an upper-case currency.
 """
 
 from __future__ import annotations
@@ -20,16 +21,35 @@ from typing import Any
 import orjson
 
 from services.ledger.domain import UnsupportedApiVersion, classify, compute_mrr, resolve
-from services.ledger.domain.mrr import current_and_next_phase, phase_mrr, scheduled_items
+from services.ledger.domain.classifier import PREVIEW_INVOICE_EVENTS
+from services.ledger.domain.mrr import (
+    current_and_next_phase,
+    is_paused,
+    phase_mrr,
+    scheduled_items,
+)
 from services.ledger.domain.normalised import (
     InvoiceSnapshot,
     NormalisedEvent,
     RefundSnapshot,
-    SchedulePhase,
-    SubscriptionItem,
     SubscriptionSnapshot,
 )
 from services.ledger.domain.resolvers import API_VERSION_NEWER_THAN_KNOWN
+from services.ledger.domain.rules import phase_plan_name, plan_name
+from services.ledger.tables import (
+    ACCOUNTS,
+    CHARGES,
+    CREDIT_NOTES,
+    INVOICE_PAYMENTS,
+    PAYMENT_METHODS,
+    PAYMENTS,
+    REFUNDS,
+    SUBSCRIPTION_SCHEDULES,
+    SUBSCRIPTIONS,
+    TAX_IDS,
+    BillingEventRow,
+    UnsupportedEventRow,
+)
 
 #: ``ledger.unsupported_events.severity``: ``Critical`` = not classified (no billing row);
 #: ``Warning`` = a version newer than every known family, classified by the newest resolver.
@@ -56,6 +76,11 @@ class Effects:
 
     def add(self, table: str, row: tuple[Any, ...]) -> None:
         self.rows.setdefault(table, []).append(row)
+
+
+def _version(version: tuple[Any, ...]) -> dict[str, Any]:
+    """The version columns of a read-model row: the event's (created, id)."""
+    return {"state_event_created": version[0], "state_event_id": version[1]}
 
 
 def ts(value: int | None) -> datetime | None:
@@ -104,14 +129,13 @@ def project_document(doc: dict[str, Any]) -> Effects:
     if isinstance(resolved, UnsupportedApiVersion):
         created = _int(doc.get("created"))
         effects = Effects(event_id, ts(created) or datetime.fromtimestamp(0, UTC))
-        effects.unsupported = (
-            event_id,
-            resolved.event_type,
-            resolved.api_version,
-            resolved.reason,
-            ts(created),
-            SEVERITY_CRITICAL,
-            None,
+        effects.unsupported = UnsupportedEventRow(
+            stripe_event_id=event_id,
+            stripe_event_type=resolved.event_type,
+            api_version=resolved.api_version,
+            reason=resolved.reason,
+            occurred_at=ts(created),
+            severity=SEVERITY_CRITICAL,
         )
         return effects
     occurred = ts(resolved.created) or datetime.fromtimestamp(0, UTC)
@@ -121,38 +145,38 @@ def project_document(doc: dict[str, Any]) -> Effects:
         # Classified with the newest resolver, and reported so an operator checks Stripe's
         # changelog: an UnsupportedStripeApiVersion-family Warning for drift (only for events
         # the ledger classifies; the others write nothing anyway).
-        effects.unsupported = (
-            event_id,
-            resolved.event_type,
-            resolved.api_version,
-            f"api_version {resolved.api_version!r} is newer than every known family;"
+        effects.unsupported = UnsupportedEventRow(
+            stripe_event_id=event_id,
+            stripe_event_type=resolved.event_type,
+            api_version=resolved.api_version,
+            reason=f"api_version {resolved.api_version!r} is newer than every known family;"
             f" classified as {resolved.family!r}",
-            occurred,
-            SEVERITY_WARNING,
-            resolved.family,
+            occurred_at=occurred,
+            severity=SEVERITY_WARNING,
+            resolved_family=resolved.family,
         )
     if classification is not None:
         c = classification
-        effects.billing = (
-            event_id,
-            c.stripe_event_type,
-            c.event_type.value,
-            c.tenant_id,
-            c.customer_id,
-            c.subscription_id,
-            c.from_plan,
-            c.to_plan,
-            c.previous_amount,
-            c.new_amount,
-            c.amount_delta,
-            c.refund_amount,
-            c.committed_mrr_after,
-            c.forward_mrr_after,
-            c.currency,
-            occurred,
-            c.reason,
-            list(c.flags),
-            resolved.api_version,
+        effects.billing = BillingEventRow(
+            stripe_event_id=event_id,
+            stripe_event_type=c.stripe_event_type,
+            event_type=c.event_type.value,
+            tenant_id=c.tenant_id,
+            stripe_customer_id=c.customer_id,
+            subscription_id=c.subscription_id,
+            from_plan=c.from_plan,
+            to_plan=c.to_plan,
+            previous_amount=c.previous_amount,
+            new_amount=c.new_amount,
+            amount_delta=c.amount_delta,
+            refund_amount=c.refund_amount,
+            committed_mrr=c.committed_mrr_after,
+            forward_mrr=c.forward_mrr_after,
+            currency=c.currency,
+            occurred_at=occurred,
+            reason=c.reason,
+            flags=list(c.flags),
+            api_version=resolved.api_version,
         )
     obj = _map(_map(doc.get("data")).get("object"))
     version = (occurred, event_id)
@@ -169,27 +193,48 @@ def _read_models(
     elif ev.schedule is not None:
         effects.add("subscription_schedules", _schedule_row(ev, version))
     elif ev.invoice is not None:
-        effects.add("payments", _payment_row(ev.invoice, obj, version))
+        # A preview (invoice.upcoming, no id) is no invoice: skipped by rule.
+        if ev.invoice.id is not None and ev.event_type not in PREVIEW_INVOICE_EVENTS:
+            effects.add("payments", _payment_row(ev.invoice, obj, version))
     elif ev.invoice_payment is not None:
         ip = ev.invoice_payment
         if ip.id is not None:
             effects.add(
                 "invoice_payments",
-                (
-                    ip.id,
-                    ip.invoice_id,
-                    ip.payment_intent_id,
-                    ip.charge_id,
-                    ip.amount_paid,
-                    ip.currency,
-                    ip.status,
-                    ts(ip.paid_at),
-                    *version,
+                INVOICE_PAYMENTS.row(
+                    invoice_payment_id=ip.id,
+                    invoice_id=ip.invoice_id,
+                    payment_intent_id=ip.payment_intent_id,
+                    charge_id=ip.charge_id,
+                    amount_paid=ip.amount_paid,
+                    currency=ip.currency,
+                    status=ip.status,
+                    paid_at=ts(ip.paid_at),
+                    **_version(version),
                 ),
             )
     elif ev.charge is not None:
-        for refund in ev.charge.refunds:
-            _add_refund(effects, refund, ev.charge.customer_id, version)
+        charge = ev.charge
+        for refund in charge.refunds:
+            _add_refund(effects, refund, charge.customer_id, version)
+        if charge.id is not None:
+            refunded = charge.amount_refunded
+            effects.add(
+                "charges",
+                CHARGES.row(
+                    charge_id=charge.id,
+                    payment_intent_id=charge.payment_intent_id,
+                    invoice_id=charge.invoice_id,
+                    stripe_customer_id=charge.customer_id,
+                    amount=charge.amount,
+                    currency=charge.currency,
+                    status=charge.status,
+                    charge_created=ts(charge.created),
+                    amount_refunded=refunded,
+                    refunded_at=version[0] if refunded is not None and refunded > 0 else None,
+                    **_version(version),
+                ),
+            )
     elif ev.refund is not None:
         _add_refund(effects, ev.refund, _str(obj.get("customer")), version)
     elif ev.credit_note is not None:
@@ -201,15 +246,15 @@ def _read_models(
         if pm.id is not None:
             effects.add(
                 "payment_methods",
-                (
-                    pm.id,
-                    pm.customer_id,
-                    pm.type,
-                    pm.card_brand,
-                    pm.card_last4,
-                    pm.card_exp_month,
-                    pm.card_exp_year,
-                    *version,
+                PAYMENT_METHODS.row(
+                    payment_method_id=pm.id,
+                    stripe_customer_id=pm.customer_id,
+                    type=pm.type,
+                    brand=pm.card_brand,
+                    last4=pm.card_last4,
+                    exp_month=pm.card_exp_month,
+                    exp_year=pm.card_exp_year,
+                    **_version(version),
                 ),
             )
     elif obj.get("object") == "tax_id" and _str(obj.get("id")) is not None:
@@ -217,20 +262,15 @@ def _read_models(
         customer_id = _str(customer) or _str(_map(customer).get("id"))
         effects.add(
             "tax_ids",
-            (
-                obj["id"],
-                customer_id,
-                _str(obj.get("type")),
-                _str(obj.get("value")),
-                ev.event_type.endswith(".deleted"),
-                *version,
+            TAX_IDS.row(
+                tax_id=obj["id"],
+                stripe_customer_id=customer_id,
+                type=_str(obj.get("type")),
+                value=_str(obj.get("value")),
+                deleted=ev.event_type.endswith(".deleted"),
+                **_version(version),
             ),
         )
-
-
-def _plan_name(items: tuple[SubscriptionItem, ...]) -> str | None:
-    names = [i.plan for i in items if i.plan is not None and i.usage_type != "metered"]
-    return "+".join(names) if names else None
 
 
 def _subscription_row(
@@ -240,66 +280,57 @@ def _subscription_row(
     licensed = [i for i in sub.items if i.usage_type != "metered"]
     first = licensed[0] if licensed else (sub.items[0] if sub.items else None)
     upcoming = scheduled_items(sub, ev.created)
-    paused = sub.status == "paused" or sub.pause_collection is not None
-    return (
-        sub.id,
-        sub.customer_id,
-        sub.status,
-        _plan_name(sub.items),
-        first.price_id if first else None,
-        first.product_id if first else None,
-        first.unit_amount if first else None,
-        first.quantity if first else None,
-        first.interval if first else None,
-        first.interval_count if first else None,
-        mrr.currency,
-        ts(sub.current_period_start),
-        ts(sub.current_period_end),
-        ts(sub.trial_start),
-        ts(sub.trial_end),
-        sub.cancel_at_period_end,
-        ts(sub.cancel_at),
-        ts(sub.canceled_at),
-        ts(sub.ended_at),
-        sub.cancellation_reason or sub.cancellation_feedback,
-        paused,
-        sub.schedule_id,
-        _plan_name(upcoming) if upcoming is not None else None,
-        mrr.forward if upcoming is not None else None,
-        ts(sub.current_period_end) if upcoming is not None else None,
-        mrr.committed,
-        mrr.forward,
-        list(mrr.flags),
-        ts(sub.start_date or sub.created),
-        *version,
+    paused = is_paused(sub)
+    return SUBSCRIPTIONS.row(
+        subscription_id=sub.id,
+        stripe_customer_id=sub.customer_id,
+        status=sub.status,
+        plan=plan_name(sub.items),
+        price_id=first.price_id if first else None,
+        product_id=first.product_id if first else None,
+        unit_amount=first.unit_amount if first else None,
+        quantity=first.quantity if first else None,
+        interval=first.interval if first else None,
+        interval_count=first.interval_count if first else None,
+        currency=mrr.currency,
+        current_period_start=ts(sub.current_period_start),
+        current_period_end=ts(sub.current_period_end),
+        trial_start=ts(sub.trial_start),
+        trial_end=ts(sub.trial_end),
+        cancel_at_period_end=sub.cancel_at_period_end,
+        cancel_at=ts(sub.cancel_at),
+        canceled_at=ts(sub.canceled_at),
+        ended_at=ts(sub.ended_at),
+        cancellation_reason=sub.cancellation_reason or sub.cancellation_feedback,
+        paused=paused,
+        schedule_id=sub.schedule_id,
+        pending_plan=plan_name(upcoming) if upcoming is not None else None,
+        pending_mrr=mrr.forward if upcoming is not None else None,
+        pending_change_at=ts(sub.current_period_end) if upcoming is not None else None,
+        committed_mrr=mrr.committed,
+        forward_mrr=mrr.forward,
+        mrr_flags=list(mrr.flags),
+        subscribed_since=ts(sub.start_date or sub.created),
+        **_version(version),
     )
-
-
-def _phase_plan(phase: SchedulePhase | None) -> str | None:
-    if phase is None:
-        return None
-    names = [
-        (i.price.plan if i.price is not None else None) or i.price_id or "?" for i in phase.items
-    ]
-    return "+".join(names) if names else None
 
 
 def _schedule_row(ev: NormalisedEvent, version: tuple[Any, ...]) -> tuple[Any, ...]:
     schedule = ev.schedule
     assert schedule is not None
     current, following = current_and_next_phase(schedule, ev.created)
-    return (
-        schedule.id or f"unknown:{ev.event_id}",
-        schedule.subscription_id or schedule.released_subscription,
-        schedule.customer_id,
-        schedule.status,
-        _phase_plan(current),
-        _phase_plan(following),
-        phase_mrr(following) if following is not None else None,
-        ts(following.start_date) if following is not None else None,
-        ts(schedule.released_at),
-        ts(schedule.canceled_at),
-        *version,
+    return SUBSCRIPTION_SCHEDULES.row(
+        schedule_id=schedule.id or f"unknown:{ev.event_id}",
+        subscription_id=schedule.subscription_id or schedule.released_subscription,
+        stripe_customer_id=schedule.customer_id,
+        status=schedule.status,
+        current_plan=phase_plan_name(current),
+        next_plan=phase_plan_name(following),
+        next_mrr=phase_mrr(following) if following is not None else None,
+        next_phase_start=ts(following.start_date) if following is not None else None,
+        released_at=ts(schedule.released_at),
+        canceled_at=ts(schedule.canceled_at),
+        **_version(version),
     )
 
 
@@ -317,33 +348,33 @@ def _payment_row(
         from_credit = max(0, inv.total - inv.amount_due)
     else:
         from_credit = None
-    return (
-        inv.id,
-        inv.customer_id,
-        inv.subscription_id,
-        _str(obj.get("number")),
-        inv.status,
-        inv.billing_reason,
-        inv.currency,
-        inv.amount_due,
-        inv.amount_paid,
-        inv.amount_remaining,
-        inv.total,
-        inv.subtotal,
-        inv.tax,
-        total_ex,
-        from_credit,
-        inv.attempt_count,
-        _str(obj.get("hosted_invoice_url")),
-        _str(obj.get("invoice_pdf")),
-        ts(inv.period_start),
-        ts(inv.period_end),
-        ts(_int(obj.get("created"))),
-        ts(inv.marked_uncollectible_at),
-        inv.charge_id,
-        inv.payment_intent_id,
-        ts(inv.paid_at),
-        *version,
+    return PAYMENTS.row(
+        invoice_id=inv.id,
+        stripe_customer_id=inv.customer_id,
+        subscription_id=inv.subscription_id,
+        number=_str(obj.get("number")),
+        status=inv.status,
+        billing_reason=inv.billing_reason,
+        currency=inv.currency,
+        amount_due=inv.amount_due,
+        amount_paid=inv.amount_paid,
+        amount_remaining=inv.amount_remaining,
+        total=inv.total,
+        subtotal=inv.subtotal,
+        tax=inv.tax,
+        amount_ex_tax=total_ex,
+        amount_from_credit_balance=from_credit,
+        attempt_count=inv.attempt_count,
+        hosted_invoice_url=_str(obj.get("hosted_invoice_url")),
+        invoice_pdf=_str(obj.get("invoice_pdf")),
+        period_start=ts(inv.period_start),
+        period_end=ts(inv.period_end),
+        invoice_created=ts(_int(obj.get("created"))),
+        marked_uncollectible_at=ts(inv.marked_uncollectible_at),
+        invoice_charge_id=inv.charge_id,
+        invoice_payment_intent_id=inv.payment_intent_id,
+        paid_at=ts(inv.paid_at),
+        **_version(version),
     )
 
 
@@ -354,17 +385,17 @@ def _add_refund(
         return
     effects.add(
         "refunds",
-        (
-            refund.id,
-            refund.charge_id,
-            refund.payment_intent_id,
-            customer_id,
-            refund.amount,
-            refund.currency,
-            refund.status,
-            refund.reason,
-            ts(refund.created),
-            *version,
+        REFUNDS.row(
+            refund_id=refund.id,
+            charge_id=refund.charge_id,
+            payment_intent_id=refund.payment_intent_id,
+            stripe_customer_id=customer_id,
+            amount=refund.amount,
+            currency=refund.currency,
+            status=refund.status,
+            reason=refund.reason,
+            refund_created=ts(refund.created),
+            **_version(version),
         ),
     )
 
@@ -372,23 +403,23 @@ def _add_refund(
 def _credit_note_row(ev: NormalisedEvent, version: tuple[Any, ...]) -> tuple[Any, ...]:
     note = ev.credit_note
     assert note is not None
-    return (
-        note.id or f"unknown:{ev.event_id}",
-        note.invoice_id,
-        note.customer_id,
-        note.amount,
-        note.total,
-        note.currency,
-        note.status,
-        note.type,
-        note.reason,
-        list(note.refund_ids),
-        note.refunded_amount,
-        note.post_payment_amount,
-        note.out_of_band_amount,
-        ts(note.created),
-        ts(note.voided_at),
-        *version,
+    return CREDIT_NOTES.row(
+        credit_note_id=note.id or f"unknown:{ev.event_id}",
+        invoice_id=note.invoice_id,
+        stripe_customer_id=note.customer_id,
+        amount=note.amount,
+        total=note.total,
+        currency=note.currency,
+        status=note.status,
+        type=note.type,
+        reason=note.reason,
+        refund_ids=list(note.refund_ids),
+        refunded_amount=note.refunded_amount,
+        post_payment_amount=note.post_payment_amount,
+        out_of_band_amount=note.out_of_band_amount,
+        credit_note_created=ts(note.created),
+        voided_at=ts(note.voided_at),
+        **_version(version),
     )
 
 
@@ -403,20 +434,20 @@ def _customer_rows(
     occurred: datetime = version[0]
     effects.add(
         "accounts",
-        (
-            customer.id,
-            ev.tenant_id,
-            customer.name,
-            customer.email,
-            _str(obj.get("phone")),
-            json.dumps(address, sort_keys=True) if address is not None else None,
-            _upper(_map(address).get("country")),
-            customer.tax_exempt,
-            customer.currency,
-            customer.default_payment_method or customer.default_source,
-            customer.delinquent,
-            ts(_int(obj.get("created"))),
-            occurred if customer.deleted else None,
-            *version,
+        ACCOUNTS.row(
+            stripe_customer_id=customer.id,
+            tenant_id=ev.tenant_id,
+            name=customer.name,
+            email=customer.email,
+            phone=_str(obj.get("phone")),
+            address=json.dumps(address, sort_keys=True) if address is not None else None,
+            address_country=_upper(_map(address).get("country")),
+            tax_exempt=customer.tax_exempt,
+            currency=customer.currency,
+            default_payment_method_id=customer.default_payment_method or customer.default_source,
+            delinquent=customer.delinquent,
+            stripe_created_at=ts(_int(obj.get("created"))),
+            deleted_at=occurred if customer.deleted else None,
+            **_version(version),
         ),
     )

@@ -29,6 +29,7 @@ from services.ledger.dead_letters import (
     mark_retry_failed,
     purge_dead_letters,
 )
+from services.ledger.domain.rules import account_id
 from services.ledger.effects import project_event
 from services.ledger.projection import apply_batch
 from services.ledger.queries.servicer import LedgerQueriesMixin
@@ -63,11 +64,12 @@ def billing_event_message(row: dict[str, Any]) -> ledger_pb2.BillingEvent:
         stripe_event_id=row["stripe_event_id"],
         stripe_event_type=row["stripe_event_type"],
         event_type=row["event_type"],
-        # explicit link (ledger.customer_links) > payload tenant > customer's metadata tenant
-        account_id=row["explicit_tenant_id"]
-        or row["tenant_id"]
-        or row["linked_tenant_id"]
-        or row["stripe_customer_id"]
+        account_id=account_id(
+            row["explicit_tenant_id"],
+            row["tenant_id"],
+            row["linked_tenant_id"],
+            row["stripe_customer_id"],
+        )
         or "",
         tenant_id=row["tenant_id"] or "",
         stripe_customer_id=row["stripe_customer_id"] or "",
@@ -175,13 +177,21 @@ class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
             await _abort(context, grpc.StatusCode.UNAVAILABLE, f"ledger unavailable: {exc}")
         log.info(
             "replay finished",
-            extra={"examined": report.examined, "applied": report.applied, "s": report.seconds},
+            extra={
+                "examined": report.examined,
+                "applied": report.applied,
+                "unreadable": report.unreadable,
+                "dead_lettered": report.failed,
+                "s": report.seconds,
+            },
         )
         return ledger_pb2.ReplayArchiveResponse(
             examined=report.examined,
             applied=report.applied,
             unsupported=report.unsupported,
             seconds=report.seconds,
+            unreadable=report.unreadable,
+            dead_lettered=report.failed,
         )
 
     async def VerifyLedger(
@@ -201,12 +211,21 @@ class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
             await _abort(context, grpc.StatusCode.UNAVAILABLE, f"ingest: {exc.details()}")
         except DatabaseUnavailable as exc:
             await _abort(context, grpc.StatusCode.UNAVAILABLE, f"ledger unavailable: {exc}")
-        log.info("verify finished", extra={"mismatches": report.mismatches})
+        log.info(
+            "verify finished",
+            extra={
+                "mismatches": report.mismatches,
+                "unreadable": report.unreadable,
+                "failed": report.failed,
+            },
+        )
         return ledger_pb2.VerifyLedgerResponse(
             mismatches=report.mismatches,
             examined=report.examined,
             mismatches_by_table=report.by_table,
             seconds=report.seconds,
+            unreadable=report.unreadable,
+            failed=report.failed,
             sample=[
                 ledger_pb2.LedgerMismatch(
                     table=m.table,

@@ -39,6 +39,8 @@ from services.ledger.tables import (
     q,
 )
 
+_OCCURRED_AT = BILLING_EVENT_COLUMNS.index("occurred_at")
+
 
 @dataclass(slots=True)
 class BatchResult:
@@ -65,10 +67,10 @@ def merge_effects(effects: Iterable[Effects]) -> Merged:
     models: dict[str, dict[Any, tuple[Any, ...]]] = {m.name: {} for m in READ_MODELS}
     specs = {m.name: m for m in READ_MODELS}
     for e in effects:
-        if e.billing is not None:
-            billing.setdefault(e.event_id, e.billing)
+        if e.billing is not None:  # named rows travel as plain tuples (cheaper to pickle)
+            billing.setdefault(e.event_id, tuple(e.billing))
         if e.unsupported is not None:
-            unsupported.setdefault(e.event_id, e.unsupported)
+            unsupported.setdefault(e.event_id, tuple(e.unsupported))
         for table, rows in e.rows.items():
             spec = specs[table]
             bucket = models[table]
@@ -108,7 +110,7 @@ async def apply_merged(
     async with conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ledger:{schema}",))
         if billing:
-            rows = sorted(billing.values(), key=lambda r: (r[15], r[0]))
+            rows = sorted(billing.values(), key=lambda r: (r[_OCCURRED_AT], r[0]))
             await _stage(cur, "billing_events", BILLING_EVENT_COLUMNS, rows)
             cols = ", ".join(BILLING_EVENT_COLUMNS)
             await cur.execute(
@@ -216,8 +218,8 @@ async def _refresh_derived(
     )
     if invoices:
         await cur.execute(PAYMENT_INTENT_REFRESH.format(s=schema), (invoices,))
-    refund_pis = _keys(models, "refunds", 2)
-    refund_charges = _keys(models, "refunds", 1)
+    refund_pis = sorted({*_keys(models, "refunds", 2), *_keys(models, "charges", 1)})
+    refund_charges = sorted({*_keys(models, "refunds", 1), *_keys(models, "charges")})
     if invoices or refund_pis or refund_charges:
         await cur.execute(PAYMENTS_REFRESH.format(s=schema), (invoices, refund_pis, refund_charges))
 
@@ -302,14 +304,18 @@ WHERE p.invoice_id = d.invoice_id AND p.payment_intent_id IS DISTINCT FROM d.pi
 """
 
 # Refunds (by payment intent or charge) and credit notes of each touched invoice: totals,
-# and the date of the most recent reversal (the day revenue goes down).
+# and the date of the most recent reversal (the day revenue goes down). The refunds recorded
+# (refund objects) and the charges' own cumulative ``amount_refunded`` describe the same
+# money, so the larger of the two counts, never their sum (issue 6.7).
 PAYMENTS_REFRESH = """
 UPDATE {s}.payments p
 SET amount_refunded = d.refunded, refunded_at = d.refunded_at,
     amount_credited = d.credited, credit_noted_at = d.credit_noted_at
 FROM (
     SELECT p2.invoice_id,
-           COALESCE(r.amount, 0) AS refunded, r.at AS refunded_at,
+           GREATEST(COALESCE(r.amount, 0), COALESCE(ch.amount, 0)) AS refunded,
+           CASE WHEN COALESCE(ch.amount, 0) > COALESCE(r.amount, 0) THEN ch.at ELSE r.at END
+               AS refunded_at,
            COALESCE(c.amount, 0) AS credited, c.at AS credit_noted_at
     FROM {s}.payments p2
     LEFT JOIN LATERAL (
@@ -319,6 +325,12 @@ FROM (
           AND (x.status IS NULL OR x.status NOT IN ('failed', 'canceled'))
         HAVING count(*) > 0
     ) r ON true
+    LEFT JOIN LATERAL (
+        SELECT sum(x.amount_refunded) AS amount, max(x.refunded_at) AS at FROM {s}.charges x
+        WHERE (x.payment_intent_id IS NOT NULL AND x.payment_intent_id = p2.payment_intent_id)
+           OR x.charge_id = p2.invoice_charge_id
+        HAVING count(*) > 0
+    ) ch ON true
     LEFT JOIN LATERAL (
         SELECT sum(COALESCE(n.total, n.amount)) AS amount, max(n.credit_note_created) AS at
         FROM {s}.credit_notes n

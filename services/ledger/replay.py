@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,11 +39,23 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.timeconv import to_timestamp
-from services.ledger.db import raw_transaction
-from services.ledger.effects import Effects, project_event
-from services.ledger.projection import Merged, apply_merged, merge_effects
+from services.ledger.db import DatabaseUnavailable, raw_transaction
+from services.ledger.dead_letters import record_replay_dead_letter
+from services.ledger.effects import BadEvent, Effects, project_event
+from services.ledger.projection import Merged, apply_batch, apply_merged, merge_effects
+
+log = logging.getLogger(__name__)
 
 REPLAYED = Counter("ledger_replayed_events_total", "Archived events examined by replays")
+UNREADABLE = Counter(
+    "ledger_replay_unreadable_total", "Archived events a replay could not read (BadEvent)"
+)
+REPLAY_FAILED = Counter(
+    "ledger_replay_failed_total", "Archived events a replay could not apply (dead-lettered)"
+)
+
+#: (event id, payload) of one archived event.
+Archived = tuple[str, bytes]
 
 
 @dataclass(slots=True)
@@ -50,32 +63,46 @@ class ReplayReport:
     examined: int = 0
     applied: int = 0
     unsupported: int = 0
+    #: events whose payload is not a readable Stripe event (``BadEvent``), logged one by one
     unreadable: int = 0
+    #: events that failed otherwise (projection or database error): dead-lettered by a replay
+    #: into the live ledger, like the consumer does; only counted by VerifyLedger
+    failed: int = 0
     seconds: float = 0.0
     #: (stripe_created_at, event_id) of the last event streamed: the archive's horizon.
     horizon: tuple[datetime, str] | None = None
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (event id, error), sample
 
 
-def project_merged(payloads: Sequence[bytes]) -> tuple[int, int, Merged]:
-    """(examined, unreadable, merged rows) of a batch (runs in a worker process).
+@dataclass(slots=True)
+class ProjectedBatch:
+    """One batch projected (in a worker process): merged rows plus what could not be used."""
+
+    examined: int
+    merged: Merged
+    unreadable: list[tuple[str, str]]  # (event id, reason)
+    failed: list[tuple[str, bytes, str]]  # (event id, payload, error)
+
+
+def project_merged(events: Sequence[Archived]) -> ProjectedBatch:
+    """Project and merge a batch (runs in a worker process).
 
     Merging in the worker keeps the writer's share small: what crosses the process boundary
-    is one set of plain dicts and tuples per batch instead of an object per event.
+    is one set of plain dicts and tuples per batch instead of an object per event. Only the
+    known bad-payload error (``BadEvent``) makes an event "unreadable"; any other error is a
+    failure the caller dead-letters, as the live consumer does.
     """
-    projected = project_many(payloads)
-    readable = [e for e in projected if e is not None]
-    return len(projected), len(projected) - len(readable), merge_effects(readable)
-
-
-def project_many(payloads: Sequence[bytes]) -> list[Effects | None]:
-    """Project each payload; ``None`` for an unreadable one (runs in a worker process)."""
-    out: list[Effects | None] = []
-    for payload in payloads:
+    readable: list[Effects] = []
+    unreadable: list[tuple[str, str]] = []
+    failed: list[tuple[str, bytes, str]] = []
+    for event_id, payload in events:
         try:
-            out.append(project_event(payload))
-        except Exception:
-            out.append(None)
-    return out
+            readable.append(project_event(payload))
+        except BadEvent as exc:
+            unreadable.append((event_id, str(exc)))
+        except Exception as exc:  # a bug, not bad input: dead-lettered with its error
+            failed.append((event_id, payload, f"{type(exc).__name__}: {exc}"))
+    return ProjectedBatch(len(events), merge_effects(readable), unreadable, failed)
 
 
 async def archive_batches(
@@ -84,15 +111,16 @@ async def archive_batches(
     since: datetime | None,
     until: datetime | None,
     batch_size: int,
-) -> AsyncIterator[tuple[list[bytes], tuple[datetime, str] | None]]:
-    """The archive as batches of payloads, each with the (created, id) of its last event."""
+) -> AsyncIterator[tuple[list[Archived], tuple[datetime, str] | None]]:
+    """The archive as batches of (event id, payload), each with the (created, id) of its last
+    event."""
     request = ingest_pb2.StreamArchiveRequest(since=to_timestamp(since), until=to_timestamp(until))
     call = stub.StreamArchiveBatches(request)
-    batch: list[bytes] = []
+    batch: list[Archived] = []
     last: ingest_pb2.ArchivedEvent | None = None
     async for chunk in call:  # type: ignore[attr-defined]
         for event in chunk.events:
-            batch.append(event.payload)
+            batch.append((event.event_id, event.payload))
             last = event
         if len(batch) >= batch_size:
             yield batch, _version(last)
@@ -120,6 +148,7 @@ _ANALYZED = (
     "invoice_payments",
     "refunds",
     "credit_notes",
+    "charges",
 )
 
 
@@ -178,22 +207,22 @@ async def replay_archive(
     defer = bulk and await _start_deferral(engine)
     in_flight = max(getattr(executor, "_max_workers", 1), 1) if executor is not None else 1
     queue: asyncio.Queue[
-        tuple[asyncio.Future[tuple[int, int, Merged]], tuple[datetime, str] | None] | None
+        tuple[asyncio.Future[ProjectedBatch], list[Archived], tuple[datetime, str] | None] | None
     ]
     queue = asyncio.Queue(maxsize=in_flight + 1)
     loop = asyncio.get_running_loop()
 
     async def produce() -> None:
-        async for payloads, horizon in archive_batches(
+        async for events, horizon in archive_batches(
             stub, since=since, until=until, batch_size=batch_size
         ):
-            future: asyncio.Future[tuple[int, int, Merged]]
+            future: asyncio.Future[ProjectedBatch]
             if executor is not None:
-                future = loop.run_in_executor(executor, project_merged, payloads)
+                future = loop.run_in_executor(executor, project_merged, events)
             else:
                 future = loop.create_future()
-                future.set_result(project_merged(payloads))
-            await queue.put((future, horizon))
+                future.set_result(project_merged(events))
+            await queue.put((future, events, horizon))
         await queue.put(None)
 
     producer = asyncio.create_task(produce(), name="replay-reader")
@@ -208,17 +237,36 @@ async def replay_archive(
             item = getter.result()
             if item is None:
                 break
-            future, horizon = item
-            examined, unreadable, merged = await future
-            report.examined += examined
-            report.unreadable += unreadable
-            REPLAYED.inc(examined)
-            async with raw_transaction(engine) as conn:
-                if bulk:
-                    await _replay_session(conn, defer)
-                result = await apply_merged(conn, merged, examined - unreadable, schema=schema)
-            report.applied += result.applied
-            report.unsupported += result.unsupported
+            future, events, horizon = item
+            batch = await future
+            report.examined += batch.examined
+            REPLAYED.inc(batch.examined)
+            for event_id, reason in batch.unreadable:
+                _unreadable(report, event_id, reason)
+            failed = list(batch.failed)
+            readable = batch.examined - len(batch.unreadable) - len(batch.failed)
+            try:
+                async with raw_transaction(engine) as conn:
+                    if bulk:
+                        await _replay_session(conn, defer)
+                    result = await apply_merged(conn, batch.merged, readable, schema=schema)
+                report.applied += result.applied
+                report.unsupported += result.unsupported
+            except DatabaseUnavailable:
+                raise
+            except Exception as exc:  # one event fails the batch: apply one by one, as the
+                log.warning(  # consumer does, and set aside the ones that still fail
+                    "replay batch failed, applying one by one",
+                    extra={"size": len(events), "error": repr(exc)},
+                )
+                bad = {e for e, _ in batch.unreadable} | {e for e, _, _ in batch.failed}
+                failed.extend(
+                    await _one_by_one(
+                        engine, [e for e in events if e[0] not in bad], report, schema, defer
+                    )
+                )
+            for event_id, payload, error in failed:
+                await _failed(engine, report, event_id, payload, error, live=bulk)
             report.horizon = horizon or report.horizon
         await producer
         if defer:
@@ -230,3 +278,62 @@ async def replay_archive(
                 await producer
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _unreadable(report: ReplayReport, event_id: str, reason: str) -> None:
+    report.unreadable += 1
+    UNREADABLE.inc()
+    log.warning("unreadable archived event", extra={"event_id": event_id, "error": reason})
+
+
+async def _one_by_one(
+    engine: AsyncEngine,
+    events: Sequence[Archived],
+    report: ReplayReport,
+    schema: str,
+    defer: bool,
+) -> list[tuple[str, bytes, str]]:
+    """Apply each event in its own transaction; returns the ones that fail."""
+    failed: list[tuple[str, bytes, str]] = []
+    for event_id, payload in events:
+        try:
+            async with raw_transaction(engine) as conn:
+                if schema == "ledger":
+                    await _replay_session(conn, defer)
+                result = await apply_batch(conn, [payload], schema=schema)
+        except DatabaseUnavailable:
+            raise
+        except BadEvent as exc:  # cannot happen after project_merged, but stays "unreadable"
+            _unreadable(report, event_id, str(exc))
+            continue
+        except Exception as exc:
+            failed.append((event_id, payload, f"{type(exc).__name__}: {exc}"))
+            continue
+        report.applied += result.applied
+        report.unsupported += result.unsupported
+    return failed
+
+
+async def _failed(
+    engine: AsyncEngine,
+    report: ReplayReport,
+    event_id: str,
+    payload: bytes,
+    error: str,
+    *,
+    live: bool,
+) -> None:
+    """An event that cannot be applied: dead-lettered (live ledger) or counted (verify)."""
+    report.failed += 1
+    REPLAY_FAILED.inc()
+    if len(report.failures) < 20:
+        report.failures.append((event_id, error[:500]))
+    if live:
+        async with raw_transaction(engine) as conn:
+            await record_replay_dead_letter(
+                conn, stripe_event_id=event_id, payload=payload, error=error
+            )
+    log.error(
+        "replay could not apply an archived event",
+        extra={"event_id": event_id, "error": error[:500], "dead_lettered": live},
+    )

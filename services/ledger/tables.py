@@ -8,6 +8,10 @@ diff of VerifyLedger. The conflict rules are what make the read models order-ind
   ``(state_event_created, state_event_id)`` is the greatest, whatever order rows arrive in;
 * ``least`` / ``greatest`` columns are monotone (first subscribed, first paid, ...): they take
   the minimum / maximum over every row ever applied (NULLs ignored);
+* ``sticky`` columns are ``latest`` columns holding facts that never change once known (a
+  refund's customer and charge, an invoice's subscription, a creation time): a row whose
+  object lacks the field (``NULL``) never erases a known value, whatever its version. Since
+  every non-NULL value of such a column is the same, the result is still order-independent;
 * ``derived`` columns are not written from events at all: the projection recomputes them from
   the other tables after each batch (e.g. an account's payment-method brand), so they too
   are a function of the applied set.
@@ -16,8 +20,9 @@ diff of VerifyLedger. The conflict rules are what make the read models order-ind
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
 
 VERSION_COLUMNS = ("state_event_created", "state_event_id")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -45,11 +50,30 @@ class ReadModel:
     least: tuple[str, ...] = ()
     greatest: tuple[str, ...] = ()
     derived: tuple[str, ...] = ()
+    sticky: frozenset[str] = frozenset()
+    _columns: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _names: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.sticky <= set(self.latest):
+            raise ValueError(f"{self.name}: sticky columns must be latest columns")
+        columns = (self.key, *self.latest, *self.least, *self.greatest, *VERSION_COLUMNS)
+        object.__setattr__(self, "_columns", columns)
+        object.__setattr__(self, "_names", frozenset(columns))
 
     @property
     def columns(self) -> tuple[str, ...]:
         """Columns of a projected row, in this order."""
-        return (self.key, *self.latest, *self.least, *self.greatest, *VERSION_COLUMNS)
+        return self._columns
+
+    def row(self, **values: Any) -> tuple[Any, ...]:
+        """A row given by column name, as the tuple COPY and ``merge`` use (``columns``
+        order). A missing or unknown name is a bug: ``ValueError``, never a shifted column."""
+        if values.keys() != self._names:
+            missing = sorted(self._names - values.keys())
+            unknown = sorted(values.keys() - self._names)
+            raise ValueError(f"{self.name} row: missing {missing}, unknown {unknown}")
+        return tuple(map(values.__getitem__, self._columns))
 
     @property
     def version_index(self) -> int:
@@ -59,9 +83,12 @@ class ReadModel:
         """The row that results from applying ``a`` and ``b`` (in either order)."""
         v = self.version_index
         newer, older = (b, a) if (b[v], b[v + 1]) > (a[v], a[v + 1]) else (a, b)
-        if not self.least and not self.greatest:
+        if not self.least and not self.greatest and not self.sticky:
             return newer
         out = list(newer)
+        for i, column in enumerate(self.latest, start=1):
+            if column in self.sticky and out[i] is None:
+                out[i] = older[i]
         start = 1 + len(self.latest)
         for i in range(start, start + len(self.least)):
             out[i] = _pick(min, newer[i], older[i])
@@ -80,8 +107,15 @@ class ReadModel:
         sets = [
             f"{q(c)} = CASE WHEN {newer} THEN EXCLUDED.{q(c)} ELSE t.{q(c)} END"
             for c in (*self.latest, *VERSION_COLUMNS)
+            if c not in self.sticky
         ]
         changed = [newer]
+        for c in sorted(self.sticky):
+            sets.append(
+                f"{q(c)} = CASE WHEN {newer} THEN COALESCE(EXCLUDED.{q(c)}, t.{q(c)})"
+                f" ELSE COALESCE(t.{q(c)}, EXCLUDED.{q(c)}) END"
+            )
+            changed.append(f"(t.{q(c)} IS NULL AND EXCLUDED.{q(c)} IS NOT NULL)")
         for fn, group in (("LEAST", self.least), ("GREATEST", self.greatest)):
             for c in group:
                 sets.append(f"{q(c)} = {fn}(t.{q(c)}, EXCLUDED.{q(c)})")
@@ -101,36 +135,46 @@ def _pick(fn: Any, x: Any, y: Any) -> Any:
     return fn(x, y)
 
 
-BILLING_EVENT_COLUMNS: tuple[str, ...] = (
-    "stripe_event_id",
-    "stripe_event_type",
-    "event_type",
-    "tenant_id",
-    "stripe_customer_id",
-    "subscription_id",
-    "from_plan",
-    "to_plan",
-    "previous_amount",
-    "new_amount",
-    "amount_delta",
-    "refund_amount",
-    "committed_mrr",
-    "forward_mrr",
-    "currency",
-    "occurred_at",
-    "reason",
-    "flags",
-    "api_version",
-)
-UNSUPPORTED_COLUMNS: tuple[str, ...] = (
-    "stripe_event_id",
-    "stripe_event_type",
-    "api_version",
-    "reason",
-    "occurred_at",
-    "severity",
-    "resolved_family",
-)
+class BillingEventRow(NamedTuple):
+    """One ``ledger.billing_events`` row as the projection writes it (named, still a tuple)."""
+
+    stripe_event_id: str
+    stripe_event_type: str
+    event_type: str
+    tenant_id: str | None
+    stripe_customer_id: str | None
+    subscription_id: str | None
+    from_plan: str | None
+    to_plan: str | None
+    previous_amount: int | None
+    new_amount: int | None
+    amount_delta: int | None
+    refund_amount: int | None
+    committed_mrr: int | None
+    forward_mrr: int | None
+    currency: str | None
+    occurred_at: datetime
+    reason: str | None
+    flags: list[str]
+    api_version: str | None
+
+
+class UnsupportedEventRow(NamedTuple):
+    """One ``ledger.unsupported_events`` row."""
+
+    stripe_event_id: str
+    stripe_event_type: str | None
+    api_version: str | None
+    reason: str
+    occurred_at: datetime | None
+    #: ``Critical``: not classified (no billing row); ``Warning``: a version newer than every
+    #: known family, classified by the newest resolver (``resolved_family``).
+    severity: str = "Critical"
+    resolved_family: str | None = None
+
+
+BILLING_EVENT_COLUMNS: tuple[str, ...] = BillingEventRow._fields
+UNSUPPORTED_COLUMNS: tuple[str, ...] = UnsupportedEventRow._fields
 
 ACCOUNTS = ReadModel(
     "accounts",
@@ -149,6 +193,7 @@ ACCOUNTS = ReadModel(
         "stripe_created_at",
     ),
     least=("deleted_at",),
+    sticky=frozenset({"stripe_created_at"}),
     derived=(
         "tax_id",
         "payment_method_brand",
@@ -196,6 +241,7 @@ SUBSCRIPTIONS = ReadModel(
         "mrr_flags",
     ),
     least=("subscribed_since",),
+    sticky=frozenset({"stripe_customer_id"}),
     derived=("scheduled_plan", "scheduled_mrr", "scheduled_change_at"),
 )
 SUBSCRIPTION_SCHEDULES = ReadModel(
@@ -212,6 +258,7 @@ SUBSCRIPTION_SCHEDULES = ReadModel(
         "released_at",
         "canceled_at",
     ),
+    sticky=frozenset({"subscription_id", "stripe_customer_id"}),
 )
 PAYMENTS = ReadModel(
     "payments",
@@ -242,6 +289,9 @@ PAYMENTS = ReadModel(
         "invoice_payment_intent_id",
     ),
     least=("paid_at",),
+    sticky=frozenset(
+        {"stripe_customer_id", "subscription_id", "number", "currency", "invoice_created"}
+    ),
     derived=(
         "payment_intent_id",
         "amount_refunded",
@@ -255,6 +305,7 @@ INVOICE_PAYMENTS = ReadModel(
     "invoice_payment_id",
     latest=("invoice_id", "payment_intent_id", "charge_id", "amount_paid", "currency", "status"),
     least=("paid_at",),
+    sticky=frozenset({"invoice_id", "currency"}),
 )
 REFUNDS = ReadModel(
     "refunds",
@@ -268,6 +319,36 @@ REFUNDS = ReadModel(
         "status",
         "reason",
         "refund_created",
+    ),
+    sticky=frozenset(
+        {"charge_id", "payment_intent_id", "stripe_customer_id", "currency", "refund_created"}
+    ),
+)
+#: Charges, for the cumulative ``amount_refunded`` Stripe reports on each charge (from API
+#: 2022-11-15 a charge.refunded event carries no refund list): net revenue takes the larger of
+#: the refunds recorded and this total, so the same money is never counted twice.
+CHARGES = ReadModel(
+    "charges",
+    "charge_id",
+    latest=(
+        "payment_intent_id",
+        "invoice_id",
+        "stripe_customer_id",
+        "amount",
+        "currency",
+        "status",
+        "charge_created",
+    ),
+    greatest=("amount_refunded", "refunded_at"),
+    sticky=frozenset(
+        {
+            "payment_intent_id",
+            "invoice_id",
+            "stripe_customer_id",
+            "amount",
+            "currency",
+            "charge_created",
+        }
     ),
 )
 CREDIT_NOTES = ReadModel(
@@ -289,6 +370,7 @@ CREDIT_NOTES = ReadModel(
         "credit_note_created",
         "voided_at",
     ),
+    sticky=frozenset({"invoice_id", "stripe_customer_id", "currency", "credit_note_created"}),
 )
 
 READ_MODELS: tuple[ReadModel, ...] = (
@@ -301,6 +383,7 @@ READ_MODELS: tuple[ReadModel, ...] = (
     INVOICE_PAYMENTS,
     REFUNDS,
     CREDIT_NOTES,
+    CHARGES,
 )
 READ_MODEL_BY_NAME = {m.name: m for m in READ_MODELS}
 

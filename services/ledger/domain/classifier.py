@@ -22,7 +22,10 @@ Rules (first match wins; anything billing that matches no rule is ``NoOp``)
   ``cancellation_details.reason`` is ``payment_failed``/``payment_disputed``; else
   SubscriptionExpired when it was set to cancel at period end, or it ended
   (``ended_at`` ?? ``canceled_at`` ?? event time) at/after ``current_period_end`` or at/after
-  a scheduled ``cancel_at``; else SubscriptionImmediatelyCancelled.
+  a scheduled ``cancel_at``; else SubscriptionImmediatelyCancelled. ``previous_amount`` is the
+  committed MRR just before the end (its status then: ``previous_attributes.status``, else
+  trialing during a trial, ``incomplete`` for ``incomplete_expired``, else active), so a
+  subscription that never committed MRR (trial, incomplete, paused) ends with delta 0.
 * ``customer.subscription.paused`` -> SubscriptionSuspended; ``.resumed`` ->
   SubscriptionReactivated (flag ``resumed``); ``.trial_will_end`` -> NoOp.
 * ``customer.subscription.updated`` / ``pending_update_applied`` / ``pending_update_expired``:
@@ -37,13 +40,17 @@ Rules (first match wins; anything billing that matches no rule is ``NoOp``)
   -> PaymentMethodUpdated. Period, ``latest_invoice``, trial, metadata, schedule-id changes
   are no component (the renewal burst's subscription.updated is NoOp). No component -> NoOp;
   one distinct type -> that type; several distinct types -> Unclassified (flags list them).
-* ``subscription_schedule.created``: the next phase after the one in force is cheaper ->
-  DowngradeScheduled; prices not in the payload and the price set changes ->
-  DowngradeScheduled with flag ``schedule_direction_inferred`` (schedules are how period-end
-  downgrades are queued); cheaper-or-equal otherwise -> NoOp. ``.updated``: the same, but
-  only when ``phases`` changed and the previous phases had no queued downgrade; a queued
-  downgrade going away -> DowngradeCancelled. ``.released``/``.canceled``/``.aborted`` with a
-  (possibly inferred) downgrade still ahead at release time -> DowngradeCancelled. Others NoOp.
+* ``subscription_schedule.created``: the next phase after the one in force is cheaper (phases
+  priced by ``phase_mrr``, with the phase's discounts; or, with prices not in the payload,
+  the same prices at lower quantities) -> DowngradeScheduled; a direction that is unknown
+  (prices not in the payload and the price set changes: a ramp or an intro price is as
+  likely) -> NoOp flagged ``schedule_direction_unknown``; cheaper-or-equal -> NoOp.
+  ``.updated``: the same, but only when ``phases`` changed and the previous phases had no
+  queued downgrade; a known queued downgrade going away (the next phase now up, equal or
+  gone) -> DowngradeCancelled. ``.released``/``.canceled``/``.aborted`` with a known
+  downgrade still ahead at release time -> DowngradeCancelled. Others NoOp.
+* ``invoice.upcoming`` (and any invoice without an id) is a preview: NoOp flagged
+  ``invoice_preview``, and no read-model row.
 * ``invoice.paid``: ``attempt_count > 1``, ``marked_uncollectible_at`` set, or previous
   status ``uncollectible`` -> PaymentRecovered; else ``billing_reason = subscription_cycle``
   -> SubscriptionRenewed; else NoOp. ``invoice.payment_failed`` -> PaymentFailed.
@@ -51,7 +58,8 @@ Rules (first match wins; anything billing that matches no rule is ``NoOp``)
   ``invoice.paid`` for the same payment) -> NoOp, so one payment yields one row.
 * ``charge.refunded`` -> PaymentRefunded; the amount is ``amount_refunded`` minus
   ``previous_attributes.amount_refunded`` when present, else the newest refund in the
-  charge's refund list, else ``amount_refunded``. ``refund.created`` -> NoOp (the same
+  charge's refund list, else unknown (``NULL``, flag ``refund_amount_unknown``: the running
+  total is not this event's refund). ``refund.created`` -> NoOp (the same
   refund also arrives as ``charge.refunded``) unless it has no charge/payment intent.
   ``credit_note.created`` -> PaymentRefunded for the post-payment part not paid back by a
   refund (credit to balance / out of band); else NoOp. Other charge/refund/credit-note
@@ -76,13 +84,15 @@ DowngradeScheduled/DowngradeCancelled they are the current and scheduled MRR (``
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from services.ledger.domain.mrr import (
+    committed_before_end,
     compute_mrr,
     current_and_next_phase,
+    is_cancelling,
     phase_mrr,
     scheduled_items,
 )
@@ -93,9 +103,11 @@ from services.ledger.domain.normalised import (
     SubscriptionSnapshot,
 )
 from services.ledger.domain.resolvers import UnsupportedApiVersion, resolve
+from services.ledger.domain.rules import ENDED_STATUSES, phase_plan_name, plan_name
 
 __all__ = [
     "BILLING_PREFIXES",
+    "PREVIEW_INVOICE_EVENTS",
     "BillingEventType",
     "Classification",
     "classify",
@@ -145,6 +157,10 @@ BILLING_PREFIXES: tuple[str, ...] = (
 )
 
 
+#: Invoice events that describe a preview, not an invoice: no payment, no invoice id.
+PREVIEW_INVOICE_EVENTS = frozenset({"invoice.upcoming"})
+
+
 def is_billing_event(stripe_type: str) -> bool:
     """Whether a Stripe event type concerns billing (gets exactly one ledger row)."""
     return isinstance(stripe_type, str) and stripe_type.startswith(BILLING_PREFIXES)
@@ -187,11 +203,6 @@ def _row(ev: NormalisedEvent, event_type: BillingEventType, **fields: Any) -> Cl
         flags=tuple(sorted(set(flags))),
         **fields,
     )
-
-
-def _plan_name(items: Iterable[SubscriptionItem]) -> str | None:
-    names = [i.plan for i in items if i.plan is not None and i.usage_type != "metered"]
-    return "+".join(names) if names else None
 
 
 def _item_signature(i: SubscriptionItem) -> tuple[Any, ...]:
@@ -237,14 +248,26 @@ def _sub_base_fields(ev: NormalisedEvent, sub: SubscriptionSnapshot) -> dict[str
 def _scheduled_mrr(sub: SubscriptionSnapshot, as_of: int) -> int | None:
     if scheduled_items(sub, as_of) is None:
         return None
-    return compute_mrr(sub, as_of=as_of).forward if not _cancelling(sub) else None
+    return compute_mrr(sub, as_of=as_of).forward if not is_cancelling(sub) else None
 
 
-def _cancelling(sub: SubscriptionSnapshot) -> bool:
-    return sub.cancel_at_period_end or (
-        sub.cancel_at is not None
-        and (sub.current_period_end is None or sub.cancel_at <= sub.current_period_end)
-    )
+def _discount_key(d: Any) -> str:
+    return str(d.id or d.coupon_id or repr(d))
+
+
+def _before_as_of(prev: SubscriptionSnapshot, sub: SubscriptionSnapshot, created: int) -> int:
+    """When to price the state before the change (rule: ended discounts are an MRR step).
+
+    A discount the change removed was in force until it ended: the previous state is priced
+    just before the earliest ``end`` among the removed discounts that had ended by now."""
+    kept = {_discount_key(d) for d in sub.discounts}
+    for item in sub.items:
+        kept.update(_discount_key(d) for d in item.discounts)
+    removed = [d for d in prev.discounts if _discount_key(d) not in kept]
+    for item in prev.items:
+        removed.extend(d for d in item.discounts if _discount_key(d) not in kept)
+    ends = [d.end for d in removed if d.end is not None and d.end <= created]
+    return min(ends) - 1 if ends else created
 
 
 # --------------------------------------------------------------------------- subscriptions
@@ -254,7 +277,7 @@ def _subscription_created(ev: NormalisedEvent, sub: SubscriptionSnapshot) -> Cla
         ev,
         T.SubscriptionCreated,
         **_sub_base_fields(ev, sub),
-        to_plan=_plan_name(sub.items),
+        to_plan=plan_name(sub.items),
         previous_amount=0,
         new_amount=mrr.committed,
         amount_delta=mrr.committed,
@@ -280,12 +303,23 @@ def _subscription_deleted(ev: NormalisedEvent, sub: SubscriptionSnapshot) -> Cla
     else:
         event_type = T.SubscriptionImmediatelyCancelled
     in_trial = sub.trial_end is not None and sub.trial_end >= ended
-    previous = 0 if in_trial else mrr.base
+    stated = ev.previous_attributes.get("status")
+    if isinstance(stated, str):
+        status_before: str | None = stated
+    elif in_trial:
+        status_before = "trialing"
+    elif sub.status == "incomplete_expired":
+        status_before = "incomplete"  # it expired before the first payment was made
+    elif sub.status in ENDED_STATUSES or sub.status is None:
+        status_before = "active"
+    else:
+        status_before = sub.status
+    previous = committed_before_end(sub, status=status_before, as_of=ev.created)
     return _row(
         ev,
         event_type,
         **_sub_base_fields(ev, sub),
-        from_plan=_plan_name(sub.items),
+        from_plan=plan_name(sub.items),
         previous_amount=previous,
         new_amount=0,
         amount_delta=-previous,
@@ -301,12 +335,12 @@ def _subscription_updated(ev: NormalisedEvent, sub: SubscriptionSnapshot) -> Cla
     prev = ev.previous_subscription or sub
     pa = ev.previous_attributes
     now = compute_mrr(sub, as_of=ev.created)
-    before = compute_mrr(prev, as_of=ev.created)
+    before = compute_mrr(prev, as_of=_before_as_of(prev, sub, ev.created))
     components: dict[BillingEventType, str] = {}
     flags: list[str] = list(now.flags)
     reason: str | None = None
-    from_plan = _plan_name(prev.items)
-    to_plan = _plan_name(sub.items)
+    from_plan = plan_name(prev.items)
+    to_plan = plan_name(sub.items)
     previous_amount: int | None = before.committed
     new_amount: int | None = now.committed
 
@@ -364,7 +398,7 @@ def _subscription_updated(ev: NormalisedEvent, sub: SubscriptionSnapshot) -> Cla
             components[T.SubscriptionDowngradeScheduled] = "scheduled_change"
             previous_amount, new_amount = now.base, now_sched
             upcoming = scheduled_items(sub, ev.created) or ()
-            from_plan, to_plan = _plan_name(sub.items), _plan_name(upcoming)
+            from_plan, to_plan = plan_name(sub.items), plan_name(upcoming)
         elif before_down and not now_down and not pricing_changed:
             components[T.SubscriptionDowngradeCancelled] = "scheduled_change"
             previous_amount, new_amount = before_sched, before.base
@@ -412,8 +446,8 @@ def _classify_subscription(ev: NormalisedEvent) -> Classification:
         "committed_mrr_after": mrr.committed,
         "forward_mrr_after": mrr.forward,
         "currency": mrr.currency,
-        "from_plan": _plan_name(sub.items),
-        "to_plan": _plan_name(sub.items),
+        "from_plan": plan_name(sub.items),
+        "to_plan": plan_name(sub.items),
     }
     if kind == "paused":
         reason = sub.pause_collection.behavior if sub.pause_collection else "paused"
@@ -453,17 +487,7 @@ def _direction(schedule: ScheduleSnapshot, at: int | None) -> str | None:
 
 def _phase_names(schedule: ScheduleSnapshot, at: int | None) -> tuple[str | None, str | None]:
     current, following = current_and_next_phase(schedule, at)
-
-    def name(phase: Any) -> str | None:
-        if phase is None:
-            return None
-        names = [
-            (i.price.plan if i.price is not None else None) or i.price_id or "?"
-            for i in phase.items
-        ]
-        return "+".join(names) if names else None
-
-    return name(current), name(following)
+    return phase_plan_name(current), phase_plan_name(following)
 
 
 def _classify_schedule(ev: NormalisedEvent) -> Classification:
@@ -476,8 +500,9 @@ def _classify_schedule(ev: NormalisedEvent) -> Classification:
         at = schedule.released_at or schedule.canceled_at or ev.created
     direction = _direction(schedule, at)
     current, following = current_and_next_phase(schedule, at)
-    cur_mrr = phase_mrr(current) if current is not None else None
-    next_mrr = phase_mrr(following) if following is not None else None
+    priced: set[str] = set()
+    cur_mrr = phase_mrr(current, as_of=at, flags=priced) if current is not None else None
+    next_mrr = phase_mrr(following, as_of=at, flags=priced) if following is not None else None
     from_plan, to_plan = _phase_names(schedule, at)
     common: dict[str, Any] = {
         "subscription_id": schedule.subscription_id or schedule.released_subscription,
@@ -488,10 +513,12 @@ def _classify_schedule(ev: NormalisedEvent) -> Classification:
         "new_amount": next_mrr,
         "currency": (current.currency if current is not None else None),
     }
-    flags: list[str] = [f"schedule_direction:{direction}"]
+    flags: list[str] = [f"schedule_direction:{direction}", *sorted(priced)]
     if direction == "unknown":
-        flags.append("schedule_direction_inferred")
-    queued_down = direction in ("down", "unknown")
+        # Phases known only by price ids, and the price set changes: an intro price or a
+        # ramp is as likely as a downgrade. A neutral, flagged row; never a downgrade.
+        flags.append("schedule_direction_unknown")
+    queued_down = direction == "down"
     if kind == "created":
         if queued_down:
             return _row(
@@ -506,7 +533,7 @@ def _classify_schedule(ev: NormalisedEvent) -> Classification:
     if kind == "updated":
         if "phases" in ev.previous_attributes and ev.previous_schedule is not None:
             before = _direction(ev.previous_schedule, at)
-            before_down = before in ("down", "unknown")
+            before_down = before == "down"
             flags.append(f"previous_direction:{before}")
             if queued_down and not before_down:
                 return _row(
@@ -517,7 +544,7 @@ def _classify_schedule(ev: NormalisedEvent) -> Classification:
                     forward_mrr_after=next_mrr,
                     flags=flags,
                 )
-            if before_down and not queued_down:
+            if before_down and direction in ("up", "same", None):
                 return _row(ev, T.SubscriptionDowngradeCancelled, **common, flags=flags)
         return _row(ev, T.NoOp, **common, flags=flags)
     if kind in ("released", "canceled", "aborted") and queued_down:
@@ -538,6 +565,9 @@ def _classify_invoice(ev: NormalisedEvent) -> Classification:
         "to_plan": "+".join(inv.line_plans) if inv.line_plans else None,
     }
     flags = [f"billing_reason:{inv.billing_reason}"]
+    if ev.event_type in PREVIEW_INVOICE_EVENTS or inv.id is None:
+        # A preview of the next invoice (no invoice id): nothing was billed or paid.
+        return _row(ev, T.NoOp, **common, flags=(*flags, "invoice_preview"))
     if ev.event_type == "invoice.payment_failed":
         amount = inv.amount_remaining if inv.amount_remaining is not None else inv.amount_due
         return _row(ev, T.PaymentFailed, **common, new_amount=amount, flags=flags)
@@ -574,15 +604,21 @@ def _classify_charge(ev: NormalisedEvent) -> Classification:
         newest = max(charge.refunds, key=lambda r: (r.created or 0, r.id or ""))
         amount = newest.amount
     else:
-        amount = total
+        # The running total is not this event's refund (API 2022-11-15+ sends no refunds
+        # list): the amount is unknown here. Net revenue takes it from refund.* events and
+        # the charge's amount_refunded (the larger of the two, never their sum).
+        amount = None
     full = total is not None and charge.amount is not None and total >= charge.amount
+    flags = ["full_refund" if full else "partial_refund"]
+    if amount is None:
+        flags.append("refund_amount_unknown")
     return _row(
         ev,
         T.PaymentRefunded,
         **common,
         new_amount=total,
         refund_amount=amount,
-        flags=("full_refund" if full else "partial_refund",),
+        flags=flags,
     )
 
 

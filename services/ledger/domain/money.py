@@ -13,12 +13,19 @@ Rules
   ``format_minor(-5, "EUR") == "-0.05 EUR"``. It is unambiguous in every currency and
   locale-independent; presentation layers may prettify it.
 * Amounts in different currencies are never added together (``CurrencyMismatch``).
+* **One rounding rule**: an exact amount (``Fraction`` / ``Decimal``) becomes minor units by
+  rounding **half to even** (banker's rounding: 2.5 -> 2, 3.5 -> 4, -2.5 -> -2), once, at the
+  end of a computation. It is Python's own ``round`` and has no bias over many amounts. SQL
+  uses ``ledger.round_half_even(numeric)`` (PostgreSQL's ``round()`` rounds half away from
+  zero, so it is never used for money); a test checks both give the same answers.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
 
 __all__ = [
     "THREE_DECIMAL_CURRENCIES",
@@ -29,6 +36,7 @@ __all__ = [
     "format_minor",
     "normalise_currency",
     "parse_currency",
+    "round_half_even",
 ]
 
 ZERO_DECIMAL_CURRENCIES: frozenset[str] = frozenset(
@@ -136,3 +144,10 @@ class Money:
 
     def __str__(self) -> str:
         return self.format()
+
+
+def round_half_even(value: Fraction | Decimal | int) -> int:
+    """THE money rounding rule (see the module docstring): half to even, to an integer."""
+    if isinstance(value, Decimal):
+        return int(value.to_integral_value(rounding=ROUND_HALF_EVEN))
+    return round(value)  # int and Fraction.__round__ without ndigits: half to even

@@ -11,7 +11,7 @@ Rules (monthly recurring revenue, integer minor units of the subscription's curr
    contribute 0 (usage is not committed revenue). Items without a unit price (tiered
    pricing, unexpanded prices) contribute 0 and set the ``unpriced_item`` flag.
 2. **Currency.** The subscription's currency (else its first item's) is the MRR currency and
-   is passed through. Items in another currency are ignored and flagged
+   is passed through. Items in another currency (after rule 9) are ignored and flagged
    (``mixed_currency``); currencies are never mixed. Zero-decimal currencies need no special
    case: the minor unit of JPY is the yen.
 3. **Discounts** apply while active: a discount is skipped when its coupon's ``duration`` is
@@ -42,34 +42,100 @@ Rules (monthly recurring revenue, integer minor units of the subscription's curr
    discounts (dahlia and later: ``pending_update.discount``/``discounts``) replaces the
    subscription's discounts in the forward MRR, also when it changes no item (flag
    ``scheduled_change``; ids without terms flag ``discount_terms_unknown``).
+7. **Tax never enters MRR** (as in ChartMogul, Stripe Billing and ProfitWell, and as the
+   ledger's net revenue, ``payments.amount_ex_tax``). Exclusive tax is added on top of the
+   price, so it never was in it. An item whose applicable tax rates (the item's
+   ``tax_rates``, else the subscription's ``default_tax_rates``) include rates with
+   ``inclusive: true`` contributes its (discounted) amount divided by ``1 + sum(p)/100`` of
+   those rates. A rate given only by id has an unknown percentage: the gross amount is kept
+   and ``tax_rate_unknown`` flagged. A price with ``tax_behavior = "inclusive"`` under
+   automatic tax (``automatic_tax.enabled``, no rate in the payload) is kept gross and
+   flagged ``inclusive_tax_unknown`` (the rate Stripe Tax will pick is not in the payload;
+   never guessed). Subscription-level discounts apply to the gross total and are shared
+   pro rata between items, as Stripe allocates them across lines, before tax is taken out.
+8. **Package pricing.** A price with ``transform_quantity`` bills
+   ``ceil(quantity / divide_by)`` (``round = "up"``) or ``floor(...)`` (``"down"``) packages
+   of ``unit_amount``; MRR uses that billed quantity.
+9. **Multi-currency prices.** An item whose price's default currency differs from the
+   subscription's is priced from ``price.currency_options[<subscription currency>]`` (the
+   resolver does this); when the payload has no such option the item contributes nothing,
+   is flagged ``currency_option_missing`` (and ``mixed_currency``), and is never guessed.
+10. **Discounts known only by id** (subscription-level, item-level or on a schedule phase)
+    are not applied and set ``discount_terms_unknown``: MRR is then an upper bound.
+11. **Schedule phases** are priced by this same function (``phase_mrr``): the phase's
+    items, with the phase's own discounts when the phase states some, else the
+    subscription's, so the forward MRR of a subscription with an expanded schedule and the
+    ``forward_mrr`` of the schedule's own rows agree.
+
+Classification-side rules that use MRR (stated here so the MRR story is in one place; the
+classifier implements them):
+
+* A ``customer.subscription.deleted`` row's ``previous_amount`` is the committed MRR the
+  subscription had just before it ended (rule 5 applied to its state then): 0 for a
+  subscription that was trialing, ``incomplete`` (shown as ``incomplete_expired`` on
+  deletion), paused or had ``pause_collection`` set, so its delta is 0 as well.
+* A schedule change whose direction is unknown (phase prices not in the payload and the
+  price set changes) is never a ``SubscriptionDowngradeScheduled``: it is a ``NoOp`` row
+  flagged ``schedule_direction_unknown`` with no forward MRR, so forward MRR does not drop.
+* A discount that ended is shown as an MRR step: the state before the change is priced as of
+  just before the earliest ``end`` of the discounts that the change removed, so the event
+  that shows the subscription without the expired coupon is an upgrade with previous and new
+  amount and the delta, not a ``NoOp``.
+
+Other money rules of the ledger (listed here so the whole money story is in one list; each is
+implemented once, where named):
+
+* **Refund amounts** (classifier): ``charge.refunded`` reports this event's refund from
+  ``previous_attributes.amount_refunded`` or the charge's refund list; without either (API
+  2022-11-15+ has no list) the amount is ``NULL`` and flagged ``refund_amount_unknown``, never
+  the running total. Net revenue (``payments.amount_refunded``, projection) is the larger of
+  the refund objects recorded and the charges' cumulative ``amount_refunded``, never the sum.
+* **Latest wins, but never erases** (``services/ledger/tables.py``, "sticky" columns): facts
+  that do not change once known (a refund's customer and charge, creation times, ...) keep
+  their value when a later object lacks the field.
+* **Previews are not money**: ``invoice.upcoming`` (no invoice id) is a ``NoOp`` and no row.
+* **Rounding** (``services/ledger/domain/money.py``): half to even, once, at the end; SQL
+  uses ``ledger.round_half_even``.
+* **Nothing is lost silently** (``services/ledger/replay.py``): a replay or verification
+  counts and logs (with the event id) each archived event that is not a readable Stripe event,
+  and dead-letters any other failure as the live consumer does.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
+from services.ledger.domain.money import round_half_even
 from services.ledger.domain.normalised import (
     DiscountSnapshot,
     SchedulePhase,
     ScheduleSnapshot,
     SubscriptionItem,
     SubscriptionSnapshot,
+    TaxRateSnapshot,
 )
+from services.ledger.domain.rules import ENDED_STATUSES, is_cancelling_at, is_ended
 
 __all__ = [
     "ENDED_STATUSES",
     "MrrResult",
+    "ScheduledChange",
+    "TaxContext",
+    "committed_before_end",
     "compute_mrr",
     "current_and_next_phase",
+    "is_cancelling",
+    "is_paused",
     "monthly_factor",
     "phase_items",
     "phase_mrr",
+    "scheduled_change",
     "scheduled_items",
 ]
 
-ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 _ZERO_COMMITTED_STATUSES = frozenset({"trialing", "incomplete", "paused"})
 
 _MONTHS_PER_INTERVAL: dict[str, Fraction] = {
@@ -98,7 +164,7 @@ def monthly_factor(interval: str | None, interval_count: int = 1) -> Fraction | 
 
 
 def _round_half_even(value: Fraction) -> int:
-    return round(value)  # Fraction.__round__ without ndigits rounds half to even
+    return round_half_even(value)
 
 
 def _active(discount: DiscountSnapshot, as_of: int | None) -> bool:
@@ -131,6 +197,45 @@ def _apply_discounts(
     return max(amount, Fraction(0))
 
 
+def _billed_quantity(item: SubscriptionItem) -> int:
+    """The quantity Stripe bills: the item's quantity, in packages when the price says so."""
+    quantity = item.quantity if item.quantity is not None and item.quantity > 0 else 0
+    if item.transform_divide_by is None:
+        return quantity
+    packages = Fraction(quantity, item.transform_divide_by)
+    if item.transform_round == "down":
+        return math.floor(packages)
+    return math.ceil(packages)  # "up" is Stripe's only other choice
+
+
+def _net_factor(item: SubscriptionItem, tax: TaxContext, flags: set[str]) -> Fraction | None:
+    """What share of the item's amount is not tax (rule 7); ``None`` for all of it (no
+    inclusive tax), which keeps the common case free of extra arithmetic."""
+    rates = item.tax_rates or tax.default_rates
+    inclusive = [r for r in rates if r.inclusive is True]
+    if any(r.inclusive is None or (r.inclusive and r.percentage is None) for r in rates):
+        # a rate known only by id: whether it is inclusive, and how much, is unknown
+        flags.add("tax_rate_unknown")
+        return None
+    if inclusive:
+        total = sum((Fraction(r.percentage or 0) for r in inclusive), Fraction(0))
+        return 1 / (1 + total / 100)
+    if item.tax_behavior == "inclusive" and tax.automatic and not rates:
+        flags.add("inclusive_tax_unknown")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TaxContext:
+    """The subscription-level tax settings items fall back on (rule 7)."""
+
+    default_rates: tuple[TaxRateSnapshot, ...] = ()
+    automatic: bool = False
+
+
+_NO_TAX = TaxContext()
+
+
 def _items_mrr(
     items: Iterable[SubscriptionItem],
     discounts: Iterable[DiscountSnapshot],
@@ -138,8 +243,11 @@ def _items_mrr(
     currency: str | None,
     as_of: int | None,
     flags: set[str],
+    tax: TaxContext = _NO_TAX,
 ) -> Fraction:
-    total = Fraction(0)
+    gross_total = Fraction(0)
+    net_total = Fraction(0)
+    taxed = False  # whether any item's amount contains inclusive tax
     sub_factor: Fraction | None = None
     for item in items:
         if item.usage_type == "metered":
@@ -148,6 +256,8 @@ def _items_mrr(
         if factor is None:
             flags.add("non_recurring_item")
             continue
+        if item.currency_option_missing:
+            flags.add("currency_option_missing")
         if currency is not None and item.currency is not None and item.currency != currency:
             flags.add("mixed_currency")
             continue
@@ -158,22 +268,34 @@ def _items_mrr(
         else:
             flags.add("unpriced_item")
             continue
-        quantity = item.quantity if item.quantity is not None and item.quantity > 0 else 0
-        amount = unit * quantity * factor
+        if item.discount_refs_unresolved:
+            flags.add("discount_terms_unknown")
+        amount = unit * _billed_quantity(item) * factor
         amount = _apply_discounts(
             amount, item.discounts, currency=currency, factor=factor, as_of=as_of, flags=flags
         )
         if sub_factor is None:
             sub_factor = factor
-        total += amount
-    return _apply_discounts(
-        total,
+        gross_total += amount
+        net = _net_factor(item, tax, flags)
+        if net is None:
+            net_total += amount
+        else:
+            taxed = True
+            net_total += amount * net
+    discounted = _apply_discounts(
+        gross_total,
         discounts,
         currency=currency,
         factor=sub_factor if sub_factor is not None else Fraction(1),
         as_of=as_of,
         flags=flags,
     )
+    if not taxed:
+        return discounted
+    if gross_total == 0:
+        return Fraction(0)
+    return discounted * net_total / gross_total
 
 
 def _currency_of(sub: SubscriptionSnapshot) -> str | None:
@@ -215,38 +337,91 @@ def phase_items(phase: SchedulePhase) -> tuple[SubscriptionItem, ...] | None:
     return tuple(items)
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduledChange:
+    """Items (and the discounts that will apply to them) a subscription will switch to."""
+
+    items: tuple[SubscriptionItem, ...]
+    discounts: tuple[DiscountSnapshot, ...]
+    discount_refs_unresolved: int = 0
+
+
+def _phase_change(
+    phase: SchedulePhase,
+    discounts: tuple[DiscountSnapshot, ...],
+    unresolved: int,
+) -> ScheduledChange | None:
+    items = phase_items(phase)
+    if items is None:
+        return None
+    if phase.discounts or phase.discount_refs_unresolved:  # rule 11: the phase's own
+        return ScheduledChange(items, phase.discounts, phase.discount_refs_unresolved)
+    return ScheduledChange(items, discounts, unresolved)
+
+
 def phase_mrr(
     phase: SchedulePhase,
     *,
     currency: str | None = None,
     discounts: Iterable[DiscountSnapshot] = (),
     as_of: int | None = None,
+    flags: set[str] | None = None,
 ) -> int | None:
-    """MRR a schedule phase would commit, or ``None`` when its prices are not in the payload."""
-    items = phase_items(phase)
-    if items is None:
+    """MRR a schedule phase would commit (rule 11: the phase's own discounts when it states
+    some, else ``discounts``), or ``None`` when its prices are not in the payload."""
+    change = _phase_change(phase, tuple(discounts), 0)
+    if change is None:
         return None
-    cur = currency or phase.currency or next((i.currency for i in items if i.currency), None)
-    flags: set[str] = set()
-    return _round_half_even(_items_mrr(items, discounts, currency=cur, as_of=as_of, flags=flags))
+    cur = currency or phase.currency or next((i.currency for i in change.items if i.currency), None)
+    found: set[str] = set() if flags is None else flags
+    if change.discount_refs_unresolved:
+        found.add("discount_terms_unknown")
+    return _round_half_even(
+        _items_mrr(change.items, change.discounts, currency=cur, as_of=as_of, flags=found)
+    )
+
+
+def scheduled_change(sub: SubscriptionSnapshot, as_of: int | None = None) -> ScheduledChange | None:
+    """What the subscription is scheduled to switch to, when the payload carries its prices."""
+    update = sub.pending_update
+    if update is not None:
+        # Discounts of a pending update (dahlia and later) replace the subscription's, also
+        # when the update changes no item (rule 6).
+        discounts, unresolved = sub.discounts, sub.discount_refs_unresolved
+        if update.discounts is not None:
+            discounts, unresolved = update.discounts, update.discount_refs_unresolved
+        pending = update.subscription_items
+        if pending and all(
+            i.unit_amount is not None or i.unit_amount_decimal is not None for i in pending
+        ):
+            return ScheduledChange(pending, discounts, unresolved)
+        if update.discounts is not None:
+            return ScheduledChange(sub.items, discounts, unresolved)
+    if sub.schedule is not None:
+        at = as_of if as_of is not None else sub.current_period_start
+        _, following = current_and_next_phase(sub.schedule, at)
+        if following is not None:
+            return _phase_change(following, sub.discounts, sub.discount_refs_unresolved)
+    return None
 
 
 def scheduled_items(
     sub: SubscriptionSnapshot, as_of: int | None = None
 ) -> tuple[SubscriptionItem, ...] | None:
     """Items the subscription is scheduled to switch to, when the payload carries them."""
-    if sub.pending_update is not None and sub.pending_update.subscription_items:
-        pending = sub.pending_update.subscription_items
-        if all(i.unit_amount is not None or i.unit_amount_decimal is not None for i in pending):
-            return pending
-    if sub.pending_update is not None and sub.pending_update.discounts is not None:
-        return sub.items  # only the discounts change (rule 6)
-    if sub.schedule is not None:
-        at = as_of if as_of is not None else sub.current_period_start
-        _, following = current_and_next_phase(sub.schedule, at)
-        if following is not None:
-            return phase_items(following)
-    return None
+    change = scheduled_change(sub, as_of)
+    return change.items if change is not None else None
+
+
+def is_cancelling(sub: SubscriptionSnapshot) -> bool:
+    """THE "cancelling" rule: set to end at period end, or ``cancel_at`` at or before the
+    current period end (or with no known period end)."""
+    return is_cancelling_at(sub.cancel_at_period_end, sub.cancel_at, sub.current_period_end)
+
+
+def is_paused(sub: SubscriptionSnapshot) -> bool:
+    """Paused: ``status = paused`` or ``pause_collection`` set (nothing is collected)."""
+    return sub.status == "paused" or sub.pause_collection is not None
 
 
 def compute_mrr(sub: SubscriptionSnapshot, *, as_of: int | None = None) -> MrrResult:
@@ -258,46 +433,58 @@ def compute_mrr(sub: SubscriptionSnapshot, *, as_of: int | None = None) -> MrrRe
     """
     flags: set[str] = set()
     currency = _currency_of(sub)
+    tax = TaxContext(sub.default_tax_rates, sub.automatic_tax)
     if sub.discount_refs_unresolved:
         flags.add("discount_terms_unknown")
-    ended = sub.status in ENDED_STATUSES or sub.ended_at is not None
-    if ended:
-        base_ended = _round_half_even(
-            _items_mrr(sub.items, sub.discounts, currency=currency, as_of=as_of, flags=flags)
-        )
-        return MrrResult(0, 0, currency, ("ended",), base_ended)
     base = _round_half_even(
-        _items_mrr(sub.items, sub.discounts, currency=currency, as_of=as_of, flags=flags)
+        _items_mrr(sub.items, sub.discounts, currency=currency, as_of=as_of, flags=flags, tax=tax)
     )
-    paused = sub.status == "paused" or sub.pause_collection is not None
+    ended = is_ended(sub.status, sub.ended_at)
+    if ended:
+        return MrrResult(0, 0, currency, tuple(sorted({*flags, "ended"})), base)
+    paused = is_paused(sub)
     committed = 0 if (sub.status in _ZERO_COMMITTED_STATUSES or paused) else base
     if sub.status == "trialing":
         flags.add("trialing")
     if paused:
         flags.add("paused")
 
-    cancelling = sub.cancel_at_period_end or (
-        sub.cancel_at is not None
-        and (sub.current_period_end is None or sub.cancel_at <= sub.current_period_end)
-    )
-    if cancelling:
+    if is_cancelling(sub):
         flags.add("cancelling")
         forward = 0
     elif paused:
         forward = 0
     else:
-        upcoming = scheduled_items(sub, as_of)
+        upcoming = scheduled_change(sub, as_of)
         if upcoming is not None:
             flags.add("scheduled_change")
-            pending = sub.pending_update
-            discounts = sub.discounts
-            if pending is not None and pending.discounts is not None:
-                discounts = pending.discounts
-                if pending.discount_refs_unresolved:
-                    flags.add("discount_terms_unknown")
+            if upcoming.discount_refs_unresolved:
+                flags.add("discount_terms_unknown")
             forward = _round_half_even(
-                _items_mrr(upcoming, discounts, currency=currency, as_of=as_of, flags=flags)
+                _items_mrr(
+                    upcoming.items,
+                    upcoming.discounts,
+                    currency=currency,
+                    as_of=as_of,
+                    flags=flags,
+                    tax=tax,
+                )
             )
         else:
             forward = base
     return MrrResult(committed, forward, currency, tuple(sorted(flags)), base)
+
+
+def committed_before_end(sub: SubscriptionSnapshot, *, status: str | None, as_of: int) -> int:
+    """Committed MRR the subscription had just before it ended, in status ``status`` (the
+    previous status when known): rule 5 applied to that state, so revenue that never was
+    committed (trial, incomplete, paused) is 0."""
+    before = replace(
+        sub,
+        status=status,
+        ended_at=None,
+        canceled_at=None,
+        cancel_at=None,
+        cancel_at_period_end=False,
+    )
+    return compute_mrr(before, as_of=as_of).committed

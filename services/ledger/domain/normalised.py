@@ -29,6 +29,7 @@ __all__ = [
     "ScheduleSnapshot",
     "SubscriptionItem",
     "SubscriptionSnapshot",
+    "TaxRateSnapshot",
 ]
 
 
@@ -46,6 +47,16 @@ class DiscountSnapshot:
     duration_in_months: int | None = None
     start: int | None = None
     end: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaxRateSnapshot:
+    """A tax rate on a subscription or item. ``percentage`` is ``None`` when the payload only
+    references the rate by id (then an inclusive price's net amount is unknown: flagged)."""
+
+    id: str | None
+    percentage: Decimal | None
+    inclusive: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +80,12 @@ class SubscriptionItem:
     current_period_start: int | None = None  # basil: periods live on items
     current_period_end: int | None = None
     discounts: tuple[DiscountSnapshot, ...] = ()
+    discount_refs_unresolved: int = 0  # item discounts referenced only by id
+    tax_behavior: str | None = None  # price.tax_behavior: "inclusive" | "exclusive" | ...
+    tax_rates: tuple[TaxRateSnapshot, ...] = ()  # the item's own rates (override the default)
+    transform_divide_by: int | None = None  # package pricing: billed qty = round(qty / n)
+    transform_round: str | None = None  # "up" | "down"
+    currency_option_missing: bool = False  # another currency wanted, no currency_options entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +121,8 @@ class SchedulePhase:
     end_date: int | None
     items: tuple[ScheduleItem, ...]
     currency: str | None = None
+    discounts: tuple[DiscountSnapshot, ...] = ()  # the phase's own (phase.discounts/coupon)
+    discount_refs_unresolved: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +150,8 @@ class SubscriptionSnapshot:
     items: tuple[SubscriptionItem, ...]
     discounts: tuple[DiscountSnapshot, ...] = ()
     discount_refs_unresolved: int = 0  # discounts referenced only by id (terms unknown)
+    default_tax_rates: tuple[TaxRateSnapshot, ...] = ()
+    automatic_tax: bool = False  # automatic_tax.enabled: Stripe Tax computes the rates
     created: int | None = None
     start_date: int | None = None
     trial_start: int | None = None

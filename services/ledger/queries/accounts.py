@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     and_,
     case,
@@ -138,10 +139,9 @@ class AccountDetailRows:
 
 
 def _live_subscription() -> ColumnElement[bool]:
-    return and_(
-        func.coalesce(subscriptions.c.status, "").not_in(["canceled", "incomplete_expired"]),
-        subscriptions.c.ended_at.is_(None),
-    )
+    # the ended rule (services.ledger.domain.rules.is_ended), from its SQL twin
+    ended = func.ledger.is_ended(subscriptions.c.status, subscriptions.c.ended_at, type_=Boolean)
+    return ended.is_(False)
 
 
 async def get_account(conn: AsyncConnection, account_id: str, as_of: datetime) -> AccountDetailRows:

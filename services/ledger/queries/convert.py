@@ -8,6 +8,7 @@ from billing.common.v1 import common_pb2
 from billing.ledger.v1 import queries_pb2 as pb
 
 from services.common.timeconv import to_timestamp
+from services.ledger.domain.rules import is_cancelling_at
 from services.ledger.queries.fx import Fx
 from services.ledger.queries.lenses import lenses_of
 
@@ -56,7 +57,8 @@ def plan_card(row: Row) -> pb.PlanCard:
         if row.unit_amount is not None
         else None
     )
-    renewal = row.current_period_end if row.live and not row.cancel_at_period_end else None
+    cancelling = is_cancelling_at(row.cancel_at_period_end, row.cancel_at, row.current_period_end)
+    renewal = row.current_period_end if row.live and not cancelling else None
     return pb.PlanCard(
         subscription_id=row.subscription_id,
         plan=row.plan or "",

@@ -39,8 +39,8 @@ def event_columns() -> list[Any]:
     )
     return [
         *be.c,
-        # an explicit link (migration 0005) wins over the payload's and the customer's metadata
-        func.coalesce(
+        # the account-identity rule (services.ledger.domain.rules.ACCOUNT_PRECEDENCE)
+        func.ledger.account_id(
             customer_links.c.tenant_id,
             be.c.tenant_id,
             accounts.c.tenant_id,

@@ -25,9 +25,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
-from services.ledger.domain.money import currency_decimals, normalise_currency
+from services.ledger.domain.money import currency_decimals, normalise_currency, round_half_even
 
 _CONTEXT = Context(prec=40)
 
@@ -92,7 +92,7 @@ class Fx:
         if factor is None:
             return None
         exact = _CONTEXT.multiply(Decimal(amount_minor), factor)
-        return int(exact.to_integral_value(rounding=ROUND_HALF_EVEN))
+        return round_half_even(exact)
 
 
 @dataclass(slots=True)

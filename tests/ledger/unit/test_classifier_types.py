@@ -194,7 +194,9 @@ def test_downgrade_scheduled_by_schedule_with_cheaper_next_phase() -> None:
     assert row.subscription_id == "sub_test"
 
 
-def test_downgrade_scheduled_by_unexpanded_prices_is_inferred() -> None:
+def test_schedule_of_unexpanded_prices_with_unknown_direction_is_neutral() -> None:
+    """Issue 6.2: an unknown direction (a ramp or intro price is as likely) is never a
+    scheduled downgrade: a NoOp row flagged, without a forward MRR."""
     row = run(
         b.event(
             "subscription_schedule.created",
@@ -206,8 +208,9 @@ def test_downgrade_scheduled_by_unexpanded_prices_is_inferred() -> None:
             ),
         )
     )
-    assert row.event_type is T.SubscriptionDowngradeScheduled
-    assert "schedule_direction_inferred" in row.flags
+    assert row.event_type is T.NoOp
+    assert "schedule_direction_unknown" in row.flags
+    assert row.forward_mrr_after is None
 
 
 def test_schedule_with_lower_quantity_of_same_price_is_downgrade() -> None:

@@ -32,6 +32,7 @@ from services.ledger.domain.normalised import (
     ScheduleSnapshot,
     SubscriptionItem,
     SubscriptionSnapshot,
+    TaxRateSnapshot,
 )
 from services.ledger.domain.resolvers.base import ApiVersion
 
@@ -248,6 +249,23 @@ class BaseResolver:
             known.append(snap)
         return tuple(known), unresolved
 
+    @staticmethod
+    def tax_rates(value: object) -> tuple[TaxRateSnapshot, ...]:
+        """Tax rates (objects, or bare ids whose percentage is then unknown)."""
+        out: list[TaxRateSnapshot] = []
+        for entry in as_list(value):
+            if isinstance(entry, str):
+                out.append(TaxRateSnapshot(id=entry or None, percentage=None, inclusive=None))
+            elif isinstance(entry, Mapping):
+                out.append(
+                    TaxRateSnapshot(
+                        id=as_str(entry.get("id")),
+                        percentage=as_decimal(entry.get("percentage")),
+                        inclusive=as_bool(entry.get("inclusive")),
+                    )
+                )
+        return tuple(out)
+
     def item(
         self,
         item: Mapping[str, Any],
@@ -266,12 +284,25 @@ class BaseResolver:
         recurring = as_map(price.get("recurring"))
         unit_amount = as_int(price.get("unit_amount"))
         unit_amount_decimal = as_decimal(price.get("unit_amount_decimal"))
+        tax_behavior = as_str(price.get("tax_behavior"))
         if unit_amount is None and unit_amount_decimal is None and price.get("id") is None:
             unit_amount = as_int(plan.get("amount"))
             unit_amount_decimal = as_decimal(plan.get("amount_decimal"))
         currency = parse_currency(price.get("currency")) if price else None
         if currency is None:
             currency = parse_currency(plan.get("currency")) or fallback_currency
+        option_missing = False
+        if price and fallback_currency is not None and currency not in (None, fallback_currency):
+            # A multi-currency price billed in the subscription's currency: that currency's
+            # option holds the amounts (MRR rule 2); without it the amount is unknown.
+            option = as_map(as_map(price.get("currency_options")).get(fallback_currency.lower()))
+            if option:
+                unit_amount = as_int(option.get("unit_amount"))
+                unit_amount_decimal = as_decimal(option.get("unit_amount_decimal"))
+                tax_behavior = as_str(option.get("tax_behavior")) or tax_behavior
+                currency = fallback_currency
+            else:
+                option_missing = True
         if price:
             interval = as_str(recurring.get("interval"))
             interval_count = as_int(recurring.get("interval_count"))
@@ -298,10 +329,17 @@ class BaseResolver:
         if quantity is None and usage_type != "metered":
             quantity = default_quantity
         item_discounts: list[DiscountSnapshot] = []
+        item_unresolved = 0
         for entry in as_list(item.get("discounts")):
             snap = self.discount(entry)
-            if snap is not None and (snap.percent_off is not None or snap.amount_off is not None):
+            if snap is None:
+                continue
+            if snap.percent_off is not None or snap.amount_off is not None:
                 item_discounts.append(snap)
+            else:
+                item_unresolved += 1
+        transform = as_map(price.get("transform_quantity")) or as_map(plan.get("transform_usage"))
+        divide_by = as_int(transform.get("divide_by"))
         return SubscriptionItem(
             id=as_str(item.get("id")) if item.get("object") == "subscription_item" else None,
             price_id=price_id,
@@ -321,6 +359,12 @@ class BaseResolver:
             current_period_start=as_int(item.get("current_period_start")),
             current_period_end=as_int(item.get("current_period_end")),
             discounts=tuple(item_discounts),
+            discount_refs_unresolved=item_unresolved,
+            tax_behavior=tax_behavior,
+            tax_rates=self.tax_rates(item.get("tax_rates")),
+            transform_divide_by=divide_by if divide_by is not None and divide_by > 0 else None,
+            transform_round=as_str(transform.get("round")),
+            currency_option_missing=option_missing,
         )
 
     def subscription_items(self, obj: Mapping[str, Any]) -> tuple[SubscriptionItem, ...]:
@@ -358,6 +402,8 @@ class BaseResolver:
             items=items,
             discounts=discounts,
             discount_refs_unresolved=unresolved,
+            default_tax_rates=self.tax_rates(obj.get("default_tax_rates")),
+            automatic_tax=as_map(obj.get("automatic_tax")).get("enabled") is True,
             created=as_int(obj.get("created")),
             start_date=as_int(obj.get("start_date")) or as_int(obj.get("start")),
             trial_start=as_int(obj.get("trial_start")),
@@ -408,7 +454,12 @@ class BaseResolver:
                     price_raw = entry.get("plan")
                 expanded = (
                     self.item(
-                        {"price": price_raw, "quantity": entry.get("quantity")},
+                        {
+                            "price": price_raw,
+                            "quantity": entry.get("quantity"),
+                            "discounts": entry.get("discounts"),
+                            "tax_rates": entry.get("tax_rates"),
+                        },
                         fallback_currency=phase_currency,
                     )
                     if isinstance(price_raw, Mapping)
@@ -422,12 +473,22 @@ class BaseResolver:
                         price=expanded,
                     )
                 )
+            phase_discounts, phase_unresolved = self.discounts(
+                {
+                    "discount": (
+                        {"coupon": phase.get("coupon")} if phase.get("coupon") is not None else None
+                    ),
+                    "discounts": phase.get("discounts"),
+                }
+            )
             phases.append(
                 SchedulePhase(
                     start_date=as_int(phase.get("start_date")),
                     end_date=as_int(phase.get("end_date")),
                     items=tuple(items),
                     currency=phase_currency,
+                    discounts=phase_discounts,
+                    discount_refs_unresolved=phase_unresolved,
                 )
             )
         current = as_map(obj.get("current_phase"))
