@@ -17,7 +17,7 @@ from services.common.grpc_server import GrpcServer
 from services.common.nats_link import NatsLink
 from services.common.stripe_client import make_stripe_client
 from services.ingest.archive import ArchiveWriter
-from services.ingest.grpc_api import IngestServicer
+from services.ingest.grpc_api import READ_ONLY_METHODS, IngestServicer
 from services.ingest.publisher import OutboxPublisher
 from services.ingest.settings import IngestSettings
 from services.ingest.signature import SignatureVerifier
@@ -98,6 +98,7 @@ async def start_ingest(settings: IngestSettings) -> IngestService:
         ingest_pb2_grpc.add_IngestServiceServicer_to_server,  # type: ignore[arg-type]
         IngestServicer(engine, writer, publisher, make_stripe_client(settings.stripe)),
         [ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name],
+        read_only_methods=READ_ONLY_METHODS,
     )
     await grpc_server.start()
     service = IngestService(settings, engine, link, writer, publisher, grpc_server, runners)

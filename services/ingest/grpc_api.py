@@ -21,6 +21,10 @@ from services.ingest.models import payload_divergences, stripe_events
 from services.ingest.publisher import OutboxPublisher
 from services.ingest.recovery import recover_events
 
+# The methods a read token may call (see services.common.grpc_auth); the rest need admin.
+READ_ONLY_METHODS = frozenset(
+    {"GetEvent", "ListEvents", "StreamArchive", "StreamArchiveBatches", "ListDivergences"}
+)
 STREAM_CHUNK = 2_000
 # Well under gRPC's default 4 MiB message limit.
 BATCH_MESSAGE_BYTES = 1024 * 1024

@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.admin import admin_app, database_check, start_site
 from services.common.db import make_async_engine
+from services.common.grpc_client import aio_channel
 from services.common.grpc_server import GrpcServer
 from services.common.nats_link import NatsLink
 from services.ledger.consumer import ConsumerOptions, LedgerConsumer
 from services.ledger.directory.servicer import register as register_directory
-from services.ledger.grpc_api import LedgerServicer
+from services.ledger.grpc_api import READ_ONLY_METHODS, LedgerServicer
 from services.ledger.settings import LedgerSettings
 
 log = logging.getLogger("ledger")
@@ -85,7 +86,8 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
         )
         consumer.start()
 
-    ingest_channel = grpc.aio.insecure_channel(
+    # The suite's client channel: carries GRPC_CLIENT_TOKEN (and TLS when configured).
+    ingest_channel = aio_channel(
         settings.ingest_grpc_addr,
         options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
     )
@@ -107,6 +109,7 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
             executor=executor,
         ),
         [ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name],
+        read_only_methods=READ_ONLY_METHODS,
     )
     register_directory(grpc_server, engine)
     await grpc_server.start()

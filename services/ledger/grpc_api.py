@@ -37,6 +37,22 @@ from services.ledger.verify import mismatch_json, verify_ledger
 
 log = logging.getLogger(__name__)
 
+# The methods a read token may call (see services.common.grpc_auth); the rest need admin.
+# VerifyLedger changes no ledger row but builds a scratch schema and costs a full rebuild,
+# so it is an operator's (admin) action like ReplayArchive.
+READ_ONLY_METHODS = frozenset(
+    {
+        "GetBillingEvent",
+        "ListDeadLetters",
+        "GetDashboard",
+        "ListAccounts",
+        "GetAccount",
+        "ListBillingEvents",
+        "ListInvoices",
+        "CheckMrrConsistency",
+    }
+)
+
 _STATUS_TO_PB = {
     "dead": ledger_pb2.DEAD_LETTER_STATUS_DEAD,
     "resolved": ledger_pb2.DEAD_LETTER_STATUS_RESOLVED,

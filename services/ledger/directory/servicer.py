@@ -30,6 +30,8 @@ from services.ledger.directory.validation import bounded_text, require_id, times
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DirectoryService"].full_name
+# The methods a read token may call (see services.common.grpc_auth); the rest need admin.
+READ_ONLY_METHODS = frozenset({"ListUsers", "GetUser", "DirectoryStats", "ListCustomerLinks"})
 
 _CODES: dict[type[DirectoryError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -223,5 +225,6 @@ def register(grpc_server: GrpcServer, engine: AsyncEngine) -> DirectoryServicer:
         directory_pb2_grpc.add_DirectoryServiceServicer_to_server,  # type: ignore[arg-type]
         servicer,
         [SERVICE_NAME],
+        read_only_methods=READ_ONLY_METHODS,
     )
     return servicer
