@@ -17,7 +17,7 @@ import time
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from services.ingest.archive import ArchiveUnavailable, ArchiveWriter
+from services.ingest.archive import ArchiveRejected, ArchiveUnavailable, ArchiveWriter
 from services.ingest.envelope import InvalidEnvelope, parse_event
 from services.ingest.signature import SignatureRejected, SignatureVerifier
 
@@ -78,6 +78,8 @@ def webhook_app(
             # asyncio.timeout, unlike wait_for, does not wrap the call in a new task.
             async with asyncio.timeout(commit_timeout):
                 outcome = await writer.archive(event)
+        except ArchiveRejected as exc:
+            return _answer(400, "invalid_body", error=str(exc))
         except (ArchiveUnavailable, TimeoutError) as exc:
             log.warning(
                 "webhook not archived", extra={"event_id": event.event_id, "error": repr(exc)}
