@@ -32,6 +32,8 @@ class IncomingEvent:
 
 
 MAX_TEXT = 255
+# 9999-12-31T23:59:59Z: the last second a datetime (and the archive's index) can represent.
+MAX_CREATED = 253_402_300_799
 
 
 def _checked_text(name: str, value: str) -> str:
@@ -62,8 +64,10 @@ def parse_event(payload: bytes) -> IncomingEvent:
     """Validate the envelope of ``payload`` and return the row to archive."""
     try:
         document = json.loads(payload)
+    except RecursionError as exc:
+        raise InvalidEnvelope("body is nested too deeply") from exc
     except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidEnvelope(f"body is not JSON: {exc}") from exc
+        raise InvalidEnvelope(f"body is not JSON: {str(exc)[:200]}") from exc
     return event_from_document(document, payload)
 
 
@@ -78,6 +82,8 @@ def event_from_document(document: object, payload: bytes) -> IncomingEvent:
     created = document.get("created")
     if isinstance(created, bool) or not isinstance(created, int) or created < 0:
         raise InvalidEnvelope('"created" must be a Unix timestamp')
+    if created > MAX_CREATED:
+        raise InvalidEnvelope('"created" is after the year 9999')
     data = document.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise InvalidEnvelope('"data.object" must be an object')
