@@ -7,7 +7,8 @@ routing, then lets in-flight calls finish within a grace period.
 
 Credentials (see :mod:`services.common.grpc_auth`): every method needs an admin token unless
 its service declares it read-only when it is added (``read_only_methods``); health and
-reflection stay open. TLS / mutual TLS come from ``GRPC_TLS_*`` (see
+reflection stay open. Errors escaping a handler are mapped to status codes in one place
+(:mod:`services.common.grpc_errors`). TLS / mutual TLS come from ``GRPC_TLS_*`` (see
 :mod:`services.common.grpc_tls`).
 """
 
@@ -21,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common.grpc_auth import AuthInterceptor, GrpcAuth
+from services.common.grpc_errors import ErrorMappingInterceptor
 from services.common.grpc_tls import ServerTls
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,10 @@ class GrpcServer:
         tls = tls if tls is not None else ServerTls.from_env()
         self.read_only_methods: set[str] = set()
         self.server = grpc.aio.server(
-            interceptors=[AuthInterceptor(self.auth, self.read_only_methods)]
+            interceptors=[
+                AuthInterceptor(self.auth, self.read_only_methods),
+                ErrorMappingInterceptor(),
+            ]
         )
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

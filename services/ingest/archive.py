@@ -18,13 +18,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-import psycopg
-import sqlalchemy.exc
 from prometheus_client import Counter, Histogram
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.common.db_errors import refused_value
 from services.ingest.envelope import IncomingEvent
 from services.ingest.models import payload_divergences, stripe_events
 
@@ -52,12 +51,6 @@ class ArchiveUnavailable(RuntimeError):
 
 class ArchiveRejected(ValueError):
     """The database refuses a value of this event (a client's mistake: answer 400)."""
-
-
-def refused_value(exc: BaseException) -> bool:
-    """Whether ``exc`` says that a value was refused (SQLSTATE class 22, "data exception", or
-    text the driver cannot encode), as opposed to the database being away or a bug."""
-    return isinstance(exc, psycopg.DataError | UnicodeEncodeError | sqlalchemy.exc.DataError)
 
 
 @dataclass(slots=True)
