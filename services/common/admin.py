@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.grpc_errors import short
 
 HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -57,9 +62,34 @@ def database_check(engine: AsyncEngine) -> HealthCheck:
     return check
 
 
-async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Start ``app`` on host:port and return the runner (``await runner.cleanup()`` stops it)."""
-    runner = web.AppRunner(app, access_log=None)
+class _ClientMistakes(logging.Filter):
+    """aiohttp logs every malformed request at ERROR with a traceback: a client's mistake is
+    not our error. Such records become one WARNING line without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "malformed HTTP request: %s", (short(str(exc), 120),)
+        return True
+
+
+_CLIENT_MISTAKES = _ClientMistakes()
+
+
+async def start_site(
+    app: web.Application, host: str, port: int, **runner_options: Any
+) -> web.AppRunner:
+    """Start ``app`` on host:port and return the runner (``await runner.cleanup()`` stops it).
+
+    ``runner_options`` go to aiohttp's request handler (e.g. ``keepalive_timeout``).
+    """
+    server_log = logging.getLogger("aiohttp.server")
+    if _CLIENT_MISTAKES not in server_log.filters:
+        server_log.addFilter(_CLIENT_MISTAKES)
+    runner = web.AppRunner(app, access_log=None, **runner_options)
     await runner.setup()
     await web.TCPSite(runner, host, port, reuse_address=True).start()
     return runner

@@ -87,10 +87,15 @@ async def start_ingest(settings: IngestSettings) -> IngestService:
         verifier,
         max_body_bytes=settings.max_body_bytes,
         commit_timeout=settings.commit_timeout,
+        read_timeout=settings.read_timeout,
     )
 
     runners = [
-        await start_site(hooks, settings.host, settings.http_port),
+        # A connection that has not delivered a request's headers within the read timeout is
+        # closed (aiohttp's keep-alive timer also runs before the first request).
+        await start_site(
+            hooks, settings.host, settings.http_port, keepalive_timeout=settings.read_timeout
+        ),
         await start_site(admin_app(database_check(engine)), settings.host, settings.admin_port),
     ]
     grpc_server = GrpcServer(settings.grpc_port, settings.host)
