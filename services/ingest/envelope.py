@@ -31,6 +31,7 @@ class IncomingEvent:
     payload_sha256: bytes
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
 MAX_TEXT = 255
 # 9999-12-31T23:59:59Z: the last second a datetime (and the archive's index) can represent.
 MAX_CREATED = 253_402_300_799
@@ -62,8 +63,13 @@ def _optional_text(document: dict[str, object], name: str) -> str | None:
 
 def parse_event(payload: bytes) -> IncomingEvent:
     """Validate the envelope of ``payload`` and return the row to archive."""
+    if payload.startswith(UTF8_BOM):
+        # One rule for ingest and ledger: JSON must not start with a byte order mark (RFC 8259
+        # section 8.1; Stripe never sends one). Refused here, the ledger never sees one.
+        raise InvalidEnvelope("body starts with a byte order mark (JSON must not)")
     try:
-        document = json.loads(payload)
+        # Decoded as UTF-8 explicitly: json.loads would guess UTF-16/32 from raw bytes.
+        document = json.loads(payload.decode("utf-8"))
     except RecursionError as exc:
         raise InvalidEnvelope("body is nested too deeply") from exc
     except (UnicodeDecodeError, ValueError) as exc:

@@ -90,3 +90,20 @@ async def test_timestamp_in_the_future_beyond_tolerance_is_400(
     status, _ = await webhooks.post(body, timestamp=int(time.time()) + 60)
     assert status == 200
     assert count(database_url) == 1
+
+
+async def test_bom_prefixed_signed_body_is_refused_at_the_door(
+    webhooks: WebhookClient, database_url: str
+) -> None:
+    """The rule for ingest and ledger alike: JSON must not start with a byte order mark
+    (RFC 8259, section 8.1; Stripe never sends one), so ingest refuses it with 400 and the
+    ledger never receives one (it would otherwise be archived, then dead-lettered)."""
+    body = b"\xef\xbb\xbf" + event_body("evt_bom")
+    status, answer = await webhooks.post(body)
+    assert (status, answer["outcome"]) == (400, "invalid_body")
+    assert "byte order mark" in str(answer["error"])
+    # UTF-16 (which json.loads would detect on bytes) is refused as well: bodies are UTF-8.
+    utf16 = event_body("evt_utf16").decode().encode("utf-16-le")
+    status, answer = await webhooks.post(utf16)
+    assert (status, answer["outcome"]) == (400, "invalid_body")
+    assert count(database_url) == 0
