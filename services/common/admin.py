@@ -19,24 +19,35 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.grpc_errors import short
+from services.common.nats_link import NatsLink
 
 HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
-def admin_app(check: HealthCheck) -> web.Application:
-    """``/healthz`` answers 200 when every check passes, 503 with the failing ones otherwise."""
+def admin_app(check: HealthCheck, *, degraded_by: HealthCheck | None = None) -> web.Application:
+    """``/healthz`` reports every dependency: ``check``'s are required (any one failing: 503,
+    ``ready`` false), ``degraded_by``'s are reported (``degraded``) without making the service
+    unready, for dependencies the service does its job without (ingest archives webhooks
+    while NATS is away: taking it out of rotation then would lose webhooks).
+
+    ``{"ok": .., "ready": .., "checks": {"database": true, "nats": false}, "degraded": ["nats"]}``
+    """
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
-        results = await check()
-        status = 200 if all(results.values()) else 503
-        return web.Response(
-            status=status,
-            text=json.dumps({"ok": status == 200, "checks": results}),
-            content_type="application/json",
-        )
+        required = await check()
+        optional = await degraded_by() if degraded_by is not None else {}
+        ready = all(required.values())
+        status = 200 if ready else 503
+        report = {
+            "ok": ready,
+            "ready": ready,
+            "checks": {**required, **optional},
+            "degraded": sorted(name for name, up in optional.items() if not up),
+        }
+        return web.Response(status=status, text=json.dumps(report), content_type="application/json")
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
@@ -45,11 +56,7 @@ def admin_app(check: HealthCheck) -> web.Application:
 
 
 def database_check(engine: AsyncEngine) -> HealthCheck:
-    """A ``/healthz`` check that answers whether PostgreSQL runs a query within 2 seconds.
-
-    Only the database decides health: a broker being away degrades a service (events wait
-    in the outbox or the stream) but it still does its job, so it must not be restarted.
-    """
+    """A ``/healthz`` check that answers whether PostgreSQL runs a query within 2 seconds."""
 
     async def check() -> dict[str, bool]:
         try:
@@ -77,6 +84,15 @@ class _ClientMistakes(logging.Filter):
 
 
 _CLIENT_MISTAKES = _ClientMistakes()
+
+
+def nats_check(link: NatsLink) -> HealthCheck:
+    """A ``/healthz`` check: is the NATS connection (with JetStream) up right now?"""
+
+    async def check() -> dict[str, bool]:
+        return {"nats": link.connected}
+
+    return check
 
 
 async def start_site(

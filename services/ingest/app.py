@@ -11,7 +11,7 @@ from aiohttp import web
 from billing.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.admin import admin_app, database_check, start_site
+from services.common.admin import admin_app, database_check, nats_check, start_site
 from services.common.db import make_async_engine
 from services.common.grpc_server import GrpcServer
 from services.common.nats_link import NatsLink
@@ -96,7 +96,11 @@ async def start_ingest(settings: IngestSettings) -> IngestService:
         await start_site(
             hooks, settings.host, settings.http_port, keepalive_timeout=settings.read_timeout
         ),
-        await start_site(admin_app(database_check(engine)), settings.host, settings.admin_port),
+        await start_site(
+            admin_app(database_check(engine), degraded_by=nats_check(link)),
+            settings.host,
+            settings.admin_port,
+        ),
     ]
     grpc_server = GrpcServer(settings.grpc_port, settings.host)
     grpc_server.add(

@@ -14,7 +14,7 @@ from billing.ingest.v1 import ingest_pb2_grpc
 from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.admin import admin_app, database_check, start_site
+from services.common.admin import admin_app, database_check, nats_check, start_site
 from services.common.db import make_async_engine
 from services.common.grpc_client import aio_channel
 from services.common.grpc_server import GrpcServer
@@ -97,7 +97,12 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
     executor = ProcessPoolExecutor(settings.replay_workers) if settings.replay_workers > 0 else None
 
     runners = [
-        await start_site(admin_app(database_check(engine)), settings.host, settings.admin_port)
+        await start_site(
+            # NATS away: the consumer waits, queries and replays still work (degraded).
+            admin_app(database_check(engine), degraded_by=nats_check(link)),
+            settings.host,
+            settings.admin_port,
+        )
     ]
     grpc_server = GrpcServer(settings.grpc_port, settings.host)
     grpc_server.add(
