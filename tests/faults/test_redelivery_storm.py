@@ -3,52 +3,26 @@ through the real webhook path gives the same ledger as a calm in-order delivery.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from services.common.config import libpq_url
-from services.common.migrate import upgrade_to_head
-from services.ingest.app import start_ingest
-from services.ledger.app import start_ledger
 from services.stripe_simulator import DeliveryFaults, WebhookDeliverer
+from tests.faults.inprocess import suite
 from tests.helpers import eventually, query
-from tests.ingest.conftest import SECRET, settings_for
-from tests.ledger.integration.conftest import ledger_settings
+from tests.ingest.conftest import SECRET
 from tests.ledger.integration.ledger_helpers import (
     Snapshot,
     billing_event_ids,
     snapshot,
     world_bodies,
 )
-from tests.servers import PostgresHandle, nats_server, unique_name
+from tests.servers import PostgresHandle
 
 pytestmark = pytest.mark.integration
 WORLD = world_bodies(seed=23, tenants=4, months=3)
-
-
-@asynccontextmanager
-async def suite(pg: PostgresHandle) -> AsyncIterator[tuple[str, str]]:
-    """Ingest + ledger on their own database and NATS: (webhook URL, database URL)."""
-    url = pg.create_database(unique_name("storm"))
-    upgrade_to_head(url)
-    broker_context = nats_server()
-    broker = broker_context.__enter__()
-    ingest = await start_ingest(settings_for(url, broker.url))
-    ledger = None
-    try:
-        await ingest.link.wait_connected(10)
-        ledger = await start_ledger(
-            ledger_settings(url, broker.url, f"127.0.0.1:{ingest.grpc.port}")
-        )
-        yield f"http://127.0.0.1:{ingest.http_port}/webhooks/stripe", url
-    finally:
-        if ledger is not None:
-            await ledger.stop()
-        await ingest.stop()
-        broker_context.__exit__(None, None, None)
 
 
 def applied(url: str) -> int:
@@ -68,16 +42,16 @@ def storm_events() -> Iterator[tuple[str, bytes]]:
 
 
 async def test_storm_gives_the_in_order_ledger(pg: PostgresHandle) -> None:
-    async with suite(pg) as (webhook_url, url):
-        calm = await WebhookDeliverer(webhook_url, SECRET, concurrency=1).deliver(WORLD)
+    async with suite(pg) as calm_suite:
+        calm = await WebhookDeliverer(calm_suite.webhook_url, SECRET, concurrency=1).deliver(WORLD)
         assert calm.failed == 0
-        in_order = await ledger_of(url)
+        in_order = await ledger_of(calm_suite.database_url)
 
     faults = DeliveryFaults(seed=5, duplicate_rate=0.4, alter_rate=0.2, reorder_window=40)
-    async with suite(pg) as (webhook_url, url):
-        storm = await WebhookDeliverer(webhook_url, SECRET, concurrency=16, faults=faults).deliver(
-            storm_events()
-        )
+    async with suite(pg) as storm_suite:
+        url = storm_suite.database_url
+        deliverer = WebhookDeliverer(storm_suite.webhook_url, SECRET, concurrency=16, faults=faults)
+        storm = await deliverer.deliver(storm_events())
         assert storm.failed == 0
         assert storm.duplicated > 0 and storm.altered > 0 and storm.reordered > 0
         stormed = await ledger_of(url)
