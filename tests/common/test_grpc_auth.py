@@ -76,7 +76,7 @@ async def _serve(tls: ServerTls | None = None) -> GrpcServer:
     server = GrpcServer(0, "127.0.0.1", auth=GrpcAuth.with_tokens([ADMIN], [READ]), tls=tls)
     server.add(
         ingest_pb2_grpc.add_IngestServiceServicer_to_server,  # type: ignore[arg-type]
-        _Ingest(),
+        _Ingest(),  # type: ignore[abstract]
         ["billing.ingest.v1.IngestService"],
         read_only_methods={"GetEvent", "StreamArchive"},
     )
