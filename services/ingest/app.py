@@ -92,9 +92,14 @@ async def start_ingest(settings: IngestSettings) -> IngestService:
 
     runners = [
         # A connection that has not delivered a request's headers within the read timeout is
-        # closed (aiohttp's keep-alive timer also runs before the first request).
+        # closed (aiohttp's keep-alive timer also runs before the first request); a body left
+        # unread (413, 408) is not drained for 10 s ("lingering") before closing.
         await start_site(
-            hooks, settings.host, settings.http_port, keepalive_timeout=settings.read_timeout
+            hooks,
+            settings.host,
+            settings.http_port,
+            keepalive_timeout=settings.read_timeout,
+            lingering_time=0,
         ),
         await start_site(
             admin_app(database_check(engine), degraded_by=nats_check(link)),
