@@ -64,6 +64,14 @@ class Stack:
     def supervisor_log(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
+    def diagnosis(self) -> str:
+        """The supervisor's lines and the tails of the logs, for a failing assertion."""
+        parts = [self.supervisor_log()]
+        for log in (self.data_dir / "postgres" / "postgres.log", *self.data_dir.glob("logs/*")):
+            if log.is_file():
+                parts.append(f"--- {log.name}\n" + log.read_text(errors="replace")[-1500:])
+        return "\n".join(parts)
+
     def child_pid(self, module: str) -> int | None:
         """The pid of the stack's child running ``python -m <module>`` (only our own)."""
         for pid, cmdline in children_of(self.process.pid):
@@ -206,9 +214,12 @@ async def send_until_acked(
     *,
     concurrency: int = 8,
     pause: float = 0.1,
-    max_attempts: int = 600,
+    max_attempts: int | None = None,
+    retry_for: float = HANG_GUARD,
 ) -> None:
-    """Deliver each event like Stripe does: retry (briefly here) until it is acknowledged."""
+    """Deliver each event like Stripe does: retry until it is acknowledged (Stripe retries
+    for days; here for ``retry_for`` seconds at most, or ``max_attempts`` per event)."""
+    deadline = time.monotonic() + retry_for
     queue: asyncio.Queue[str] = asyncio.Queue()
     for event_id in event_ids:
         queue.put_nowait(event_id)
@@ -218,7 +229,9 @@ async def send_until_acked(
         while not queue.empty():
             event_id = queue.get_nowait()
             body = event_body(event_id)
-            for _ in range(max_attempts):
+            attempts = 0
+            while time.monotonic() < deadline and (max_attempts is None or attempts < max_attempts):
+                attempts += 1
                 try:
                     headers = {"Stripe-Signature": sign(body, SECRET, int(time.time()))}
                     async with session.post(url, data=body, headers=headers) as response:

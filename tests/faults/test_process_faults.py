@@ -63,7 +63,7 @@ async def test_kill_9_ingest_under_load(stack: Stack) -> None:
 
     # Every acknowledged webhook is archived; every webhook was eventually acknowledged
     # (ingest came back), as Stripe's retries would see it.
-    assert report.acked == set(ids)
+    assert report.acked == set(ids), stack.diagnosis()
     assert report.acked <= stack.archived_ids()
     assert report.errors > 0 or report.statuses.get(503, 0) > 0  # the outage was seen
     after = stack.child_pid("services.ingest")
@@ -136,7 +136,8 @@ async def test_postgres_stopped_answers_503_never_200(stack: Stack) -> None:
     # Back: Stripe's retries are acknowledged, and archived.
     report = LoadReport()
     await send_until_acked(stack.webhook_url, ids, report)
-    assert report.acked == set(ids) and report.acked <= stack.archived_ids()
+    assert report.acked == set(ids), stack.diagnosis()
+    assert report.acked <= stack.archived_ids()
 
     # PostgreSQL killed outright: the supervisor restarts it; meanwhile nothing is acked
     # that is not archived.
@@ -146,5 +147,6 @@ async def test_postgres_stopped_answers_503_never_200(stack: Stack) -> None:
     await eventually(lambda: len(report.acked) >= 20, attempts=1200)
     os.kill(stack.postgres_pid(), signal.SIGKILL)
     await load
-    assert report.acked == set(ids) and report.acked <= stack.archived_ids()
+    assert report.acked == set(ids), stack.diagnosis()
+    assert report.acked <= stack.archived_ids()
     assert "supervisor: postgres exited with -9" in stack.supervisor_log()
