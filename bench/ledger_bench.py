@@ -25,13 +25,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
 import nats
 import psycopg
 from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
 from bench.stack import bench_stack
 from services.common.config import libpq_url
+from services.common.grpc_client import aio_channel
 from services.common.migrate import upgrade_to_head
 from services.common.nats_link import subject_for
 from services.devstack.embedded import free_port
@@ -132,7 +132,7 @@ def count(database_url: str, sql: str, *params: object) -> int:
 
 
 async def replay(port: int) -> ledger_pb2.ReplayArchiveResponse:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with aio_channel(f"127.0.0.1:{port}") as channel:
         stub = ledger_pb2_grpc.LedgerServiceStub(channel)
         answer: ledger_pb2.ReplayArchiveResponse = await stub.ReplayArchive(
             ledger_pb2.ReplayArchiveRequest()

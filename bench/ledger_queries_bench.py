@@ -29,7 +29,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import grpc
 import psycopg
 from billing.common.v1 import common_pb2
 from billing.ledger.v1 import ledger_pb2_grpc
@@ -39,6 +38,7 @@ from sqlalchemy import text
 
 from services.common.config import libpq_url
 from services.common.db import make_async_engine
+from services.common.grpc_client import aio_channel
 from services.common.grpc_server import GrpcServer
 from services.common.migrate import upgrade_to_head
 from services.devstack.embedded import EmbeddedPostgres, free_port
@@ -275,7 +275,7 @@ async def run_queries(url: str, runs: int, accounts: int) -> list[tuple[str, lis
         ["billing.ledger.v1.LedgerService"],
     )
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = aio_channel(f"127.0.0.1:{server.port}")
     stub = ledger_pb2_grpc.LedgerServiceStub(channel)
     as_of = _ts(AS_OF)
     some = f"t_{(accounts // 4) * 2}"  # an even account: it has a tenant

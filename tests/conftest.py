@@ -14,6 +14,15 @@ from tests.servers import PostgresHandle, nats_server, postgres_server, unique_n
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Every gRPC server the tests start checks credentials exactly as in production; clients made
+# with services.common.grpc_client carry the admin token. Tests of the read scope and of
+# refusals pass other tokens explicitly.
+TEST_ADMIN_TOKEN = "test-admin-token-0123456789"
+TEST_READ_TOKEN = "test-read-token-0123456789"
+os.environ.setdefault("GRPC_ADMIN_TOKENS", TEST_ADMIN_TOKEN)
+os.environ.setdefault("GRPC_READ_TOKENS", TEST_READ_TOKEN)
+os.environ.setdefault("GRPC_CLIENT_TOKEN", TEST_ADMIN_TOKEN)
+
 
 def fixtures_dir() -> Path:
     """Real Stripe event payloads: ``$STRIPE_FIXTURES_DIR`` or ``../shared/fixtures/...``."""

@@ -6,7 +6,9 @@ start-up with a message naming the variable, instead of deep inside a request.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 
 
 class ConfigError(ValueError):
@@ -81,3 +83,36 @@ def libpq_url(url: str) -> str:
 def nats_url() -> str:
     """The NATS server URL (``NATS_URL``)."""
     return env_str("NATS_URL", DEFAULT_NATS_URL)
+
+
+REDACTED = "***"
+_SECRET_NAME = re.compile(r"secret|token|password|api_key|private_key", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?P<tail>@)", re.I)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its userinfo part (``user:password@``) replaced."""
+    return _URL_PASSWORD.sub(rf"\g<head>{REDACTED}\g<tail>", url)
+
+
+def redacted_repr(settings: object) -> str:
+    """A dataclass's repr with secrets hidden: fields named like a secret (secret, token,
+    password, api_key, private_key) are shown as ``***``, and passwords inside URLs too.
+
+    Settings classes use it as their ``__repr__`` so a logged or printed settings object (or
+    a traceback showing one) never carries a credential.
+    """
+    assert dataclasses.is_dataclass(settings)
+    parts = []
+    for item in dataclasses.fields(settings):
+        if not item.repr:
+            continue
+        value = getattr(settings, item.name)
+        if _SECRET_NAME.search(item.name) and value:
+            shown = REDACTED
+        elif isinstance(value, str):
+            shown = repr(redact_url(value))
+        else:
+            shown = repr(value)
+        parts.append(f"{item.name}={shown}")
+    return f"{type(settings).__name__}({', '.join(parts)})"

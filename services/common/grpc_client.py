@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from services.common.config import env_optional
+from services.common.grpc_tls import client_tls_from_env
 
 CLIENT_TOKEN_ENV = "GRPC_CLIENT_TOKEN"  # noqa: S105 - the variable's name, not a secret
 AUTHORIZATION_KEY = "authorization"
@@ -34,13 +35,8 @@ def _with_token(call_details: Any, metadata: tuple[tuple[str, str], ...]) -> Any
     return call_details._replace(metadata=existing + metadata)
 
 
-class _AioBearer(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-    grpc.aio.StreamStreamClientInterceptor,
-):
-    """Adds the bearer token to every asyncio call."""
+class _AioBearer:
+    """Adds the bearer token to asyncio calls (one subclass per call kind, see below)."""
 
     def __init__(self, token: str) -> None:
         self._metadata = bearer_metadata(token)
@@ -55,17 +51,32 @@ class _AioBearer(
             call_details.wait_for_ready,
         )
 
+
+# grpc.aio files each interceptor under the FIRST call kind it implements, so one class per
+# kind: a single class implementing all four would only ever see unary-unary calls.
+class _AioBearerUnaryUnary(_AioBearer, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
         return await continuation(self._details(client_call_details), request)
 
+
+class _AioBearerUnaryStream(_AioBearer, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
         return await continuation(self._details(client_call_details), request)
 
+
+class _AioBearerStreamUnary(_AioBearer, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
         return await continuation(self._details(client_call_details), request_iterator)
 
+
+class _AioBearerStreamStream(_AioBearer, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
         return await continuation(self._details(client_call_details), request_iterator)
+
+
+def _aio_interceptors(token: str) -> list[_AioBearer]:
+    kinds = (_AioBearerUnaryUnary, _AioBearerUnaryStream, _AioBearerStreamUnary)
+    return [kind(token) for kind in (*kinds, _AioBearerStreamStream)]
 
 
 class _SyncBearer(
@@ -98,9 +109,13 @@ def aio_channel(
     token: str | None = None,
     tls: grpc.ChannelCredentials | None = None,
 ) -> grpc.aio.Channel:
-    """An asyncio channel to ``address`` with the suite's credentials (see module docstring)."""
+    """An asyncio channel to ``address`` with the suite's credentials (see module docstring).
+
+    ``tls`` None: TLS as configured by ``GRPC_CLIENT_TLS_*`` (plaintext when unset).
+    """
     token = token if token is not None else env_optional(CLIENT_TOKEN_ENV)
-    interceptors: Any = [_AioBearer(token)] if token else None
+    tls = tls if tls is not None else client_tls_from_env()
+    interceptors: Any = _aio_interceptors(token) if token else None
     if tls is not None:
         return grpc.aio.secure_channel(
             address, tls, options=list(options), interceptors=interceptors
@@ -116,6 +131,7 @@ def sync_channel(
 ) -> grpc.Channel:
     """A blocking channel (for Flask and CLIs), credentials as for :func:`aio_channel`."""
     token = token if token is not None else env_optional(CLIENT_TOKEN_ENV)
+    tls = tls if tls is not None else client_tls_from_env()
     channel = (
         grpc.secure_channel(address, tls, options=list(options))
         if tls is not None

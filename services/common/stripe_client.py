@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import stripe
 
-from services.common.config import env_int, env_optional, env_str
+from services.common.config import env_int, env_optional, env_str, redacted_repr
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +16,9 @@ class StripeSettings:
     api_key: str
     api_base: str | None
     max_retries: int
+
+    # Secrets (webhook secrets, API keys, database passwords) never appear in a repr.
+    __repr__ = redacted_repr
 
     @classmethod
     def from_env(cls) -> StripeSettings:

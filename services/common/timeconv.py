@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.common.grpc_errors import InvalidArgument
+
 
 def to_timestamp(value: datetime | None) -> Timestamp | None:
     """A protobuf Timestamp, or None for a missing time (leaves the field unset)."""
@@ -16,10 +18,21 @@ def to_timestamp(value: datetime | None) -> Timestamp | None:
     return ts
 
 
+# The range of a protobuf Timestamp (and of a datetime): 0001-01-01 .. 9999-12-31T23:59:59Z.
+MIN_SECONDS = -62_135_596_800
+MAX_SECONDS = 253_402_300_799
+
+
 def from_timestamp(ts: Timestamp, present: bool) -> datetime | None:
-    """A timezone-aware datetime, or None when the message field was not set."""
+    """A timezone-aware datetime, or None when the message field was not set.
+
+    A Timestamp outside 0001-01-01 .. 9999-12-31 (or with nanos outside [0, 1e9)) is the
+    caller's mistake: ``InvalidArgument``.
+    """
     if not present:
         return None
+    if not (MIN_SECONDS <= ts.seconds <= MAX_SECONDS and 0 <= ts.nanos < 1_000_000_000):
+        raise InvalidArgument("timestamp out of range (0001-01-01 .. 9999-12-31)")
     return ts.ToDatetime(tzinfo=UTC)
 
 
@@ -30,4 +43,5 @@ def micros(value: datetime) -> int:
 
 
 def from_micros(value: int) -> datetime:
+    """The datetime of ``micros``; OverflowError outside the datetime range."""
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)

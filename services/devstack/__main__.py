@@ -4,6 +4,11 @@ Starts (in order) PostgreSQL and NATS unless ``DATABASE_URL`` / ``NATS_URL`` poi
 applies the migrations, starts every service and the Stripe simulator, loads demo data through
 the real webhook path (``DEMO_DATA=0`` skips it), prints one ``ready:`` line, and on Ctrl-C or
 SIGTERM stops everything in reverse order. Data lives in ``DATA_DIR`` (default ``.data``).
+
+Every port binds to 127.0.0.1 unless its ``*_HOST`` variable says otherwise; the gRPC tokens
+of the run are in ``$DATA_DIR/grpc-tokens.env``. A process that dies (a service, or the
+embedded PostgreSQL or NATS) is restarted by the supervisor with backoff
+(:mod:`services.devstack.supervisor`); only Ctrl-C / SIGTERM stops the stack.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -31,10 +37,108 @@ from services.devstack.embedded import (
     wait_for_port,
 )
 from services.devstack.stale import stop_stale_server
+from services.devstack.supervisor import Supervised, Supervisor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Illustrative rates for the demo only; production sets FX_RATES from its treasury source.
 DEMO_FX_RATES = "EUR=1.08,JPY=0.0067"
+
+
+def _port(variable: str, default: int) -> int:
+    return env_int(variable, default)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One process of `make run`. Adding a service is adding one entry to :data:`SERVICES`.
+
+    ``health``: (admin-port variable, default) whose ``/healthz`` must answer 200 before the
+    next process starts; ``port``: (variable, default) of a port that must accept instead.
+    ``args`` and ``env`` get the data folder; ``urls`` are printed on the ``ready:`` line.
+    """
+
+    name: str
+    module: str
+    health: tuple[str, int] | None = None
+    port: tuple[str, int] | None = None
+    args: Callable[[], list[str]] = list
+    env: Callable[[Path], dict[str, str]] = lambda _data_dir: {}
+    urls: Callable[[], dict[str, str]] = dict
+
+
+def _webhook_url() -> str:
+    return f"http://127.0.0.1:{_port('INGEST_HTTP_PORT', 8090)}/webhooks/stripe"
+
+
+def _simulator_url() -> str:
+    return f"http://127.0.0.1:{_port('STRIPE_SIMULATOR_PORT', 12111)}"
+
+
+SERVICES: list[ServiceSpec] = [
+    ServiceSpec(
+        "ingest",
+        "services.ingest",
+        health=("INGEST_ADMIN_PORT", 9091),
+        urls=lambda: {
+            "webhooks": _webhook_url(),
+            "ingest_grpc": f"127.0.0.1:{_port('INGEST_GRPC_PORT', 50051)}",
+        },
+    ),
+    ServiceSpec(
+        "ledger",
+        "services.ledger",
+        health=("LEDGER_ADMIN_PORT", 9092),
+        urls=lambda: {"ledger_grpc": f"127.0.0.1:{_port('LEDGER_GRPC_PORT', 50052)}"},
+    ),
+    ServiceSpec(
+        "stripe_simulator",
+        "services.stripe_simulator",
+        port=("STRIPE_SIMULATOR_PORT", 12111),
+        args=lambda: ["--port", str(_port("STRIPE_SIMULATOR_PORT", 12111))],
+        env=lambda data_dir: {
+            "SIM_WEBHOOK_URL": _webhook_url(),
+            "SIM_START_DATE": env_optional("SIM_START_DATE") or demo_start_date(data_dir),
+        },
+        urls=lambda: {
+            "stripe_simulator": f"http://127.0.0.1:{_port('STRIPE_SIMULATOR_PORT', 12111)}"
+        },
+    ),
+]
+# Every port of `make run` listens on loopback unless its *_HOST variable says otherwise.
+HOST_VARIABLES = ("INGEST_HOST", "LEDGER_HOST", "DRIFT_HOST", "GATEWAY_HOST")
+
+
+@dataclass
+class Child:
+    """A running service process, restartable by the supervisor."""
+
+    spec: ServiceSpec
+    env: dict[str, str]
+    log_dir: Path
+    data_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.log_dir / f"{self.spec.name}.log", "ab")  # noqa: SIM115 - child owns it
+        env = {**self.env, **self.spec.env(self.data_dir)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.spec.module, *self.spec.args()],
+            env=env,
+            stdout=log,
+            stderr=log,
+            cwd=REPO_ROOT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+        log.close()
+        if self.spec.health is not None:
+            variable, default = self.spec.health
+            _wait_healthy(self, f"http://127.0.0.1:{_port(variable, default)}/healthz")
+        if self.spec.port is not None:
+            wait_for_port(_port(*self.spec.port), 120, self.process)
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
 
 
 @dataclass
@@ -43,19 +147,23 @@ class Stack:
 
     postgres: EmbeddedPostgres | None = None
     nats: EmbeddedNats | None = None
-    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+    supervisor: Supervisor = field(default_factory=Supervisor)
 
     def stop(self) -> None:
-        for _name, child in reversed(self.children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for name, child in reversed(self.children):
+        running = [c.process for c in reversed(self.children) if c.process is not None]
+        for process in running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for child in reversed(self.children):
+            if child.process is None:
+                continue
             try:
-                child.wait(15)
+                child.process.wait(15)
             except subprocess.TimeoutExpired:
-                print(f"{name} did not stop in 15 s, killing it", file=sys.stderr)
-                child.kill()
-                child.wait(5)
+                print(f"{child.spec.name} did not stop in 15 s, killing it", file=sys.stderr)
+                child.process.kill()
+                child.process.wait(5)
         self.children.clear()
         if self.nats is not None:
             self.nats.stop()
@@ -76,26 +184,12 @@ def demo_start_date(data_dir: Path) -> str:
     return chosen
 
 
-def _spawn(stack: Stack, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
-    log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-    child = subprocess.Popen(
-        [sys.executable, *args],
-        env=env,
-        stdout=log,
-        stderr=log,
-        cwd=REPO_ROOT,
-        start_new_session=True,
-        preexec_fn=die_with_parent,
-    )
-    stack.children.append((name, child))
-
-
-def _wait_healthy(name: str, url: str, stack: Stack, timeout: float = 60.0) -> None:
+def _wait_healthy(child: Child, url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for child_name, child in stack.children:
-            if child.poll() is not None:
-                raise RuntimeError(f"{child_name} exited with {child.returncode}; see its log")
+        code = child.exit_code()
+        if code is not None:
+            raise RuntimeError(f"{child.spec.name} exited with {code}; see its log")
         with (
             contextlib.suppress(OSError, urllib.error.URLError),
             urllib.request.urlopen(url, timeout=1) as response,  # noqa: S310 - loopback
@@ -103,7 +197,7 @@ def _wait_healthy(name: str, url: str, stack: Stack, timeout: float = 60.0) -> N
             if response.status == 200:
                 return
         time.sleep(0.2)
-    raise TimeoutError(f"{name} not healthy at {url} after {timeout}s")
+    raise TimeoutError(f"{child.spec.name} not healthy at {url} after {timeout}s")
 
 
 def _post_json(url: str, timeout: float) -> dict[str, object]:
@@ -113,6 +207,32 @@ def _post_json(url: str, timeout: float) -> dict[str, object]:
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
         answer: dict[str, object] = json.loads(response.read() or b"{}")
         return answer
+
+
+TOKENS_FILE = "grpc-tokens.env"
+
+
+def grpc_tokens(data_dir: Path) -> dict[str, str]:
+    """The gRPC credentials of this run: an admin and a read token (fresh unless set in the
+    environment), given to every service; clients carry the admin token.
+
+    Written to ``$DATA_DIR/grpc-tokens.env`` (mode 0600), in a form a shell can source.
+    """
+    admin = env_optional("GRPC_ADMIN_TOKENS") or secrets.token_hex(32)
+    read = env_optional("GRPC_READ_TOKENS") or secrets.token_hex(32)
+    tokens = {
+        "GRPC_ADMIN_TOKENS": admin,
+        "GRPC_READ_TOKENS": read,
+        "GRPC_CLIENT_TOKEN": env_optional("GRPC_CLIENT_TOKEN") or admin.split(",")[0].strip(),
+    }
+    path = data_dir / TOKENS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # also when the file existed with wider permissions
+        out.write("# gRPC bearer tokens of the running `make run` (new at every start).\n")
+        out.write("# Use: . .data/grpc-tokens.env (see README, 'gRPC credentials').\n")
+        out.writelines(f"{key}={value}\n" for key, value in tokens.items())
+    return tokens
 
 
 def start(stack: Stack) -> dict[str, str]:
@@ -125,20 +245,21 @@ def start(stack: Stack) -> dict[str, str]:
     if database_url is None:
         pg_dir = data_dir / "postgres"
         stop_stale_server(pg_dir / "pgdata" / "postmaster.pid")
-        stack.postgres = EmbeddedPostgres(pg_dir, env_int("EMBEDDED_PG_PORT", 54329))
-        stack.postgres.start()
-        database_url = stack.postgres.create_database("billing")
+        postgres = stack.postgres = EmbeddedPostgres(pg_dir, env_int("EMBEDDED_PG_PORT", 54329))
+        postgres.start()
+        stack.supervisor.add(Supervised("postgres", postgres.start, _exit_code(postgres)))
+        database_url = postgres.create_database("billing")
     database_url = sqlalchemy_url(database_url)
     nats_url = env_optional("NATS_URL")
     if nats_url is None:
         nats_dir = data_dir / "nats"
         stop_stale_server(nats_dir / "nats.pid")
-        stack.nats = EmbeddedNats(nats_dir, env_int("EMBEDDED_NATS_PORT", 4229))
-        stack.nats.start()
-        nats_url = stack.nats.url
+        nats = stack.nats = EmbeddedNats(nats_dir, env_int("EMBEDDED_NATS_PORT", 4229))
+        nats.start()
+        stack.supervisor.add(Supervised("nats", nats.start, _exit_code(nats)))
+        nats_url = nats.url
     upgrade_to_head(database_url)
 
-    ingest_http = env_int("INGEST_HTTP_PORT", 8090)
     sim_port = env_int("STRIPE_SIMULATOR_PORT", 12111)
     webhook_secrets = env_optional("STRIPE_WEBHOOK_SECRETS") or "whsec_dev_" + secrets.token_hex(16)
     env = dict(os.environ)
@@ -152,39 +273,31 @@ def start(stack: Stack) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
             # Demo conversion rates for the blended totals (configuration, not code).
             "FX_RATES": env_str("FX_RATES", DEMO_FX_RATES),
+            **grpc_tokens(data_dir),
         }
     )
+    for variable in HOST_VARIABLES:
+        env[variable] = env_str(variable, "127.0.0.1")
     urls: dict[str, str] = {}
-
-    _spawn(stack, "ingest", ["-m", "services.ingest"], env, log_dir)
-    _wait_healthy("ingest", f"http://127.0.0.1:{env_int('INGEST_ADMIN_PORT', 9091)}/healthz", stack)
-    urls["webhooks"] = f"http://127.0.0.1:{ingest_http}/webhooks/stripe"
-    urls["ingest_grpc"] = f"127.0.0.1:{env_int('INGEST_GRPC_PORT', 50051)}"
-
-    if (REPO_ROOT / "services" / "ledger" / "__main__.py").exists():
-        _spawn(stack, "ledger", ["-m", "services.ledger"], env, log_dir)
-        _wait_healthy(
-            "ledger", f"http://127.0.0.1:{env_int('LEDGER_ADMIN_PORT', 9092)}/healthz", stack
-        )
-        urls["ledger_grpc"] = f"127.0.0.1:{env_int('LEDGER_GRPC_PORT', 50052)}"
-
-    sim_env = dict(env)
-    sim_env["SIM_WEBHOOK_URL"] = urls["webhooks"]
-    sim_env.setdefault("SIM_START_DATE", demo_start_date(data_dir))
-    _spawn(
-        stack,
-        "stripe_simulator",
-        ["-m", "services.stripe_simulator", "--port", str(sim_port)],
-        sim_env,
-        log_dir,
-    )
-    wait_for_port(sim_port, 120, stack.children[-1][1])
-    urls["stripe_simulator"] = f"http://127.0.0.1:{sim_port}"
+    for spec in SERVICES:
+        child = Child(spec, env, log_dir, data_dir)
+        stack.children.append(child)
+        child.start()
+        stack.supervisor.add(Supervised(spec.name, child.start, child.exit_code))
+        urls.update(spec.urls())
 
     if env_str("DEMO_DATA", "1") != "0":
-        report = _post_json(f"http://127.0.0.1:{sim_port}/_sim/deliver", timeout=600)
+        report = _post_json(f"{_simulator_url()}/_sim/deliver", timeout=600)
         urls["demo_events"] = str(report.get("delivered", report))
+    urls["grpc_tokens"] = str(data_dir / TOKENS_FILE)
     return urls
+
+
+def _exit_code(server: EmbeddedPostgres | EmbeddedNats) -> Callable[[], int | None]:
+    def code() -> int | None:
+        return None if server.process is None else server.process.poll()
+
+    return code
 
 
 def main() -> int:
@@ -202,10 +315,7 @@ def main() -> int:
         urls = start(stack)
         print("ready: " + " ".join(f"{k}={v}" for k, v in urls.items()), flush=True)
         while True:
-            for name, child in stack.children:
-                if child.poll() is not None:
-                    print(f"{name} exited with {child.returncode}; stopping", file=sys.stderr)
-                    return 1
+            stack.supervisor.tick()
             time.sleep(0.5)
     except KeyboardInterrupt:
         return 0

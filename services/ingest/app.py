@@ -11,13 +11,13 @@ from aiohttp import web
 from billing.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.admin import admin_app, database_check, start_site
+from services.common.admin import admin_app, database_check, nats_check, start_site
 from services.common.db import make_async_engine
 from services.common.grpc_server import GrpcServer
 from services.common.nats_link import NatsLink
 from services.common.stripe_client import make_stripe_client
 from services.ingest.archive import ArchiveWriter
-from services.ingest.grpc_api import IngestServicer
+from services.ingest.grpc_api import READ_ONLY_METHODS, IngestServicer
 from services.ingest.publisher import OutboxPublisher
 from services.ingest.settings import IngestSettings
 from services.ingest.signature import SignatureVerifier
@@ -87,17 +87,32 @@ async def start_ingest(settings: IngestSettings) -> IngestService:
         verifier,
         max_body_bytes=settings.max_body_bytes,
         commit_timeout=settings.commit_timeout,
+        read_timeout=settings.read_timeout,
     )
 
     runners = [
-        await start_site(hooks, settings.host, settings.http_port),
-        await start_site(admin_app(database_check(engine)), settings.host, settings.admin_port),
+        # A connection that has not delivered a request's headers within the read timeout is
+        # closed (aiohttp's keep-alive timer also runs before the first request); a body left
+        # unread (413, 408) is not drained for 10 s ("lingering") before closing.
+        await start_site(
+            hooks,
+            settings.host,
+            settings.http_port,
+            keepalive_timeout=settings.read_timeout,
+            lingering_time=0,
+        ),
+        await start_site(
+            admin_app(database_check(engine), degraded_by=nats_check(link)),
+            settings.host,
+            settings.admin_port,
+        ),
     ]
     grpc_server = GrpcServer(settings.grpc_port, settings.host)
     grpc_server.add(
         ingest_pb2_grpc.add_IngestServiceServicer_to_server,  # type: ignore[arg-type]
         IngestServicer(engine, writer, publisher, make_stripe_client(settings.stripe)),
         [ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name],
+        read_only_methods=READ_ONLY_METHODS,
     )
     await grpc_server.start()
     service = IngestService(settings, engine, link, writer, publisher, grpc_server, runners)

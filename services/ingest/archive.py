@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.common.db_errors import refused_value
 from services.ingest.envelope import IncomingEvent
 from services.ingest.models import payload_divergences, stripe_events
 
@@ -46,6 +47,10 @@ class ArchiveOutcome(StrEnum):
 
 class ArchiveUnavailable(RuntimeError):
     """The database could not commit the event (down, timed out, or the queue is full)."""
+
+
+class ArchiveRejected(ValueError):
+    """The database refuses a value of this event (a client's mistake: answer 400)."""
 
 
 @dataclass(slots=True)
@@ -122,6 +127,9 @@ class ArchiveWriter:
             raise
         except Exception as exc:
             BATCH_FAILURES.inc()
+            if refused_value(exc):
+                await self._commit_one_by_one(batch)
+                return
             log.warning("archive batch failed", extra={"size": len(batch), "error": repr(exc)})
             for item in batch:
                 if not item.future.done():
@@ -133,6 +141,18 @@ class ArchiveWriter:
                 item.future.set_result(outcome)
         if committed:
             self._on_committed(committed)
+
+    async def _commit_one_by_one(self, batch: list[_Pending]) -> None:
+        """A value of the batch was refused: commit each event on its own, so only the event
+        that holds the value is refused (400) and its batch-mates are archived as usual."""
+        if len(batch) > 1:
+            for item in batch:
+                await self._commit_batch([item])
+            return
+        (item,) = batch
+        log.info("archive refused an event", extra={"event_id": item.event.event_id[:80]})
+        if not item.future.done():
+            item.future.set_exception(ArchiveRejected("the database refuses a value of this event"))
 
     async def close(self) -> None:
         """Commit what is queued, then stop the writers."""

@@ -31,12 +31,49 @@ class IncomingEvent:
     payload_sha256: bytes
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+MAX_TEXT = 255
+# 9999-12-31T23:59:59Z: the last second a datetime (and the archive's index) can represent.
+MAX_CREATED = 253_402_300_799
+
+
+def _checked_text(name: str, value: str) -> str:
+    """A text column's value: PostgreSQL text cannot hold NUL, nor UTF-8 a lone surrogate."""
+    if len(value) > MAX_TEXT:
+        raise InvalidEnvelope(f'"{name}" is longer than {MAX_TEXT} characters')
+    if "\x00" in value:
+        raise InvalidEnvelope(f'"{name}" contains a NUL character')
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise InvalidEnvelope(f'"{name}" contains a lone surrogate (not valid Unicode)')
+    return value
+
+
+def _required_text(document: dict[str, object], name: str) -> str:
+    value = document.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidEnvelope(f'"{name}" must be a non-empty string')
+    return _checked_text(name, value)
+
+
+def _optional_text(document: dict[str, object], name: str) -> str | None:
+    """The field when it is a string (checked), else None (absent or null)."""
+    value = document.get(name)
+    return _checked_text(name, value) if isinstance(value, str) else None
+
+
 def parse_event(payload: bytes) -> IncomingEvent:
     """Validate the envelope of ``payload`` and return the row to archive."""
+    if payload.startswith(UTF8_BOM):
+        # One rule for ingest and ledger: JSON must not start with a byte order mark (RFC 8259
+        # section 8.1; Stripe never sends one). Refused here, the ledger never sees one.
+        raise InvalidEnvelope("body starts with a byte order mark (JSON must not)")
     try:
-        document = json.loads(payload)
+        # Decoded as UTF-8 explicitly: json.loads would guess UTF-16/32 from raw bytes.
+        document = json.loads(payload.decode("utf-8"))
+    except RecursionError as exc:
+        raise InvalidEnvelope("body is nested too deeply") from exc
     except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidEnvelope(f"body is not JSON: {exc}") from exc
+        raise InvalidEnvelope(f"body is not JSON: {str(exc)[:200]}") from exc
     return event_from_document(document, payload)
 
 
@@ -46,27 +83,23 @@ def event_from_document(document: object, payload: bytes) -> IncomingEvent:
         raise InvalidEnvelope("body is not a JSON object")
     if document.get("object") != "event":
         raise InvalidEnvelope('"object" must be "event"')
-    event_id = document.get("id")
-    if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
-        raise InvalidEnvelope('"id" must be a non-empty string')
-    event_type = document.get("type")
-    if not isinstance(event_type, str) or not event_type or len(event_type) > 255:
-        raise InvalidEnvelope('"type" must be a non-empty string')
+    event_id = _required_text(document, "id")
+    event_type = _required_text(document, "type")
     created = document.get("created")
     if isinstance(created, bool) or not isinstance(created, int) or created < 0:
         raise InvalidEnvelope('"created" must be a Unix timestamp')
+    if created > MAX_CREATED:
+        raise InvalidEnvelope('"created" is after the year 9999')
     data = document.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise InvalidEnvelope('"data.object" must be an object')
-    api_version = document.get("api_version")
-    account = document.get("account")
     return IncomingEvent(
         event_id=event_id,
         event_type=event_type,
-        api_version=api_version if isinstance(api_version, str) else None,
+        api_version=_optional_text(document, "api_version"),
         stripe_created_at=datetime.fromtimestamp(created, tz=UTC),
         livemode=document.get("livemode") is True,
-        account=account if isinstance(account, str) else None,
+        account=_optional_text(document, "account"),
         payload=payload,
         payload_sha256=hashlib.sha256(payload).digest(),
     )

@@ -1,9 +1,13 @@
-"""``billing.ingest.v1.IngestService``: the archive, read and repaired over gRPC."""
+"""``billing.ingest.v1.IngestService``: the archive, read and repaired over gRPC.
+
+Errors are raised as :mod:`services.common.grpc_errors` exceptions (or escape as database
+errors) and mapped to status codes by the server's one error-mapping interceptor.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -13,14 +17,32 @@ from billing.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from sqlalchemy import Select, and_, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.grpc_errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from services.common.nats_link import BrokerUnavailable
-from services.common.paging import BadPageToken, decode_token, encode_token, page_size
-from services.common.timeconv import from_micros, from_timestamp, micros, to_timestamp
+from services.common.paging import (
+    BadPageToken,
+    decode_token,
+    encode_token,
+    int_key,
+    page_size,
+    text_key,
+    time_key,
+)
+from services.common.timeconv import from_timestamp, micros, to_timestamp
 from services.ingest.archive import ArchiveUnavailable, ArchiveWriter
 from services.ingest.models import payload_divergences, stripe_events
 from services.ingest.publisher import OutboxPublisher
 from services.ingest.recovery import recover_events
 
+# The methods a read token may call (see services.common.grpc_auth); the rest need admin.
+READ_ONLY_METHODS = frozenset(
+    {"GetEvent", "ListEvents", "StreamArchive", "StreamArchiveBatches", "ListDivergences"}
+)
 STREAM_CHUNK = 2_000
 # Well under gRPC's default 4 MiB message limit.
 BATCH_MESSAGE_BYTES = 1024 * 1024
@@ -42,6 +64,26 @@ _META = [
     stripe_events.c.account,
     stripe_events.c.recovered_at,
 ]
+
+
+MAX_ID = 255
+
+
+def _event_id(value: str, field: str = "event_id", *, required: bool = True) -> str:
+    """A Stripe id from a request: bounded, printable (no NUL or control characters)."""
+    if not value:
+        if required:
+            raise InvalidArgument(f"{field} is required")
+        return value
+    if len(value) > MAX_ID or not value.isprintable():
+        raise InvalidArgument(f"{field} must be at most {MAX_ID} printable characters")
+    return value
+
+
+def _key_items(key: list[object], count: int) -> list[object]:
+    if len(key) != count:
+        raise BadPageToken("malformed page_token")
+    return key
 
 
 def _event_message(row: Any, payload: bytes | None) -> ingest_pb2.ArchivedEvent:
@@ -80,24 +122,18 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def GetEvent(
         self, request: ingest_pb2.GetEventRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.ArchivedEvent:
-        if not request.event_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "event_id is required")
+        event_id = _event_id(request.event_id)
         columns = [*_META, stripe_events.c.payload] if request.include_payload else _META
-        row = await self._first(
-            select(*columns).where(stripe_events.c.event_id == request.event_id), context
-        )
+        row = await self._first(select(*columns).where(stripe_events.c.event_id == event_id))
         if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"event {request.event_id} not archived")
+            raise NotFound(f"event {event_id} not archived")
         return _event_message(row, bytes(row.payload) if request.include_payload else None)
 
     async def ListEvents(
         self, request: ingest_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.ListEventsResponse:
-        try:
-            size = page_size(request.page.page_size)
-            key = decode_token(request.page.page_token)
-        except (BadPageToken, ValueError) as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        size = page_size(request.page.page_size)
+        key = decode_token(request.page.page_token)
         filters = []
         if request.type:
             filters.append(stripe_events.c.event_type == request.type)
@@ -111,10 +147,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             filters.append(stripe_events.c.recovery_source == "events_list")
         page_filters = list(filters)
         if key is not None:
-            try:
-                created, event_id = from_micros(int(str(key[0]))), str(key[1])
-            except (IndexError, ValueError):
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed page_token")
+            at, last_id = _key_items(key, 2)
+            created, event_id = time_key(at), text_key(last_id)
             page_filters.append(
                 tuple_(stripe_events.c.stripe_created_at, stripe_events.c.event_id)
                 < tuple_(created, event_id)
@@ -126,16 +160,13 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             .order_by(stripe_events.c.stripe_created_at.desc(), stripe_events.c.event_id.desc())
             .limit(size + 1)
         )
-        try:
-            async with self._engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
-                total = (
-                    await conn.execute(
-                        select(func.count()).select_from(stripe_events).where(and_(True, *filters))
-                    )
-                ).scalar_one()
-        except Exception as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"archive unavailable: {exc!r}")
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            total = (
+                await conn.execute(
+                    select(func.count()).select_from(stripe_events).where(and_(True, *filters))
+                )
+            ).scalar_one()
         more = len(rows) > size
         rows = rows[:size]
         token = (
@@ -204,11 +235,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 .order_by(stripe_events.c.stripe_created_at, stripe_events.c.event_id)
                 .limit(STREAM_CHUNK)
             )
-            try:
-                async with self._engine.connect() as conn:
-                    rows = (await conn.execute(query)).all()
-            except Exception as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"archive unavailable: {exc!r}")
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
             yield rows
             if len(rows) < STREAM_CHUNK:
                 return
@@ -217,21 +245,19 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def RecoverEvents(
         self, request: ingest_pb2.RecoverEventsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.RecoverEventsResponse:
-        since = (
-            int(request.since.ToDatetime(tzinfo=UTC).timestamp())
-            if request.HasField("since")
-            else None
-        )
+        since_at = from_timestamp(request.since, request.HasField("since"))
+        since = int(since_at.timestamp()) if since_at is not None else None
+        customer = _event_id(request.customer, "customer", required=False) or None
         try:
             report = await recover_events(
-                self._stripe, self._writer, since=since, customer=request.customer or None
+                self._stripe, self._writer, since=since, customer=customer
             )
         except stripe.AuthenticationError as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"stripe refused: {exc}")
+            raise FailedPrecondition(f"stripe refused: {exc.user_message or exc}") from exc
         except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"stripe unavailable: {exc}")
+            raise Unavailable(f"stripe unavailable: {exc.user_message or exc}") from exc
         except ArchiveUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"archive unavailable: {exc}")
+            raise Unavailable("archive unavailable, retry later") from exc
         return ingest_pb2.RecoverEventsResponse(
             examined=report.examined,
             appended=report.appended,
@@ -241,49 +267,41 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def RepublishEvent(
         self, request: ingest_pb2.RepublishEventRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.RepublishEventResponse:
-        if not request.event_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "event_id is required")
+        event_id = _event_id(request.event_id)
         try:
-            published_at = await self._publisher.republish(request.event_id)
+            published_at = await self._publisher.republish(event_id)
         except BrokerUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"NATS unavailable: {exc}")
+            raise Unavailable("NATS unavailable, retry later") from exc
         if published_at is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"event {request.event_id} not archived")
+            raise NotFound(f"event {event_id} not archived")
         return ingest_pb2.RepublishEventResponse(published_at=to_timestamp(published_at))
 
     async def ListDivergences(
         self, request: ingest_pb2.ListDivergencesRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.ListDivergencesResponse:
-        try:
-            size = page_size(request.page.page_size)
-            key = decode_token(request.page.page_token)
-        except (BadPageToken, ValueError) as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        size = page_size(request.page.page_size)
+        key = decode_token(request.page.page_token)
         table = payload_divergences
-        filters = [table.c.event_id == request.event_id] if request.event_id else []
+        event_id = _event_id(request.event_id, required=False)
+        filters = [table.c.event_id == event_id] if event_id else []
         page_filters = list(filters)
         if key is not None:
-            try:
-                page_filters.append(table.c.id > int(str(key[0])))
-            except (IndexError, ValueError):
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed page_token")
-        try:
-            async with self._engine.connect() as conn:
-                rows = (
-                    await conn.execute(
-                        select(table)
-                        .where(and_(True, *page_filters))
-                        .order_by(table.c.id)
-                        .limit(size + 1)
-                    )
-                ).all()
-                total = (
-                    await conn.execute(
-                        select(func.count()).select_from(table).where(and_(True, *filters))
-                    )
-                ).scalar_one()
-        except Exception as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"archive unavailable: {exc!r}")
+            (last_id,) = _key_items(key, 1)
+            page_filters.append(table.c.id > int_key(last_id))
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(table)
+                    .where(and_(True, *page_filters))
+                    .order_by(table.c.id)
+                    .limit(size + 1)
+                )
+            ).all()
+            total = (
+                await conn.execute(
+                    select(func.count()).select_from(table).where(and_(True, *filters))
+                )
+            ).scalar_one()
         more = len(rows) > size
         rows = rows[:size]
         return ingest_pb2.ListDivergencesResponse(
@@ -303,12 +321,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             ),
         )
 
-    async def _first(self, query: Select[Any], context: grpc.aio.ServicerContext) -> Any:
-        try:
-            async with self._engine.connect() as conn:
-                return (await conn.execute(query)).first()
-        except Exception as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"archive unavailable: {exc!r}")
+    async def _first(self, query: Select[Any]) -> Any:
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query)).first()
 
 
 __all__ = ["IngestServicer"]

@@ -25,7 +25,10 @@ from services.ingest.models import stripe_events
 log = logging.getLogger(__name__)
 
 PUBLISHED = Counter("ingest_published_total", "Events acknowledged by JetStream")
-PUBLISH_FAILURES = Counter("ingest_publish_failures_total", "Publish attempts that failed")
+PUBLISH_FAILURES = Counter(
+    "ingest_publish_failures_total",
+    "Events whose publish failed or was deferred because NATS is away (the sweeper retries)",
+)
 BACKLOG = Gauge("ingest_outbox_backlog", "Archived events not yet published (last sweep)")
 
 
@@ -73,6 +76,7 @@ class OutboxPublisher:
                 except asyncio.QueueEmpty:
                     break
             if not self._link.connected:
+                PUBLISH_FAILURES.inc(len(batch))
                 continue  # left for the sweeper once NATS is back
             await self.publish_batch(batch)
 

@@ -18,7 +18,7 @@ from typing import Any
 import stripe
 from prometheus_client import Counter
 
-from services.ingest.archive import ArchiveOutcome, ArchiveWriter
+from services.ingest.archive import ArchiveOutcome, ArchiveRejected, ArchiveWriter
 from services.ingest.envelope import InvalidEnvelope, event_from_document
 
 log = logging.getLogger(__name__)
@@ -84,15 +84,22 @@ async def recover_events(
                 continue
             report.examined += 1
             # events.list gives JSON, not the webhook's bytes: we archive a compact rendering.
-            payload = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
             try:
-                event = event_from_document(document, payload)
-            except InvalidEnvelope as exc:
-                log.warning("events.list returned a non-event", extra={"error": str(exc)})
+                payload = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+                event = event_from_document(document, payload.encode())
+            except (InvalidEnvelope, UnicodeEncodeError) as exc:
+                log.warning("events.list returned a non-event", extra={"error": str(exc)[:200]})
                 continue
-            outcome = await writer.archive(
-                event, recovery_source="events_list", recovered_at=recovered_at
-            )
+            try:
+                outcome = await writer.archive(
+                    event, recovery_source="events_list", recovered_at=recovered_at
+                )
+            except ArchiveRejected as exc:
+                log.warning(
+                    "events.list returned an event the archive refuses",
+                    extra={"event_id": event.event_id, "error": str(exc)},
+                )
+                continue
             if outcome is ArchiveOutcome.ARCHIVED:
                 report.appended += 1
                 report.appended_event_ids.append(event.event_id)

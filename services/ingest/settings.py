@@ -12,6 +12,7 @@ from services.common.config import (
     env_list,
     env_str,
     nats_url,
+    redacted_repr,
 )
 from services.common.stripe_client import StripeSettings
 
@@ -33,6 +34,11 @@ class IngestSettings:
     stream_max_age_days: float
     log_level: str
     stripe: StripeSettings
+    # Seconds a sender may take to deliver a request's headers, or its body (then 408).
+    read_timeout: float = 10.0
+
+    # Secrets (webhook secrets, API keys, database passwords) never appear in a repr.
+    __repr__ = redacted_repr
 
     @classmethod
     def from_env(cls) -> IngestSettings:
@@ -55,4 +61,5 @@ class IngestSettings:
             stream_max_age_days=env_float("NATS_STREAM_MAX_AGE_DAYS", 30.0),
             log_level=env_str("LOG_LEVEL", "INFO"),
             stripe=StripeSettings.from_env(),
+            read_timeout=env_float("INGEST_READ_TIMEOUT", 10.0),
         )

@@ -1,6 +1,14 @@
-"""Stripe signature verification with several secrets (for rotation)."""
+"""Stripe signature verification with several secrets (for rotation).
+
+Beyond the ``stripe`` library's check: the header must be ASCII (the library's constant-time
+comparison raises TypeError on anything else), and a timestamp further in the future than
+the tolerance is refused like a stale one (the library only bounds the past), so a captured
+signature cannot be minted to stay valid for long.
+"""
 
 from __future__ import annotations
+
+import time
 
 import stripe
 
@@ -22,6 +30,8 @@ class SignatureVerifier:
         """Raise :class:`SignatureRejected` unless ``header`` signs ``payload``."""
         if not header:
             raise SignatureRejected("missing Stripe-Signature header")
+        if not header.isascii():
+            raise SignatureRejected("Stripe-Signature header is not ASCII")
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -33,5 +43,13 @@ class SignatureVerifier:
             except stripe.SignatureVerificationError as exc:
                 last_error = str(exc.user_message or exc)
                 continue
+            self._check_not_in_future(header)
             return
         raise SignatureRejected(last_error)
+
+    def _check_not_in_future(self, header: str) -> None:
+        # The header verified, so its "t=" item is a well-formed integer.
+        for item in header.split(","):
+            key, _, value = item.strip().partition("=")
+            if key == "t" and int(value) > time.time() + self._tolerance:
+                raise SignatureRejected("timestamp is in the future beyond the tolerance")

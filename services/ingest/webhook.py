@@ -3,7 +3,8 @@
 Answers (Stripe retries anything that is not 2xx, for days):
 - 200 archived, duplicate (same id, same bytes) or divergent (same id, other bytes: logged);
 - 400 missing/invalid/stale signature, or a signed body that is not a JSON event object;
-- 413 body over the size limit (1 MiB by default);
+- 408 the body did not arrive within the read timeout (slow senders are cut off);
+- 413 body over the size limit (1 MiB by default), answered before reading it;
 - 503 the database could not commit within the deadline (nothing is acknowledged).
 """
 
@@ -17,7 +18,7 @@ import time
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from services.ingest.archive import ArchiveUnavailable, ArchiveWriter
+from services.ingest.archive import ArchiveRejected, ArchiveUnavailable, ArchiveWriter
 from services.ingest.envelope import InvalidEnvelope, parse_event
 from services.ingest.signature import SignatureRejected, SignatureVerifier
 
@@ -32,13 +33,18 @@ LATENCY = Histogram(
 WEBHOOK_PATH = "/webhooks/stripe"
 
 
-def _answer(status: int, outcome: str, **fields: object) -> web.Response:
+def _answer(status: int, outcome: str, *, close: bool = False, **fields: object) -> web.Response:
+    """The JSON answer; ``close`` ends the connection at once, without reading (or lingering
+    on) a body the client announced but did not, or should not, send."""
     WEBHOOKS.labels(outcome).inc()
-    return web.Response(
+    response = web.Response(
         status=status,
         text=json.dumps({"outcome": outcome, **fields}),
         content_type="application/json",
     )
+    if close:
+        response.force_close()
+    return response
 
 
 def webhook_app(
@@ -47,6 +53,7 @@ def webhook_app(
     *,
     max_body_bytes: int,
     commit_timeout: float,
+    read_timeout: float = 10.0,
 ) -> web.Application:
     """The public webhook endpoint (nothing else is served on this port)."""
 
@@ -59,13 +66,16 @@ def webhook_app(
 
     async def _receive(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > max_body_bytes:
-            return _answer(413, "too_large", limit=max_body_bytes)
+            return _answer(413, "too_large", close=True, limit=max_body_bytes)
         try:
-            body = await request.read()
+            async with asyncio.timeout(read_timeout):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _answer(413, "too_large", limit=max_body_bytes)
+            return _answer(413, "too_large", close=True, limit=max_body_bytes)
+        except TimeoutError:
+            return _answer(408, "timeout", close=True, error="request body not received in time")
         if len(body) > max_body_bytes:
-            return _answer(413, "too_large", limit=max_body_bytes)
+            return _answer(413, "too_large", close=True, limit=max_body_bytes)
         try:
             verifier.verify(body, request.headers.get("Stripe-Signature"))
         except SignatureRejected as exc:
@@ -78,6 +88,8 @@ def webhook_app(
             # asyncio.timeout, unlike wait_for, does not wrap the call in a new task.
             async with asyncio.timeout(commit_timeout):
                 outcome = await writer.archive(event)
+        except ArchiveRejected as exc:
+            return _answer(400, "invalid_body", error=str(exc))
         except (ArchiveUnavailable, TimeoutError) as exc:
             log.warning(
                 "webhook not archived", extra={"event_id": event.event_id, "error": repr(exc)}

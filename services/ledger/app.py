@@ -14,13 +14,14 @@ from billing.ingest.v1 import ingest_pb2_grpc
 from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.admin import admin_app, database_check, start_site
+from services.common.admin import admin_app, database_check, nats_check, start_site
 from services.common.db import make_async_engine
+from services.common.grpc_client import aio_channel
 from services.common.grpc_server import GrpcServer
 from services.common.nats_link import NatsLink
 from services.ledger.consumer import ConsumerOptions, LedgerConsumer
 from services.ledger.directory.servicer import register as register_directory
-from services.ledger.grpc_api import LedgerServicer
+from services.ledger.grpc_api import READ_ONLY_METHODS, LedgerServicer
 from services.ledger.settings import LedgerSettings
 
 log = logging.getLogger("ledger")
@@ -85,7 +86,8 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
         )
         consumer.start()
 
-    ingest_channel = grpc.aio.insecure_channel(
+    # The suite's client channel: carries GRPC_CLIENT_TOKEN (and TLS when configured).
+    ingest_channel = aio_channel(
         settings.ingest_grpc_addr,
         options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
     )
@@ -95,7 +97,12 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
     executor = ProcessPoolExecutor(settings.replay_workers) if settings.replay_workers > 0 else None
 
     runners = [
-        await start_site(admin_app(database_check(engine)), settings.host, settings.admin_port)
+        await start_site(
+            # NATS away: the consumer waits, queries and replays still work (degraded).
+            admin_app(database_check(engine), degraded_by=nats_check(link)),
+            settings.host,
+            settings.admin_port,
+        )
     ]
     grpc_server = GrpcServer(settings.grpc_port, settings.host)
     grpc_server.add(
@@ -107,6 +114,7 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
             executor=executor,
         ),
         [ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name],
+        read_only_methods=READ_ONLY_METHODS,
     )
     register_directory(grpc_server, engine)
     await grpc_server.start()

@@ -13,24 +13,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+# One home for "is the database away?" (shared with ingest and the gRPC error mapping).
+from services.common.db_errors import DatabaseUnavailable, is_unavailable
 
-class DatabaseUnavailable(RuntimeError):
-    """PostgreSQL could not be reached or the connection broke: retry later."""
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database is away rather than that a statement was refused."""
-    if isinstance(exc, DatabaseUnavailable | PoolTimeout | OperationalError | InterfaceError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return not isinstance(exc, psycopg.errors.QueryCanceled)
-    return isinstance(exc, OSError | ConnectionError)
+__all__ = ["DatabaseUnavailable", "is_unavailable", "raw_transaction"]
 
 
 @asynccontextmanager

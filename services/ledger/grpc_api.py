@@ -18,7 +18,8 @@ from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from psycopg.rows import dict_row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.paging import BadPageToken, decode_token, encode_token, page_size
+from services.common.grpc_errors import abort
+from services.common.paging import BadPageToken, decode_token, encode_token, int_key, page_size
 from services.common.timeconv import from_timestamp, to_timestamp
 from services.ledger.db import DatabaseUnavailable, raw_transaction
 from services.ledger.dead_letters import (
@@ -37,6 +38,24 @@ from services.ledger.replay import replay_archive
 from services.ledger.verify import mismatch_json, verify_ledger
 
 log = logging.getLogger(__name__)
+
+# The methods a read token may call (see services.common.grpc_auth); the rest need admin.
+# VerifyLedger changes no ledger row but builds a scratch schema and costs a full rebuild,
+# so it is an operator's (admin) action like ReplayArchive.
+READ_ONLY_METHODS = frozenset(
+    {
+        "GetBillingEvent",
+        "ListDeadLetters",
+        "GetDashboard",
+        "ListAccounts",
+        "GetAccount",
+        "ListBillingEvents",
+        "ListInvoices",
+        "CheckMrrConsistency",
+    }
+)
+
+LEDGER_AWAY = "ledger database unavailable, retry later"
 
 _STATUS_TO_PB = {
     "dead": ledger_pb2.DEAD_LETTER_STATUS_DEAD,
@@ -112,8 +131,7 @@ def dead_letter_message(row: DeadLetterRow, include_payload: bool) -> ledger_pb2
 
 
 async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, text: str) -> NoReturn:
-    await context.abort(code, text)
-    raise AssertionError("unreachable")  # abort raises
+    await abort(context, code, text)  # the shared helper: details shortened
 
 
 class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
@@ -145,8 +163,8 @@ class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
             ):
                 await cur.execute(BILLING_EVENT_SQL, (request.stripe_event_id,))
                 row = await cur.fetchone()
-        except DatabaseUnavailable as exc:
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, f"ledger unavailable: {exc}")
+        except DatabaseUnavailable:
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, LEDGER_AWAY)
         if row is None:
             await _abort(
                 context,
@@ -173,8 +191,8 @@ class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
             )
         except grpc.aio.AioRpcError as exc:
             await _abort(context, grpc.StatusCode.UNAVAILABLE, f"ingest: {exc.details()}")
-        except DatabaseUnavailable as exc:
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, f"ledger unavailable: {exc}")
+        except DatabaseUnavailable:
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, LEDGER_AWAY)
         log.info(
             "replay finished",
             extra={
@@ -209,8 +227,8 @@ class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
             )
         except grpc.aio.AioRpcError as exc:
             await _abort(context, grpc.StatusCode.UNAVAILABLE, f"ingest: {exc.details()}")
-        except DatabaseUnavailable as exc:
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, f"ledger unavailable: {exc}")
+        except DatabaseUnavailable:
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, LEDGER_AWAY)
         log.info(
             "verify finished",
             extra={
@@ -245,7 +263,7 @@ class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
         try:
             size = page_size(request.page.page_size)
             key = decode_token(request.page.page_token)
-            after = int(str(key[0])) if key else None
+            after = int_key(key[0]) if key else None
         except (BadPageToken, ValueError, IndexError) as exc:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         status = _PB_TO_STATUS.get(request.status)
@@ -256,8 +274,8 @@ class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
                 rows, total = await list_dead_letters(
                     conn, status=status, after_id=after, limit=size + 1
                 )
-        except DatabaseUnavailable as exc:
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, f"ledger unavailable: {exc}")
+        except DatabaseUnavailable:
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, LEDGER_AWAY)
         more = len(rows) > size
         rows = rows[:size]
         return ledger_pb2.ListDeadLettersResponse(
@@ -292,8 +310,8 @@ class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
                 else:
                     await mark_resolved(conn, row.id)
                 updated = await get_dead_letter(conn, request.id)
-        except DatabaseUnavailable as exc:
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, f"ledger unavailable: {exc}")
+        except DatabaseUnavailable:
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, LEDGER_AWAY)
         assert updated is not None
         return ledger_pb2.RetryDeadLetterResponse(
             resolved=not error, error=error, dead_letter=dead_letter_message(updated, False)
@@ -309,6 +327,6 @@ class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
                 purged = await purge_dead_letters(
                     conn, ids=list(request.ids), all_resolved=request.all_resolved
                 )
-        except DatabaseUnavailable as exc:
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, f"ledger unavailable: {exc}")
+        except DatabaseUnavailable:
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, LEDGER_AWAY)
         return ledger_pb2.PurgeDeadLettersResponse(purged=purged)

@@ -11,6 +11,7 @@ from services.common.config import (
     env_int,
     env_str,
     nats_url,
+    redacted_repr,
 )
 
 
@@ -41,6 +42,9 @@ class LedgerSettings:
         deliveries; only messages that fail on their own reach either bound.
         """
         return self.dead_letter_after * 2
+
+    # Secrets (webhook secrets, API keys, database passwords) never appear in a repr.
+    __repr__ = redacted_repr
 
     @classmethod
     def from_env(cls) -> LedgerSettings:

@@ -516,3 +516,53 @@ def test_checks_report_secret_values_and_small_nats(tmp_path: Path) -> None:
     assert nats_problems(manifests)
     (tmp_path / "kustomization.yaml").write_text("resources:\n  - missing.yaml\n")
     assert kustomization_problems(tmp_path)
+
+
+# ------------------------------------------------------------------ network policies (issue 10)
+
+
+def _policy_sources(service: str, port: int) -> list[Doc]:
+    """The ``from`` peers of every base NetworkPolicy rule that opens ``port`` of ``service``."""
+    peers: list[Doc] = []
+    base = [d for path, d in all_manifests() if "overlays" not in path.parts]
+    for doc in (d for d in base if d.get("kind") == "NetworkPolicy"):
+        if doc["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/name") != service:
+            continue
+        for rule in doc["spec"].get("ingress", []):
+            if any(p["port"] == port for p in rule.get("ports", [])):
+                peers.extend(rule.get("from", []))
+    return peers
+
+
+def test_network_policies_restrict_every_port() -> None:
+    base = [d for path, d in all_manifests() if "overlays" not in path.parts]
+    policies = [d for d in base if d.get("kind") == "NetworkPolicy"]
+    covered = {d["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for d in policies}
+    assert covered == {"ingest", "ledger"}
+    gateway = {"podSelector": {"matchLabels": {"app": "backoffice-gateway"}}}
+    drift = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "drift"}}}
+    ledger = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "ledger"}}}
+    assert _policy_sources("ledger", 50052) == [gateway, drift]
+    assert _policy_sources("ingest", 50051) == [gateway, drift, ledger]
+    (webhook_peer,) = _policy_sources("ingest", 8090)
+    assert set(webhook_peer) == {"namespaceSelector"}  # the ingress controller only
+    for policy in policies:
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        for rule in policy["spec"]["ingress"]:
+            assert rule.get("from") and rule.get("ports"), policy["metadata"]["name"]
+
+
+def test_grpc_tokens_come_from_secrets() -> None:
+    for name in ("ingest", "ledger"):
+        (container,) = list(containers(named("Deployment", name)))
+        refs = {
+            env["name"]: env["valueFrom"]["secretKeyRef"]["key"]
+            for env in container.get("env", [])
+            if "secretKeyRef" in env.get("valueFrom", {})
+        }
+        assert refs["GRPC_ADMIN_TOKENS"] == "GRPC_ADMIN_TOKENS", name
+        assert refs["GRPC_READ_TOKENS"] == "GRPC_READ_TOKENS", name
+    (ledger,) = list(containers(named("Deployment", "ledger")))
+    assert any(e["name"] == "GRPC_CLIENT_TOKEN" for e in ledger["env"])
+    config = named("ConfigMap", "billing-config")["data"]
+    assert not {k for k in config if k.startswith("GRPC_") and "TOKEN" in k}

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 import aiohttp
-import grpc
 import pytest
 from billing.ingest.v1 import ingest_pb2_grpc
 
+from services.common.grpc_client import aio_channel
 from services.common.stripe_client import StripeSettings
 from services.devstack.embedded import EmbeddedNats
 from services.ingest.app import IngestService, start_ingest
@@ -122,5 +122,5 @@ async def webhooks(ingest: IngestService) -> AsyncIterator[WebhookClient]:
 async def ingest_stub(
     ingest: IngestService,
 ) -> AsyncIterator[ingest_pb2_grpc.IngestServiceAsyncStub]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{ingest.grpc.port}") as channel:
+    async with aio_channel(f"127.0.0.1:{ingest.grpc.port}") as channel:
         yield ingest_pb2_grpc.IngestServiceStub(channel)

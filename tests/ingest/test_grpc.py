@@ -10,6 +10,7 @@ from billing.common.v1 import common_pb2
 from billing.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.common.grpc_client import aio_channel
 from tests.helpers import eventually, query
 from tests.ingest.conftest import WebhookClient, event_body
 
@@ -160,7 +161,8 @@ async def test_health_and_reflection(ingest, ingest_stub):  # type: ignore[no-un
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{ingest.grpc.port}") as channel:
+    # No token: health and reflection stay open (probes and tooling must reach them).
+    async with aio_channel(f"127.0.0.1:{ingest.grpc.port}", token="") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         answer = await health.Check(
             health_pb2.HealthCheckRequest(service="billing.ingest.v1.IngestService")

@@ -12,6 +12,7 @@ import pytest
 from billing.common.v1 import common_pb2
 from billing.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 
+from services.common.grpc_client import aio_channel
 from services.common.stripe_client import StripeSettings
 from services.ingest.app import IngestService
 from services.stripe_simulator import (
@@ -69,7 +70,7 @@ async def test_recovery_appends_exactly_the_missing_events(
     missing = window_ids - archived_before
     assert missing, "the drop rate should have lost events inside the 30-day window"
 
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc.port}") as channel:
+    async with aio_channel(f"127.0.0.1:{service.grpc.port}") as channel:
         stub: ingest_pb2_grpc.IngestServiceAsyncStub = ingest_pb2_grpc.IngestServiceStub(channel)
         first = await stub.RecoverEvents(ingest_pb2.RecoverEventsRequest())
         assert first.examined == len(window)
@@ -120,7 +121,7 @@ async def test_recovery_for_one_customer(
         )
 
     expected = {str(e["id"]) for e in window if about(e)}
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc.port}") as channel:
+    async with aio_channel(f"127.0.0.1:{service.grpc.port}") as channel:
         stub: ingest_pb2_grpc.IngestServiceAsyncStub = ingest_pb2_grpc.IngestServiceStub(channel)
         answer = await stub.RecoverEvents(ingest_pb2.RecoverEventsRequest(customer=customer))
     assert answer.appended == len(expected) == answer.examined
@@ -137,7 +138,7 @@ async def test_stripe_unreachable_is_unavailable(make_ingest: Callable[..., obje
             api_key="sk_test_x", api_base=f"http://127.0.0.1:{free_port()}", max_retries=0
         )
     )
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc.port}") as channel:
+    async with aio_channel(f"127.0.0.1:{service.grpc.port}") as channel:
         stub: ingest_pb2_grpc.IngestServiceAsyncStub = ingest_pb2_grpc.IngestServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await stub.RecoverEvents(ingest_pb2.RecoverEventsRequest())

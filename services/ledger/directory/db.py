@@ -57,4 +57,4 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     except sa_exc.DataError as exc:
         raise InvalidArgument(f"value rejected by the database: {exc.orig}") from exc
     except _UNAVAILABLE as exc:
-        raise Unavailable(f"directory database unavailable: {exc!r}") from exc
+        raise Unavailable("directory database unavailable, retry later") from exc

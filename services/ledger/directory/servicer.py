@@ -13,31 +13,18 @@ from billing.ledger.v1 import directory_pb2 as pb
 from billing.ledger.v1 import directory_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.grpc_errors import run_rpc
 from services.common.grpc_server import GrpcServer
 from services.common.timeconv import to_timestamp
 from services.ledger.directory import convert, links, requests
-from services.ledger.directory.errors import (
-    AlreadyExists,
-    DirectoryError,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    Unavailable,
-)
 from services.ledger.directory.repository import DirectoryRepository
 from services.ledger.directory.validation import bounded_text, require_id, timestamp
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DirectoryService"].full_name
-
-_CODES: dict[type[DirectoryError], grpc.StatusCode] = {
-    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    Unavailable: grpc.StatusCode.UNAVAILABLE,
-}
+# The methods a read token may call (see services.common.grpc_auth); the rest need admin.
+READ_ONLY_METHODS = frozenset({"ListUsers", "GetUser", "DirectoryStats", "ListCustomerLinks"})
 
 T = TypeVar("T")
 
@@ -53,14 +40,9 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
         self._repo = DirectoryRepository(engine)
 
     async def _run(self, context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await work()
-        except DirectoryError as exc:
-            code = _CODES.get(type(exc), grpc.StatusCode.INTERNAL)
-            if code is grpc.StatusCode.UNAVAILABLE:
-                log.warning("directory unavailable", extra={"error": str(exc)})
-            await context.abort(code, str(exc))
-            raise  # abort() raises; this only tells type checkers the path ends here
+        # The suite's one error mapping (services.common.grpc_errors) gives each
+        # DirectoryError its status code.
+        return await run_rpc(context, work)
 
     async def UpsertTenant(
         self, request: pb.UpsertTenantRequest, context: grpc.aio.ServicerContext
@@ -223,5 +205,6 @@ def register(grpc_server: GrpcServer, engine: AsyncEngine) -> DirectoryServicer:
         directory_pb2_grpc.add_DirectoryServiceServicer_to_server,  # type: ignore[arg-type]
         servicer,
         [SERVICE_NAME],
+        read_only_methods=READ_ONLY_METHODS,
     )
     return servicer

@@ -24,6 +24,7 @@ from billing.common.v1 import common_pb2
 from billing.ledger.v1 import queries_pb2 as pb
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.common.grpc_errors import run_rpc
 from services.common.timeconv import from_timestamp, to_timestamp
 from services.ledger.db import is_unavailable
 from services.ledger.domain.movements import MrrMovementCategory
@@ -38,7 +39,6 @@ from services.ledger.queries.convert import (
 )
 from services.ledger.queries.errors import (
     InvalidArgument,
-    NotFound,
     QueryError,
     Unavailable,
 )
@@ -60,11 +60,6 @@ from services.ledger.queries.lenses import Lens
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_CODES: dict[type[QueryError], grpc.StatusCode] = {
-    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    Unavailable: grpc.StatusCode.UNAVAILABLE,
-}
 _EVENT_LENSES = {
     pb.EVENT_LENS_UNSPECIFIED: Lens.ALL,
     pb.EVENT_LENS_ALL: Lens.ALL,
@@ -134,17 +129,13 @@ class LedgerQueriesMixin:
             raise
         except Exception as exc:
             if is_unavailable(exc):
-                raise Unavailable(f"ledger unavailable: {exc!r}") from exc
+                raise Unavailable("ledger database unavailable, retry later") from exc
             raise
 
     async def _run(self, context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await work()
-        except QueryError as exc:
-            code = _CODES.get(type(exc), grpc.StatusCode.INTERNAL)
-            if code is grpc.StatusCode.UNAVAILABLE:
-                log.warning("ledger queries unavailable", extra={"error": str(exc)})
-            await _abort(context, code, str(exc))
+        # The suite's one error mapping (services.common.grpc_errors) gives each QueryError
+        # its status code.
+        return await run_rpc(context, work)
 
     # ------------------------------------------------------------------ dashboard
     async def GetDashboard(

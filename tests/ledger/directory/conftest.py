@@ -14,6 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.db import make_async_engine
+from services.common.grpc_client import aio_channel
 from services.common.grpc_server import GrpcServer
 from services.ledger.directory import register
 
@@ -35,7 +36,7 @@ async def serve(engine: AsyncEngine) -> tuple[GrpcServer, grpc.aio.Channel, Stub
     server = GrpcServer(0, "127.0.0.1")
     register(server, engine)
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = aio_channel(f"127.0.0.1:{server.port}")
     return server, channel, directory_pb2_grpc.DirectoryServiceStub(channel)
 
 

@@ -10,7 +10,6 @@ from dataclasses import replace
 from typing import Any
 
 import aiohttp
-import grpc
 import nats as nats_client
 import psycopg
 import pytest
@@ -18,6 +17,7 @@ from billing.ledger.v1 import ledger_pb2_grpc
 from nats.js.errors import NotFoundError
 
 from services.common.config import libpq_url
+from services.common.grpc_client import aio_channel
 from services.common.nats_link import STREAM_NAME
 from services.devstack.embedded import EmbeddedNats
 from services.ingest.app import IngestService
@@ -115,7 +115,7 @@ async def ledger(make_ledger: Callable[..., Any]) -> LedgerService:
 async def ledger_stub(
     ledger: LedgerService,
 ) -> AsyncIterator[ledger_pb2_grpc.LedgerServiceAsyncStub]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{ledger.grpc.port}") as channel:
+    async with aio_channel(f"127.0.0.1:{ledger.grpc.port}") as channel:
         yield ledger_pb2_grpc.LedgerServiceStub(channel)  # type: ignore[misc]
 
 

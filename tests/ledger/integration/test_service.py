@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
+from services.common.grpc_client import aio_channel
 from services.ingest.app import IngestService
 from services.ledger.app import LedgerService
 from services.ledger.projection import apply_batch
@@ -149,7 +150,7 @@ async def test_replay_is_idempotent_and_verify_finds_planted_mismatches(
     expected = billing_event_ids(bodies)
     await post_all(webhook_client, [b for _, b in bodies])
     service: LedgerService = await make_ledger(consume=False)  # the archive is the only input
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc.port}") as channel:
+    async with aio_channel(f"127.0.0.1:{service.grpc.port}") as channel:
         stub = ledger_pb2_grpc.LedgerServiceStub(channel)
         first = await stub.ReplayArchive(ledger_pb2.ReplayArchiveRequest())
         assert first.examined == len(bodies)
@@ -204,7 +205,7 @@ async def test_replay_is_idempotent_and_verify_finds_planted_mismatches(
 
 async def test_replay_without_ingest_is_unavailable(make_ledger: Callable[..., Any]) -> None:
     service: LedgerService = await make_ledger(consume=False, ingest_grpc_addr="127.0.0.1:1")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc.port}") as channel:
+    async with aio_channel(f"127.0.0.1:{service.grpc.port}") as channel:
         stub = ledger_pb2_grpc.LedgerServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await stub.ReplayArchive(ledger_pb2.ReplayArchiveRequest())

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import grpc
 import pytest
 from billing.ledger.v1 import directory_pb2_grpc, ledger_pb2_grpc
 
 from services.common.db import make_async_engine
+from services.common.grpc_client import aio_channel
 from services.common.grpc_server import GrpcServer
 from services.ledger.directory import register
 from services.ledger.grpc_api import LedgerServicer
@@ -45,7 +45,7 @@ async def services(database_url: str) -> AsyncIterator[Services]:
         ["billing.ledger.v1.LedgerService"],
     )
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = aio_channel(f"127.0.0.1:{server.port}")
     try:
         yield Services(
             directory_pb2_grpc.DirectoryServiceStub(channel),  # type: ignore[arg-type]

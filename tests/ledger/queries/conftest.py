@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.config import libpq_url
 from services.common.db import make_async_engine
+from services.common.grpc_client import aio_channel
 from services.common.grpc_server import GrpcServer
 from services.ledger.queries import LedgerQueriesMixin
 from services.ledger.queries.fx import Fx
@@ -62,7 +63,7 @@ async def serve(engine: AsyncEngine) -> tuple[GrpcServer, grpc.aio.Channel, Stub
         ["billing.ledger.v1.LedgerService"],
     )
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = aio_channel(f"127.0.0.1:{server.port}")
     return server, channel, ledger_pb2_grpc.LedgerServiceStub(channel)
 
 
