@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 GEN := gen
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: run test lint unit bench proto install clean compose-check
+.PHONY: run test lint unit bench proto install clean compose-check browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ lint: proto
 unit: proto
 	$(PY) -m pytest -q -m "not integration"
 
-test: lint
+test: lint browser
 	$(PY) -m pytest -q
 
 bench: proto
@@ -50,3 +50,13 @@ compose-check: proto
 
 clean:
 	rm -rf $(GEN) .pytest_cache .mypy_cache .ruff_cache
+
+# Browser tests (tests/browser): Debian's chromium driven by Playwright for Python. Installed
+# here when missing, so `make test` runs them on a fresh machine too (they fail, never skip,
+# without a browser). Playwright's own browser download is not used: executable_path points at
+# $(CHROMIUM).
+CHROMIUM ?= /usr/bin/chromium
+browser: $(STAMP)
+	test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium fonts-dejavu-core; }
+	$(PY) -c 'import playwright.sync_api' 2>/dev/null || $(PY) -m pip install --quiet 'playwright>=1.45'

@@ -98,6 +98,7 @@ SERVICES: list[ServiceSpec] = [
         env=lambda data_dir: {
             "SIM_WEBHOOK_URL": _webhook_url(),
             "SIM_START_DATE": env_optional("SIM_START_DATE") or demo_start_date(data_dir),
+            **demo_world_env(),
         },
         urls=lambda: {
             "stripe_simulator": f"http://127.0.0.1:{_port('STRIPE_SIMULATOR_PORT', 12111)}"
@@ -182,6 +183,19 @@ def demo_start_date(data_dir: Path) -> str:
     chosen = (date.today() - timedelta(days=months * 31)).isoformat()
     marker.write_text(chosen + "\n")
     return chosen
+
+
+def demo_world_env() -> dict[str, str]:
+    """The demo's business (issue 9: "looks like a real business on every period"): enough
+    customers signing up all along the history that every week of the last 90 days has
+    signups, plan changes, cancellations, payments and refunds, and a few webhooks lost on the
+    way (seeded, the same every run) so some accounts show drift. Each is overridable."""
+    return {
+        "SIM_TENANTS": env_str("SIM_TENANTS", "150"),
+        "SIM_SIGNUP_MONTHS": env_str("SIM_SIGNUP_MONTHS", str(env_int("SIM_MONTHS", 6))),
+        "SIM_DROP_RATE": env_str("SIM_DROP_RATE", "0.002"),
+        "SIM_FAULT_SEED": env_str("SIM_FAULT_SEED", "9"),
+    }
 
 
 def _wait_healthy(child: Child, url: str, timeout: float = 60.0) -> None:

@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("SIM_START_DATE", "2024-01-01"),
         help="first day of the history (YYYY-MM-DD)",
     )
+    p.add_argument(
+        "--signup-months",
+        type=int,
+        default=int(_env("SIM_SIGNUP_MONTHS", "0") or 0),
+        help="months over which signups are spread (0: the first third of the history)",
+    )
     p.add_argument("--currencies", default=_env("SIM_CURRENCIES", "usd,eur,jpy"))
     p.add_argument(
         "--api-versions",
@@ -153,6 +159,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[WorldConfig, ServerSet
         api_versions=tuple(mix),
         spread_versions=args.api_version_spread == "customer",
         api_version_upgrades=parse_upgrades(args.api_version_upgrades or ""),
+        signup_months=args.signup_months,
     )
     settings = ServerSettings(
         api_key=args.api_key,

@@ -92,7 +92,7 @@ class WorldConfig:
     upgrades: ``(from, to, fraction)`` switches every customer on ``from`` to ``to`` once
     ``fraction`` of the history has passed (events after it are rendered in ``to``). Both
     versions must be on the same side of the basil cut (ids and the ``invoice_payment``
-    objects differ across it).
+    objects differ across it). ``signup_months`` widens the signup window (see the field).
     """
 
     seed: int = 1
@@ -105,6 +105,9 @@ class WorldConfig:
     account_name: str = "Simulated Billing, Inc."
     spread_versions: bool = False
     api_version_upgrades: tuple[tuple[str, str, float], ...] = ()
+    #: Months over which signups are spread from ``start_date`` (0: the first third of the
+    #: history). The demo spreads them over the whole history so every week has new customers.
+    signup_months: int = 0
 
     def __post_init__(self) -> None:
         for old, new, fraction in self.api_version_upgrades:

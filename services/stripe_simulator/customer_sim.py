@@ -114,8 +114,10 @@ class SignupPlan:
 
 
 def signup_time(ctx: WorldContext, idx: int) -> int:
-    """When customer ``idx`` signs up: spread over the first third of the history."""
-    window_end = add_months(ctx.start_ts, max(1, ctx.config.months // 3))
+    """When customer ``idx`` signs up: spread over the first third of the history, or over
+    ``config.signup_months`` when set (the demo: all of it)."""
+    months = ctx.config.signup_months or max(1, ctx.config.months // 3)
+    window_end = add_months(ctx.start_ts, months)
     window = max(1, min(window_end, ctx.end_ts) - ctx.start_ts)
     return ctx.start_ts + int(mix64(ctx.config.seed * 1_000_003 + idx) % window)
 
