@@ -173,8 +173,9 @@ def account(account_id: str) -> str:
     elif tab == "users":
         tenant = detail.account.tenant_id
         context["result"] = (
-            us.list_users(gw.backends, us.UserFilters(tenant_id=tenant, page_size=size,
-                                                      page_token=token))
+            us.list_users(
+                gw.backends, us.UserFilters(tenant_id=tenant, page_size=size, page_token=token)
+            )
             if tenant
             else None
         )
@@ -185,11 +186,11 @@ def account(account_id: str) -> str:
         context["lenses"] = tuple(inv.LENSES)
         context["result"] = inv.list_invoices(
             gw.backends,
-            inv.InvoiceFilters(account_id=account_id, lens=lens, page_size=size,
-                               page_token=token),
+            inv.InvoiceFilters(account_id=account_id, lens=lens, page_size=size, page_token=token),
         )
-        context["csv_url"] = urls.csv_link(f"/api/v1/accounts/{account_id}/invoices",
-                                           {"lens": lens})
+        context["csv_url"] = urls.csv_link(
+            f"/api/v1/accounts/{account_id}/invoices", {"lens": lens}
+        )
     else:
         lens = urls.choice("lens", tuple(ev.LENSES), "all")
         context["lens"] = lens
@@ -198,8 +199,7 @@ def account(account_id: str) -> str:
             gw.backends,
             ev.EventFilters(account_id=account_id, lens=lens, page_size=size, page_token=token),
         )
-        context["csv_url"] = urls.csv_link(f"/api/v1/accounts/{account_id}/events",
-                                           {"lens": lens})
+        context["csv_url"] = urls.csv_link(f"/api/v1/accounts/{account_id}/events", {"lens": lens})
     result = context.get("result")
     token_next = getattr(result, "next_page_token", "")
     context["next_url"] = urls.next_page(token_next) if token_next else None

@@ -15,17 +15,18 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar, cast
 
 from billing.drift.v1 import drift_pb2
 from flask import request
 
 from services.backoffice_gateway.audit import audited
-from services.backoffice_gateway.auth.decorators import admin_required
+from services.backoffice_gateway.auth.decorators import admin_required, login_required
 from services.backoffice_gateway.auth.middleware import client_ip
 from services.backoffice_gateway.auth.principal import current_principal
 from services.backoffice_gateway.context import gateway
-from services.backoffice_gateway.errors import ApiError, bad_request
+from services.backoffice_gateway.errors import ApiError, bad_request, forbidden
 from services.backoffice_gateway.formatting import Amount
 from services.backoffice_gateway.pages import bp
 from services.backoffice_gateway.pages.accounts import _check_id
@@ -35,6 +36,7 @@ from services.backoffice_gateway.views import actions as act
 from services.backoffice_gateway.views import invoices as inv
 
 MAX_FIELD = 500
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _form(name: str, default: str = "") -> str:
@@ -42,6 +44,25 @@ def _form(name: str, default: str = "") -> str:
     if len(value) > MAX_FIELD or "\x00" in value:
         raise bad_request(f"{name}: malformed", parameter=name)
     return value.strip()
+
+
+def admin_post(action: str) -> Callable[[F], F]:
+    """``admin_required`` for the posts, plus the audit of a refusal: a viewer forcing an
+    admin action gets 403 and the attempt is logged as ``refused`` (as the API does)."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = current_principal()
+            if principal is not None and not principal.is_admin:
+                target = "/".join(str(v) for v in kwargs.values()) or action
+                with audited(gateway().store, principal, action, target, {}, client_ip()):
+                    raise forbidden()
+            return view(*args, **kwargs)
+
+        return login_required(cast(F, wrapper))
+
+    return decorate
 
 
 def _operator() -> str:
@@ -73,8 +94,9 @@ def _done(
     **extra: Any,
 ) -> tuple[str, int]:
     status = 200 if error is None else error.status
-    return page("action_done.html", title=title, back=back, result=result, error=error,
-                **extra), status
+    return page(
+        "action_done.html", title=title, back=back, result=result, error=error, **extra
+    ), status
 
 
 def _detail(account_id: str) -> acc.AccountDetailView:
@@ -111,22 +133,29 @@ def sync_preview(account_id: str) -> str:
 
 
 @bp.post("/accounts/<account_id>/sync")
-@admin_required
+@admin_post("sync")
 def sync_run(account_id: str) -> tuple[str, int]:
     """Step 2: recover, replay, detect again; show what it found (and the cutoff dialog)."""
     detail = _detail(account_id)
     result, error = _run(
-        "sync", account_id, {},
+        "sync",
+        account_id,
+        {},
         lambda: act.sync_account(gateway().backends, account_id, _operator()),
     )
     return _done(
-        "Sync with Stripe", f"/accounts/{account_id}", result, error, detail=detail,
-        kind="sync", today=datetime.now(UTC).date().isoformat(),
+        "Sync with Stripe",
+        f"/accounts/{account_id}",
+        result,
+        error,
+        detail=detail,
+        kind="sync",
+        today=datetime.now(UTC).date().isoformat(),
     )
 
 
 @bp.post("/accounts/<account_id>/cutoff")
-@admin_required
+@admin_post("recovery_cutoff")
 def recovery_cutoff(account_id: str) -> tuple[str, int]:
     detail = _detail(account_id)
     subscription_id = _form("subscription_id")
@@ -139,22 +168,27 @@ def recovery_cutoff(account_id: str) -> tuple[str, int]:
     except ValueError:
         raise bad_request("cutoff: expected YYYY-MM-DD", parameter="cutoff") from None
     result, error = _run(
-        "recovery_cutoff", subscription_id, {"cutoff": raw, "note": note,
-                                             "account_id": account_id},
-        lambda: act.set_recovery_cutoff(gateway().backends, subscription_id, cutoff,
-                                        _operator(), note),
+        "recovery_cutoff",
+        subscription_id,
+        {"cutoff": raw, "note": note, "account_id": account_id},
+        lambda: act.set_recovery_cutoff(
+            gateway().backends, subscription_id, cutoff, _operator(), note
+        ),
     )
-    return _done("Disaster-recovery cutoff", f"/accounts/{account_id}", result, error,
-                 detail=detail)
+    return _done(
+        "Disaster-recovery cutoff", f"/accounts/{account_id}", result, error, detail=detail
+    )
 
 
 @bp.post("/accounts/<account_id>/acknowledge")
-@admin_required
+@admin_post("acknowledge_drift")
 def acknowledge(account_id: str) -> tuple[str, int]:
     detail = _detail(account_id)
     note = _form("note")
     result, error = _run(
-        "acknowledge_drift", account_id, {"note": note},
+        "acknowledge_drift",
+        account_id,
+        {"note": note},
         lambda: act.acknowledge_drift(gateway().backends, account_id, _operator(), note),
     )
     return _done("Acknowledge drift", f"/accounts/{account_id}", result, error, detail=detail)
@@ -195,12 +229,18 @@ def refundable_invoices(account_id: str) -> list[dict[str, Any]]:
 @admin_required
 def refund_form(account_id: str) -> str:
     detail = _detail(account_id)
-    return page("refund.html", detail=detail, invoices=refundable_invoices(account_id),
-                reasons=act.REFUND_REASONS, idempotency_key=_key(), error=None)
+    return page(
+        "refund.html",
+        detail=detail,
+        invoices=refundable_invoices(account_id),
+        reasons=act.REFUND_REASONS,
+        idempotency_key=_key(),
+        error=None,
+    )
 
 
 @bp.post("/accounts/<account_id>/refund")
-@admin_required
+@admin_post("refund")
 def refund_submit(account_id: str) -> tuple[str, int]:
     detail = _detail(account_id)
     payment = _form("payment_id")
@@ -212,25 +252,35 @@ def refund_submit(account_id: str) -> tuple[str, int]:
     if mode == "partial":
         raw = _form("amount_minor")
         if not raw.isdigit() or int(raw) <= 0 or len(raw) > 15:
-            raise bad_request("amount_minor: a positive whole number of minor units",
-                              parameter="amount_minor")
+            raise bad_request(
+                "amount_minor: a positive whole number of minor units", parameter="amount_minor"
+            )
         amount = int(raw)
     elif mode != "full":
         raise bad_request("mode: full or partial", parameter="mode")
     charge = payment if payment.startswith(("ch_", "py_")) else ""
     intent = payment if payment.startswith("pi_") else ""
     if not charge and not intent:
-        raise bad_request("payment_id: a charge (ch_...) or payment intent (pi_...) id",
-                          parameter="payment_id")
+        raise bad_request(
+            "payment_id: a charge (ch_...) or payment intent (pi_...) id", parameter="payment_id"
+        )
     key = _form("idempotency_key") or _key()
     result, error = _run(
-        "refund", payment, {"amount_minor": amount, "reason": reason, "account_id": account_id},
-        lambda: act.refund(gateway().backends, account_id=account_id, charge_id=charge,
-                           payment_intent_id=intent, amount_minor=amount, reason=reason,
-                           operator=_operator(), idempotency_key=key),
+        "refund",
+        payment,
+        {"amount_minor": amount, "reason": reason, "account_id": account_id},
+        lambda: act.refund(
+            gateway().backends,
+            account_id=account_id,
+            charge_id=charge,
+            payment_intent_id=intent,
+            amount_minor=amount,
+            reason=reason,
+            operator=_operator(),
+            idempotency_key=key,
+        ),
     )
-    return _done("Refund", f"/accounts/{account_id}?tab=invoices", result, error,
-                 detail=detail)
+    return _done("Refund", f"/accounts/{account_id}?tab=invoices", result, error, detail=detail)
 
 
 # ------------------------------------------------------------------ subscriptions
@@ -240,8 +290,9 @@ def _subscription(detail: acc.AccountDetailView) -> str:
     wanted = _form("subscription_id")
     known = {s.subscription_id for s in detail.subscriptions}
     if wanted not in known:
-        raise bad_request("subscription_id: not a subscription of this account",
-                          parameter="subscription_id")
+        raise bad_request(
+            "subscription_id: not a subscription of this account", parameter="subscription_id"
+        )
     return wanted
 
 
@@ -254,7 +305,7 @@ def manage_form(account_id: str) -> str:
 
 
 @bp.post("/accounts/<account_id>/cancel")
-@admin_required
+@admin_post("cancel")
 def cancel(account_id: str) -> tuple[str, int]:
     detail = _detail(account_id)
     subscription_id = _subscription(detail)
@@ -264,16 +315,18 @@ def cancel(account_id: str) -> tuple[str, int]:
     reason = _form("reason")
     key = _form("idempotency_key") or _key()
     result, error = _run(
-        "cancel", subscription_id, {"when": when, "reason": reason, "account_id": account_id},
-        lambda: act.cancel(gateway().backends, subscription_id, when == "period_end", reason,
-                           _operator(), key),
+        "cancel",
+        subscription_id,
+        {"when": when, "reason": reason, "account_id": account_id},
+        lambda: act.cancel(
+            gateway().backends, subscription_id, when == "period_end", reason, _operator(), key
+        ),
     )
-    return _done("Cancel subscription", f"/accounts/{account_id}", result, error,
-                 detail=detail)
+    return _done("Cancel subscription", f"/accounts/{account_id}", result, error, detail=detail)
 
 
 @bp.post("/accounts/<account_id>/quantity")
-@admin_required
+@admin_post("quantity")
 def quantity(account_id: str) -> tuple[str, int]:
     detail = _detail(account_id)
     subscription_id = _subscription(detail)
@@ -282,29 +335,33 @@ def quantity(account_id: str) -> tuple[str, int]:
         raise bad_request("quantity: a whole number from 1", parameter="quantity")
     key = _form("idempotency_key") or _key()
     result, error = _run(
-        "quantity", subscription_id, {"quantity": int(raw), "account_id": account_id},
-        lambda: act.change_quantity(gateway().backends, subscription_id, int(raw), "",
-                                    _operator(), key),
+        "quantity",
+        subscription_id,
+        {"quantity": int(raw), "account_id": account_id},
+        lambda: act.change_quantity(
+            gateway().backends, subscription_id, int(raw), "", _operator(), key
+        ),
     )
     return _done("Change quantity", f"/accounts/{account_id}", result, error, detail=detail)
 
 
 @bp.post("/accounts/<account_id>/reactivate")
-@admin_required
+@admin_post("reactivate")
 def reactivate(account_id: str) -> tuple[str, int]:
     detail = _detail(account_id)
     subscription_id = _subscription(detail)
     key = _form("idempotency_key") or _key()
     result, error = _run(
-        "reactivate", subscription_id, {"account_id": account_id},
+        "reactivate",
+        subscription_id,
+        {"account_id": account_id},
         lambda: act.reactivate(gateway().backends, subscription_id, _operator(), key),
     )
-    return _done("Reactivate subscription", f"/accounts/{account_id}", result, error,
-                 detail=detail)
+    return _done("Reactivate subscription", f"/accounts/{account_id}", result, error, detail=detail)
 
 
 @bp.post("/accounts/<account_id>/tenant")
-@admin_required
+@admin_post("tenant")
 def tenant_state(account_id: str) -> tuple[str, int]:
     detail = _detail(account_id)
     tenant = detail.account.tenant_id
@@ -312,11 +369,16 @@ def tenant_state(account_id: str) -> tuple[str, int]:
         raise bad_request("this account has no tenant in the directory")
     op = _form("op")
     if op == "suspend":
-        result, error = _run("suspend_tenant", tenant, {},
-                             lambda: act.suspend_tenant(gateway().backends, tenant))
+        result, error = _run(
+            "suspend_tenant", tenant, {}, lambda: act.suspend_tenant(gateway().backends, tenant)
+        )
     elif op == "reactivate":
-        result, error = _run("reactivate_tenant", tenant, {},
-                             lambda: act.reactivate_tenant(gateway().backends, tenant))
+        result, error = _run(
+            "reactivate_tenant",
+            tenant,
+            {},
+            lambda: act.reactivate_tenant(gateway().backends, tenant),
+        )
     else:
         raise bad_request("op: suspend or reactivate", parameter="op")
     return _done("Tenant " + op, f"/accounts/{account_id}", result, error, detail=detail)
@@ -326,40 +388,45 @@ def tenant_state(account_id: str) -> tuple[str, int]:
 
 
 @bp.post("/users/<user_id>/sessions/<session_id>/revoke")
-@admin_required
+@admin_post("revoke_session")
 def revoke_session(user_id: str, session_id: str) -> tuple[str, int]:
     _check_id(user_id)
     _check_id(session_id)
     result, error = _run(
-        "revoke_session", session_id, {"user_id": user_id},
+        "revoke_session",
+        session_id,
+        {"user_id": user_id},
         lambda: act.revoke_user_session(gateway().backends, session_id, _operator()),
     )
     return _done("Revoke session", f"/users/{user_id}", result, error)
 
 
 @bp.post("/webhooks/<event_id>/republish")
-@admin_required
+@admin_post("republish")
 def republish(event_id: str) -> tuple[str, int]:
     require_billing()
     _check_id(event_id)
-    result, error = _run("republish", event_id, {},
-                         lambda: act.republish(gateway().backends, event_id))
+    result, error = _run(
+        "republish", event_id, {}, lambda: act.republish(gateway().backends, event_id)
+    )
     return _done("Republish event", f"/webhooks/{event_id}", result, error)
 
 
 @bp.post("/dead-letters/<int:dead_letter_id>/retry")
-@admin_required
+@admin_post("retry_dead_letter")
 def retry_dead_letter(dead_letter_id: int) -> tuple[str, int]:
     require_billing()
     result, error = _run(
-        "retry_dead_letter", str(dead_letter_id), {},
+        "retry_dead_letter",
+        str(dead_letter_id),
+        {},
         lambda: act.retry_dead_letter(gateway().backends, dead_letter_id),
     )
     return _done("Retry dead letter", "/dead-letters", result, error)
 
 
 @bp.post("/dead-letters/purge")
-@admin_required
+@admin_post("purge_dead_letters")
 def purge_dead_letters() -> tuple[str, int]:
     require_billing()
     ids: list[int] = []
@@ -369,21 +436,23 @@ def purge_dead_letters() -> tuple[str, int]:
         ids.append(int(raw))
     all_resolved = _form("all_resolved") == "1"
     result, error = _run(
-        "purge_dead_letters", "dead_letters", {"ids": ids, "all_resolved": all_resolved},
+        "purge_dead_letters",
+        "dead_letters",
+        {"ids": ids, "all_resolved": all_resolved},
         lambda: act.purge_dead_letters(gateway().backends, ids, all_resolved),
     )
     return _done("Purge dead letters", "/dead-letters", result, error)
 
 
 @bp.post("/drift/run")
-@admin_required
+@admin_post("drift_pass")
 def drift_run() -> tuple[str, int]:
     require_billing()
     account_id = _form("account_id")
     result, error = _run(
-        "drift_pass", account_id or "all", {},
+        "drift_pass",
+        account_id or "all",
+        {},
         lambda: act.run_drift_pass(gateway().backends, account_id, _operator()),
     )
     return _done("Drift pass", "/drift", result, error)
-
-

@@ -8,11 +8,13 @@ Each list keeps its filters in the URL, pages with keyset tokens and links its C
 from __future__ import annotations
 
 import json
+
 from flask import abort
 
 from services.backoffice_gateway import audit as audit_log
 from services.backoffice_gateway.auth.decorators import admin_required, login_required
 from services.backoffice_gateway.context import gateway
+from services.backoffice_gateway.errors import ApiError
 from services.backoffice_gateway.pages import bp, urls
 from services.backoffice_gateway.pages.render import page, require_billing
 from services.backoffice_gateway.views import dead_letters as dl
@@ -21,6 +23,7 @@ from services.backoffice_gateway.views import events as ev
 from services.backoffice_gateway.views import invoices as inv
 from services.backoffice_gateway.views import users as us
 from services.backoffice_gateway.views import webhooks as wh
+from services.backoffice_gateway.views.banners import FALLBACK_STATUSES
 
 
 def _paging(token: str) -> dict[str, str | None]:
@@ -196,9 +199,7 @@ def webhook(event_id: str) -> str:
 def dead_letters() -> str:
     require_billing()
     status = urls.choice("status", tuple(dl.STATUSES), "dead")
-    result = dl.list_dead_letters(
-        gateway().backends, status, urls.page_size(), urls.arg("page")
-    )
+    result = dl.list_dead_letters(gateway().backends, status, urls.page_size(), urls.arg("page"))
     return page(
         "dead_letters.html",
         status=status,
@@ -222,10 +223,31 @@ def drift() -> str:
         page_token=urls.arg("page"),
     )
     gw = gateway()
-    overview = dr.drift_overview(gw.backends)
-    result = dr.list_discrepancies(gw.backends, f)
+    try:
+        overview = dr.drift_overview(gw.backends)
+        result = dr.list_discrepancies(gw.backends, f)
+    except ApiError as exc:
+        if exc.status not in FALLBACK_STATUSES:
+            raise
+        # The drift service is away (not deployed, restarting): the page says so instead of
+        # failing, and the rest of the back-office keeps working.
+        return page(
+            "drift.html",
+            unavailable=exc,
+            filters=f,
+            kinds=dr.KINDS,
+            severities=dr.SEVERITIES,
+            states=dr.STATES,
+            csv_url="",
+            runs_csv_url="",
+            overview=None,
+            result=None,
+            next_url=None,
+            prev_url=None,
+        )
     return page(
         "drift.html",
+        unavailable=None,
         overview=overview,
         filters=f,
         result=result,
@@ -234,8 +256,7 @@ def drift() -> str:
         states=dr.STATES,
         csv_url=urls.csv_link(
             "/api/v1/drift/discrepancies",
-            {"account_id": f.account_id, "kind": f.kind, "severity": f.severity,
-             "state": f.state},
+            {"account_id": f.account_id, "kind": f.kind, "severity": f.severity, "state": f.state},
         ),
         runs_csv_url=urls.csv_link("/api/v1/drift/runs", {}),
         **_paging(result.next_page_token),

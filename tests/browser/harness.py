@@ -1,0 +1,136 @@
+"""The back-office on top of the whole suite, for the page and browser tests.
+
+``make run``'s stack (tests/faults/stack.py: real supervisor, embedded PostgreSQL and NATS,
+ingest, ledger, drift when present, the Stripe simulator) with a small demo world delivered
+through the real signed webhook path, and the gateway's Flask app (``create_app``) pointed
+at it, served on a free loopback port by a Werkzeug thread so a real browser can use it.
+Operators ``admin`` and ``viewer`` are created with known passwords.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from services.backoffice_gateway import operators
+from services.backoffice_gateway.app import create_app
+from services.backoffice_gateway.config import GatewayConfig
+from services.common.config import sqlalchemy_url
+from services.devstack.embedded import free_port
+from services.stripe_simulator.signing import sign
+from tests.faults.stack import SECRET, Stack, start_stack, stop_stack
+
+ADMIN = ("admin", "admin-password-123")
+VIEWER = ("viewer", "viewer-password-123")
+#: How often the pages' script polls the banners in these tests (the default is 15 s).
+BANNER_POLL_MS = 500
+#: Bound on waiting for the ledger to project the demo, so a regression fails, not hangs.
+SETTLE_TIMEOUT = 240.0
+
+
+@dataclass
+class Backoffice:
+    stack: Stack
+    app: Flask
+    url: str
+
+    @property
+    def database_url(self) -> str:
+        return self.stack.database_url
+
+    def scalar(self, sql: str) -> int:
+        return self.stack.scalar(sql)
+
+    def ledger_accounts(self) -> list[dict[str, Any]]:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            cur = conn.execute("SELECT * FROM ledger.subscriptions LIMIT 500")
+            names = [d.name for d in cur.description or []]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def post_webhook(self, event: dict[str, Any]) -> int:
+        """Deliver one signed event to ingest, exactly as Stripe (and the simulator) would."""
+        import asyncio
+
+        body = json.dumps(event, separators=(",", ":")).encode()
+        url = self.stack.webhook_url
+
+        async def send() -> int:
+            header = sign(body, SECRET, int(time.time()))
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    url,
+                    data=body,
+                    headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+                ) as response,
+            ):
+                return response.status
+
+        return asyncio.run(send())
+
+
+def _settled(stack: Stack) -> None:
+    """Wait until the ledger has projected every archived event (the counts stop moving)."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    last = -1
+    while time.monotonic() < deadline:
+        archived = stack.scalar("SELECT count(*) FROM ingest.stripe_events")
+        projected = stack.scalar("SELECT count(*) FROM ledger.billing_events")
+        if archived > 0 and projected == last and projected > 0:
+            return
+        last = projected
+        time.sleep(2.0)
+    raise AssertionError(f"the ledger did not settle:\n{stack.diagnosis()[-3000:]}")
+
+
+def gateway_config(stack: Stack) -> GatewayConfig:
+    return GatewayConfig(
+        database_url=sqlalchemy_url(stack.database_url),
+        ledger_target=f"127.0.0.1:{stack.port('LEDGER_GRPC_PORT')}",
+        ingest_target=f"127.0.0.1:{stack.port('INGEST_GRPC_PORT')}",
+        drift_target=f"127.0.0.1:{stack.port('DRIFT_GRPC_PORT')}",
+        secret_key="gwui-tests-secret-key",
+        banner_cache_seconds=0.0,
+        grpc_timeout_seconds=30.0,
+    )
+
+
+@contextmanager
+def backoffice(root: Path) -> Iterator[Backoffice]:
+    stack = start_stack(
+        root,
+        {
+            "DEMO_DATA": "1",
+            "SIM_TENANTS": "60",
+            "SIM_MONTHS": "3",
+            "SIM_SIGNUP_MONTHS": "3",
+            "SIM_DROP_RATE": "0",
+        },
+    )
+    server: BaseWSGIServer | None = None
+    try:
+        _settled(stack)
+        app = create_app(gateway_config(stack))
+        app.config["BANNER_POLL_MS"] = BANNER_POLL_MS
+        store = app.extensions["gateway_store"]
+        operators.create(store, ADMIN[0], "admin", ADMIN[1])
+        operators.create(store, VIEWER[0], "viewer", VIEWER[1])
+        port = free_port()
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield Backoffice(stack, app, f"http://127.0.0.1:{port}")
+    finally:
+        if server is not None:
+            server.shutdown()
+        stop_stack(stack)
