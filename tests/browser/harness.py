@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import psycopg
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -59,25 +59,20 @@ class Backoffice:
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def post_webhook(self, event: dict[str, Any]) -> int:
-        """Deliver one signed event to ingest, exactly as Stripe (and the simulator) would."""
-        import asyncio
-
+        """Deliver one signed event to ingest, exactly as Stripe (and the simulator) would.
+        Plain urllib: the browser tests run inside Playwright's event loop."""
         body = json.dumps(event, separators=(",", ":")).encode()
-        url = self.stack.webhook_url
-
-        async def send() -> int:
-            header = sign(body, SECRET, int(time.time()))
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(
-                    url,
-                    data=body,
-                    headers={"Stripe-Signature": header, "Content-Type": "application/json"},
-                ) as response,
-            ):
-                return response.status
-
-        return asyncio.run(send())
+        request = urllib.request.Request(  # noqa: S310 - loopback URL of our own stack
+            self.stack.webhook_url,
+            data=body,
+            method="POST",
+            headers={
+                "Stripe-Signature": sign(body, SECRET, int(time.time())),
+                "Content-Type": "application/json",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return int(response.status)
 
 
 def _settled(stack: Stack) -> None:
