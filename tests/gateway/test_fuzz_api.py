@@ -53,8 +53,8 @@ def check_error_body(case: Case, status: int, body: object, content_type: str) -
 def test_api_never_fails_badly(case: Case, app: Flask, api_token: str) -> None:
     response = case.call(app=app, headers={"Authorization": f"Bearer {api_token}"})
     headers = {k.lower(): v for k, v in response.headers.items()}
-    content_type = headers.get("content-type", [""])
-    content_type = content_type[0] if isinstance(content_type, list) else content_type
+    raw_type: object = headers.get("content-type", [""])
+    content_type = str(raw_type[0] if isinstance(raw_type, list) else raw_type)
     body = response.json() if "json" in content_type else None
     check_error_body(case, response.status_code, body, content_type)
     if response.status_code not in UPSTREAM:
