@@ -11,6 +11,7 @@ usage: docker run IMAGE <command> [args...]
   ingest             python -m services.ingest
   ledger             python -m services.ledger
   stripe-simulator   python -m services.stripe_simulator
+  backoffice-gateway python -m services.backoffice_gateway serve
   migrate            alembic upgrade head   (reads DATABASE_URL)
   wait-for-migrations  wait until the database is at the image's migration head
   <anything else>    executed as given, e.g. `python -m services.ingest`
@@ -31,6 +32,8 @@ case "$command" in
         exec python -m services.ledger "$@" ;;
     stripe-simulator | stripe_simulator | simulator)
         exec python -m services.stripe_simulator "$@" ;;
+    backoffice-gateway | backoffice_gateway | gateway)
+        exec python -m services.backoffice_gateway serve "$@" ;;
     migrate)
         exec alembic -c /app/alembic.ini upgrade head "$@" ;;
     wait-for-migrations)

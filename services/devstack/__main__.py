@@ -70,6 +70,25 @@ def _webhook_url() -> str:
     return f"http://127.0.0.1:{_port('INGEST_HTTP_PORT', 8090)}/webhooks/stripe"
 
 
+# Written once (mode 0600) by the gateway when it creates the first admin; printed on the
+# ready line and deleted, so the password is shown exactly once and only stored hashed.
+GATEWAY_FIRST_ADMIN = "gateway-first-admin"
+
+
+def _gateway_urls() -> dict[str, str]:
+    urls = {"backoffice": f"http://127.0.0.1:{_port('GATEWAY_PORT', 8080)}/"}
+    first = Path(env_str("DATA_DIR", str(REPO_ROOT / ".data"))).resolve() / GATEWAY_FIRST_ADMIN
+    if first.exists():
+        username, password = first.read_text().split()
+        first.unlink()
+        print(f"back-office: first operator {username!r}, password {password} (shown once; "
+              "stored hashed)", flush=True)
+    else:
+        print("back-office: operators kept from an earlier run; a new password: "
+              "python -m services.backoffice_gateway operators reset-password admin", flush=True)
+    return urls
+
+
 def _simulator_url() -> str:
     return f"http://127.0.0.1:{_port('STRIPE_SIMULATOR_PORT', 12111)}"
 
@@ -103,6 +122,14 @@ SERVICES: list[ServiceSpec] = [
         urls=lambda: {
             "stripe_simulator": f"http://127.0.0.1:{_port('STRIPE_SIMULATOR_PORT', 12111)}"
         },
+    ),
+    ServiceSpec(
+        "backoffice_gateway",
+        "services.backoffice_gateway",
+        port=("GATEWAY_PORT", 8080),
+        args=lambda: ["serve"],
+        env=lambda data_dir: {"GATEWAY_BOOTSTRAP_FILE": str(data_dir / GATEWAY_FIRST_ADMIN)},
+        urls=lambda: _gateway_urls(),
     ),
 ]
 # Every port of `make run` listens on loopback unless its *_HOST variable says otherwise.
