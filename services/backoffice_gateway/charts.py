@@ -24,7 +24,7 @@ from .formatting import format_minor
 
 WIDTH = 640
 HEIGHT = 220
-_PAD_LEFT = 78
+_PAD_LEFT = 104
 _PAD_RIGHT = 12
 _PAD_TOP = 14
 _PAD_BOTTOM = 30
@@ -282,7 +282,7 @@ def _horizontal_bars(
     row_height = 26
     height = max(40, row_height * len(labels) + 10)
     top = max([1, *values])
-    label_width = 150
+    label_width = 210
     plot = WIDTH - label_width - 90
     total = sum(values)
     desc = (

@@ -31,8 +31,8 @@ from services.devstack.embedded import free_port
 from services.stripe_simulator.signing import sign
 from tests.faults.stack import SECRET, Stack, start_stack, stop_stack
 
-ADMIN = ("admin", "admin-password-123")
-VIEWER = ("viewer", "viewer-password-123")
+ADMIN = ("gwui-admin", "admin-password-123")
+VIEWER = ("gwui-viewer", "viewer-password-123")
 #: How often the pages' script polls the banners in these tests (the default is 15 s).
 BANNER_POLL_MS = 500
 #: Bound on waiting for the ledger to project the demo, so a regression fails, not hangs.
@@ -57,6 +57,21 @@ class Backoffice:
             cur = conn.execute("SELECT * FROM ledger.subscriptions LIMIT 500")
             names = [d.name for d in cur.description or []]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def wait_for_billing_event(self, event_id: str, event_type: str) -> None:
+        """Until the ledger has projected ``event_id`` (as ``event_type``), bounded."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with psycopg.connect(self.database_url, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT event_type FROM ledger.billing_events WHERE stripe_event_id = %s",
+                    (event_id,),
+                ).fetchone()
+            if row is not None:
+                assert row[0] == event_type, row
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{event_id} never reached the ledger")
 
     def post_webhook(self, event: dict[str, Any]) -> int:
         """Deliver one signed event to ingest, exactly as Stripe (and the simulator) would.

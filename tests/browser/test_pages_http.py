@@ -222,3 +222,26 @@ def test_banners_json(admin: FlaskClient) -> None:
     assert isinstance(data["banners"], list)
     for banner in data["banners"]:
         assert {"kind", "level", "title", "message", "href"} <= banner.keys()
+
+
+def test_billing_disabled_hides_every_billing_surface(office: Backoffice) -> None:
+    from dataclasses import replace
+
+    from services.backoffice_gateway.app import create_app
+    from tests.browser.harness import gateway_config
+
+    app = create_app(replace(gateway_config(office.stack), public_subscription_enabled=False))
+    client = app.test_client()
+    login(client, ADMIN)
+    home = client.get("/")
+    assert home.status_code == 302 and home.headers["Location"].endswith("/users")
+    users = text(client, "/users")
+    for hidden in ("Dashboard", "Accounts", "Invoices", "Webhooks", "Drift", "Billing events"):
+        assert f">{hidden}</a>" not in users
+    assert 'class="banner' not in users
+    for url in ("/accounts", "/events", "/invoices", "/webhooks", "/dead-letters", "/drift"):
+        text(client, url, 404)
+    assert client.get("/banners.json").get_json() == {
+        "banners": [],
+        "checked_at": client.get("/banners.json").get_json()["checked_at"],
+    }
