@@ -58,6 +58,18 @@ class Backoffice:
             names = [d.name for d in cur.description or []]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def upsert_tenant(self, tenant_id: str, name: str) -> None:
+        """A tenant of the host application in the ledger's directory (as the host's own
+        sync would write it): an account without any Stripe customer yet."""
+        from billing.ledger.v1 import directory_pb2, directory_pb2_grpc
+
+        from services.common.grpc_client import sync_channel
+
+        with sync_channel(f"127.0.0.1:{self.stack.port('LEDGER_GRPC_PORT')}") as channel:
+            directory_pb2_grpc.DirectoryServiceStub(channel).UpsertTenant(
+                directory_pb2.UpsertTenantRequest(tenant_id=tenant_id, name=name), timeout=30
+            )
+
     def wait_for_billing_event(self, event_id: str, event_type: str) -> None:
         """Until the ledger has projected ``event_id`` (as ``event_type``), bounded."""
         deadline = time.monotonic() + 60
