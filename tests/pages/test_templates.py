@@ -299,7 +299,12 @@ def test_action_error_and_generic_result(app: Flask) -> None:
 
 
 def test_account_page_admin_menu_only_for_admins(app: Flask) -> None:
-    context = {"detail": detail(), "tab": "overview", "tabs": (), "recent_events": []}
+    context: dict[str, Any] = {
+        "detail": detail(),
+        "tab": "overview",
+        "tabs": (),
+        "recent_events": [],
+    }
     admin = render(app, "account.html", **context)
     viewer = render(app, "account.html", role="viewer", **context)
     assert 'data-testid="admin-menu"' in admin and "Acknowledge drift" in admin
