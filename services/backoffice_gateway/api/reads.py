@@ -59,7 +59,8 @@ def get_dashboard(args: dict[str, Any]) -> dashboard.DashboardView:
 
     if args["period"] not in dashboard.PERIODS:
         raise bad_request("period: 7, 30 or 90", parameter="period")
-    return dashboard.dashboard(_b(), args["period"], args["as_of"])
+    return dashboard.dashboard(_b(), args["period"], args["as_of"],
+                               prior_trends=gateway().prior_trends)
 
 
 ACCOUNT_LIST_PARAMS = (
