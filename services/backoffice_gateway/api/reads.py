@@ -10,6 +10,7 @@ from services.backoffice_gateway.audit import read_audit
 from services.backoffice_gateway.auth.principal import current_principal
 from services.backoffice_gateway.context import gateway
 from services.backoffice_gateway.errors import forbidden
+from services.backoffice_gateway.store import repository
 from services.backoffice_gateway.views import (
     accounts,
     dashboard,
@@ -47,6 +48,20 @@ def me(args: dict[str, Any]) -> dict[str, Any]:
         "billing_enabled": cfg.public_subscription_enabled,
         "platform_currency": cfg.platform_currency,
     }
+
+
+@endpoint("/me/preferences", "POST", summary="The signed-in operator's preferences",
+          tag="auth", billing=False,
+          body=(Param("utc_offset_minutes", "integer", "offset shown beside UTC; null: none",
+                      minimum=-840, maximum=840),))
+def set_preferences(args: dict[str, Any]) -> dict[str, Any]:
+    principal = current_principal()
+    assert principal is not None
+    store = gateway().store
+    with store.session() as db:
+        repository.set_utc_offset(db, principal.operator_id, args["utc_offset_minutes"])
+        db.commit()
+    return {"utc_offset_minutes": args["utc_offset_minutes"]}
 
 
 @endpoint(
@@ -283,6 +298,21 @@ def list_discrepancies(args: dict[str, Any]) -> Page[drift.DiscrepancyView]:
             page_token=args["page_token"],
         ),
     )
+
+
+@endpoint("/accounts/<account_id>/diagnostic",
+          summary="Stripe's view and the ledger's of one account, side by side", tag="drift",
+          path_params=(ACCOUNT,))
+def get_diagnostic(args: dict[str, Any]) -> drift.DiagnosticView:
+    return drift.diagnostic(_b(), args["account_id"])
+
+
+@endpoint("/operations", summary="Stripe operations performed for operators", tag="drift",
+          csv=True, params=(Param("target", description="only this Stripe object"),
+                            *page_params()))
+def list_operations(args: dict[str, Any]) -> Page[drift.OperationView]:
+    return drift.list_operations(_b(), args["target"] or "", args["page_size"],
+                                 args["page_token"])
 
 
 @endpoint("/banners", summary="Banners: drift, never synced, MRR mismatch", tag="banners")

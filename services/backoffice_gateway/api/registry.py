@@ -81,6 +81,8 @@ def _run(spec: Endpoint, handler: Handler, target: Target | None, fmt: str,
             out.detail = getattr(result, "audit_detail", "") or ""
         return json_response(result)
     args.update(parse_query(spec.params, request.args))
+    if spec.body:
+        args.update(parse_body(spec.body, _body()))
     if fmt == "csv":
         return _csv(spec, handler, args)
     return json_response(handler(args))

@@ -111,3 +111,19 @@ async def test_refund_partial_then_too_much(stack: DriftStack, admin_gw: Gw) -> 
     assert "refundable" in too_much.get_json()["error"]["message"]
     neither = await admin_gw.post(f"/api/v1/accounts/{account}/refund", {})
     assert neither.status_code == 400
+
+
+async def test_diagnostic_and_operations(stack: DriftStack, admin_gw: Gw) -> None:
+    sub = active_subscription(stack)
+    await admin_gw.post(f"/api/v1/subscriptions/{sub['id']}/quantity", {"quantity": 5})
+    ops = (await admin_gw.get(f"/api/v1/operations?target={sub['id']}")).get_json()["items"]
+    assert [(o["operation"], o["operator"], o["outcome"]) for o in ops][:1] == [
+        (ops[0]["operation"], "admin-op", "succeeded")
+    ]
+    account = (await admin_gw.get("/api/v1/accounts?page_size=500")).get_json()["items"]
+    some = next(a["account_id"] for a in account if a["subscription_id"] == sub["id"])
+    diag = await admin_gw.get(f"/api/v1/accounts/{some}/diagnostic")
+    assert diag.status_code == 200, diag.get_json()
+    assert diag.get_json()["fields"]
+    missing = await admin_gw.get("/api/v1/accounts/nobody/diagnostic")
+    assert missing.status_code == 404
