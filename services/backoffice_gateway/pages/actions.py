@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from billing.drift.v1 import drift_pb2
 from flask import request
 
 from services.backoffice_gateway.audit import audited
@@ -33,6 +32,7 @@ from services.backoffice_gateway.pages.accounts import _check_id
 from services.backoffice_gateway.pages.render import page, require_billing
 from services.backoffice_gateway.views import accounts as acc
 from services.backoffice_gateway.views import actions as act
+from services.backoffice_gateway.views import drift as drift_views
 from services.backoffice_gateway.views import invoices as inv
 
 MAX_FIELD = 500
@@ -122,11 +122,7 @@ def sync_preview(account_id: str) -> str:
     diagnostic = None
     error = None
     try:
-        diagnostic = gw.backends.call(
-            "drift",
-            gw.backends.drift.GetCustomerDiagnostic,
-            drift_pb2.GetCustomerDiagnosticRequest(account_id=account_id),
-        )
+        diagnostic = drift_views.diagnostic(gw.backends, account_id)
     except ApiError as exc:
         error = exc
     return page("sync.html", detail=detail, diagnostic=diagnostic, error=error)
