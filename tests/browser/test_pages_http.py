@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
+import psycopg
 import pytest
 from flask.testing import FlaskClient
 
@@ -271,17 +272,70 @@ def test_admin_forms_render_with_their_tokens(admin: FlaskClient) -> None:
     assert "Cancel subscription" in manage and "Change quantity" in manage
 
 
-def test_sync_without_drift_is_a_defined_answer(admin: FlaskClient) -> None:
+def test_sync_with_stripe_in_two_steps(admin: FlaskClient) -> None:
     account = _first_account(admin)
-    token = _csrf(text(admin, f"/accounts/{account}/sync"))
-    answer = admin.post(f"/accounts/{account}/sync", data={"csrf_token": token})
+    step1 = text(admin, f"/accounts/{account}/sync")
+    assert 'data-testid="diagnostic-summary"' in step1, "step 1 shows what Stripe holds"
+    answer = admin.post(f"/accounts/{account}/sync", data={"csrf_token": _csrf(step1)})
     body = answer.get_data(as_text=True)
-    if answer.status_code == 200:  # a drift service answered: it shows what it found
-        assert 'data-testid="action-result"' in body and "Events recovered" in body
-    else:
-        assert answer.status_code in (501, 502, 503, 504)
-        assert 'data-testid="action-error"' in body
-    assert "sync" in text(admin, f"/audit?action=sync&target={account}")
+    assert answer.status_code == 200, body[-1500:]
+    assert 'data-testid="action-result"' in body and "Events recovered" in body
+    assert "step 2 of 2" in body
+    assert "succeeded" in text(admin, f"/audit?action=sync&target={account}")
+
+
+def _charge_of(office: Backoffice, admin: FlaskClient) -> tuple[str, str, int, str]:
+    """(account, charge id, amount, currency) of a paid charge of a live account."""
+    body = text(admin, "/accounts?status=active&sort=mrr&desc=1&size=100")
+    for account in re.findall(r'data-pane="/accounts/([^"/]+)/pane"', body):
+        with psycopg.connect(office.database_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT p ->> 'id', (p ->> 'amount')::bigint, p ->> 'currency' FROM ("
+                " SELECT convert_from(payload, 'UTF8')::jsonb -> 'data' -> 'object' AS p"
+                " FROM ingest.stripe_events WHERE event_type = 'charge.succeeded') c"
+                " WHERE p ->> 'customer' IN (SELECT stripe_customer_id FROM"
+                "   ledger.billing_events WHERE tenant_id = %s OR stripe_customer_id = %s)"
+                " AND (p ->> 'amount_refunded')::bigint = 0 LIMIT 1",
+                (account, account),
+            ).fetchone()
+        if row is not None:
+            return account, str(row[0]), int(row[1]), str(row[2])
+    raise AssertionError("no paid charge in the demo")
+
+
+def test_partial_refund_then_too_much(office: Backoffice, admin: FlaskClient) -> None:
+    account, charge, amount, _currency = _charge_of(office, admin)
+    form = text(admin, f"/accounts/{account}/refund")
+    assert 'data-testid="refundable"' in form
+    token, key = _csrf(form), re.findall(r'name="idempotency_key" value="([^"]+)"', form)[0]
+    done = admin.post(
+        f"/accounts/{account}/refund",
+        data={
+            "csrf_token": token,
+            "idempotency_key": key,
+            "payment_id": charge,
+            "mode": "partial",
+            "amount_minor": "1",
+            "reason": "requested_by_customer",
+        },
+    )
+    body = done.get_data(as_text=True)
+    assert done.status_code == 200, body[-1500:]
+    assert 'data-testid="action-result"' in body and "refund" in body
+    too_much = admin.post(
+        f"/accounts/{account}/refund",
+        data={
+            "csrf_token": token,
+            "idempotency_key": key + "-2",
+            "payment_id": charge,
+            "mode": "partial",
+            "amount_minor": str(amount * 10),
+        },
+    )
+    assert too_much.status_code == 409, too_much.get_data(as_text=True)[-1500:]
+    assert 'data-testid="action-error"' in too_much.get_data(as_text=True)
+    audit = text(admin, f"/audit?action=refund&target={charge}")
+    assert "succeeded" in audit and "failed" in audit
 
 
 def test_bad_admin_form_input_is_400(admin: FlaskClient) -> None:
