@@ -393,3 +393,48 @@ def test_action_failing_upstream_is_shown_and_audited(admin: FlaskClient) -> Non
     assert answer.status_code == 404
     assert 'data-testid="action-error"' in answer.get_data(as_text=True)
     assert "failed" in text(admin, f"/audit?target={accounts[0]}")
+
+
+def test_quantity_cancel_and_reactivate(admin: FlaskClient) -> None:
+    account = _first_account(admin, "status=active&sort=renewal&size=25")
+    manage = text(admin, f"/accounts/{account}/manage")
+    subscription = re.findall(r'name="subscription_id" value="([^"]+)"', manage)[0]
+    token = _csrf(manage)
+    keys = re.findall(r'name="idempotency_key" value="([^"]+)"', manage)
+    quantity = admin.post(
+        f"/accounts/{account}/quantity",
+        data={
+            "csrf_token": token,
+            "idempotency_key": keys[1],
+            "subscription_id": subscription,
+            "quantity": "3",
+        },
+    )
+    assert quantity.status_code == 200, quantity.get_data(as_text=True)[-1500:]
+    assert "<dt>quantity</dt><dd>3</dd>" in quantity.get_data(as_text=True)
+    cancel = admin.post(
+        f"/accounts/{account}/cancel",
+        data={
+            "csrf_token": token,
+            "idempotency_key": keys[0],
+            "subscription_id": subscription,
+            "when": "period_end",
+            "reason": "gwui test",
+        },
+    )
+    assert cancel.status_code == 200, cancel.get_data(as_text=True)[-1500:]
+    assert "<dt>cancel at period end</dt><dd>True</dd>" in cancel.get_data(as_text=True)
+    assert "<dt>verified</dt><dd>True</dd>" in cancel.get_data(as_text=True)
+    again = admin.post(
+        f"/accounts/{account}/reactivate",
+        data={
+            "csrf_token": token,
+            "idempotency_key": keys[0] + "-r",
+            "subscription_id": subscription,
+        },
+    )
+    assert again.status_code == 200, again.get_data(as_text=True)[-1500:]
+    assert "<dt>cancel at period end</dt><dd>False</dd>" in again.get_data(as_text=True)
+    audit = text(admin, f"/audit?target={subscription}")
+    for action in ("quantity", "cancel", "reactivate"):
+        assert f"<td>{action}</td>" in audit
