@@ -98,12 +98,17 @@ def _minus(a: Money | None, b: Money | None) -> Money | None:
     return Money(a.amount_minor - b.amount_minor, a.currency)
 
 
-def _kpis(k: q.DashboardKpis) -> list[Kpi]:
+def _kpis(d: q.GetDashboardResponse) -> list[Kpi]:
+    k = d.kpis
     committed = field_money(k, "committed_mrr")
     committed_prior = field_money(k, "committed_mrr_prior")
+    # Live accounts at the end of the prior period, by the growth series' own definition.
+    first = d.account_growth[0] if d.account_growth else None
+    total_prior = (first.total_accounts - first.new_accounts if first is not None
+                   else k.total_accounts - k.new_accounts)
     return [
-        Kpi("total_accounts", "Total accounts", k.total_accounts,
-            k.total_accounts - k.new_accounts_delta, k.new_accounts_delta, "/accounts"),
+        Kpi("total_accounts", "Total accounts", k.total_accounts, total_prior,
+            k.total_accounts - total_prior, "/accounts"),
         Kpi("new_accounts", "New accounts", k.new_accounts, k.new_accounts_prior,
             k.new_accounts_delta, "/accounts?sort=created&desc=1"),
         Kpi("committed_mrr", "Committed MRR", committed, committed_prior,
@@ -208,7 +213,7 @@ def dashboard(
         prior_start=field_time(d.prior_period, "start"),
         prior_end=field_time(d.prior_period, "end"),
         platform_currency=d.platform_currency,
-        kpis=_kpis(d.kpis),
+        kpis=_kpis(d),
         mrr_trend=_mrr_trend(d, prior_points or []),
         revenue_trend=[
             RevenuePointView(p.date, field_money(p, "net_revenue"), field_money(p, "cumulative"))

@@ -127,3 +127,17 @@ async def test_diagnostic_and_operations(stack: DriftStack, admin_gw: Gw) -> Non
     assert diag.get_json()["fields"]
     missing = await admin_gw.get("/api/v1/accounts/nobody/diagnostic")
     assert missing.status_code == 404
+
+
+async def test_recovery_cutoff_input_is_checked(stack: DriftStack, admin_gw: Gw) -> None:
+    sub = active_subscription(stack)
+    path = "/api/v1/accounts/any/recovery-cutoff"
+    assert (await admin_gw.post(path, {"subscription_id": sub["id"]})).status_code == 400
+    bad_date = await admin_gw.post(path, {"subscription_id": sub["id"], "cutoff": "soon"})
+    assert bad_date.status_code == 400
+    assert bad_date.get_json()["error"]["parameter"] == "cutoff"
+    unknown = await admin_gw.post(path, {"subscription_id": "sub_nowhere",
+                                         "cutoff": "2026-01-01T00:00:00Z"})
+    assert unknown.status_code in (404, 409), unknown.get_json()
+    audit = (await admin_gw.get("/api/v1/audit?action=recovery_cutoff")).get_json()["items"]
+    assert [e["result"] for e in audit] == ["failed", "failed", "failed"]
