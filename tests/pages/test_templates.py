@@ -311,3 +311,81 @@ def test_account_page_admin_menu_only_for_admins(app: Flask) -> None:
     assert 'data-testid="admin-menu"' not in viewer and "Acknowledge" not in viewer
     # forward MRR differs: committed is struck through beside it
     assert '<s class="forward">49.00 USD</s>0.00 USD' in admin
+
+
+def test_dead_letters_with_retry_and_purge(app: Flask) -> None:
+    from services.backoffice_gateway.views.dead_letters import DeadLetterRow
+
+    rows = [
+        DeadLetterRow(
+            id=7,
+            stream_seq=70,
+            subject="stripe.events.invoice.paid",
+            stripe_event_id="evt_7",
+            error="boom",
+            deliveries=5,
+            first_failed_at=NOW,
+            last_failed_at=NOW,
+            status="dead",
+            retries=0,
+            resolved_at=None,
+        ),
+        DeadLetterRow(
+            id=8,
+            stream_seq=80,
+            subject="ledger.replay",
+            stripe_event_id="evt_8",
+            error="",
+            deliveries=1,
+            first_failed_at=NOW,
+            last_failed_at=NOW,
+            status="resolved",
+            retries=1,
+            resolved_at=NOW,
+        ),
+    ]
+    context: dict[str, Any] = {
+        "status": "all",
+        "statuses": ("all", "dead", "resolved"),
+        "result": Page(rows, "", 2),
+        "csv_url": "/x",
+        "next_url": None,
+        "prev_url": None,
+    }
+    admin = render(app, "dead_letters.html", **context)
+    assert admin.count('action="/dead-letters/7/retry"') == 1
+    assert 'action="/dead-letters/8/retry"' not in admin  # resolved: nothing to retry
+    assert 'form="purge" name="id" value="8"' in admin and "Purge all resolved" in admin
+    viewer = render(app, "dead_letters.html", role="viewer", **context)
+    assert "retry" not in viewer and "Purge" not in viewer
+
+
+def test_user_page_sessions_revocable_by_admins(app: Flask) -> None:
+    from services.backoffice_gateway.views.users import (
+        LoginView,
+        MembershipView,
+        SessionView,
+        UserDetailView,
+    )
+
+    user = UserDetailView(
+        user_id="u_1",
+        email="u@example.com",
+        first_name="Ada",
+        last_name="L",
+        created_at=NOW,
+        memberships=[MembershipView("t_1", "Tenant One", "owner", "active", None, NOW)],
+        recent_logins=[LoginView(1, NOW, "password", "success", "10.0.0.1", "Firefox", "t_1")],
+        recent_logins_truncated=True,
+        sessions=[
+            SessionView("s_1", NOW, NOW, "10.0.0.1", "Firefox", None, "", True),
+            SessionView("s_2", NOW, NOW, "10.0.0.2", "Chrome", NOW, "logout", False),
+        ],
+        sessions_truncated=False,
+        as_of=NOW,
+    )
+    admin = render(app, "user.html", user=user)
+    assert 'action="/users/u_1/sessions/s_1/revoke"' in admin
+    assert "sessions/s_2/revoke" not in admin and "Only the most recent logins" in admin
+    assert "Firefox" in admin and "password" in admin and "10.0.0.1" in admin
+    assert "/revoke" not in render(app, "user.html", role="viewer", user=user)
