@@ -438,3 +438,18 @@ def test_quantity_cancel_and_reactivate(admin: FlaskClient) -> None:
     audit = text(admin, f"/audit?target={subscription}")
     for action in ("quantity", "cancel", "reactivate"):
         assert f"<td>{action}</td>" in audit
+
+
+def test_make_run_gateway_serves_the_pages(office: Backoffice) -> None:
+    """The gateway `make run` starts (gunicorn, its own process) serves these pages and our
+    static files, under the same security headers."""
+    import urllib.request
+
+    base = f"http://127.0.0.1:{office.stack.port('GATEWAY_PORT')}"
+    with urllib.request.urlopen(base + "/login", timeout=30) as answer:  # noqa: S310
+        body = answer.read().decode()
+        assert answer.status == 200 and "Back-office sign in" in body
+        assert "script-src 'self'" in answer.headers["Content-Security-Policy"]
+    for path, mimetype in (("/static/app.js", "javascript"), ("/static/app.css", "text/css")):
+        with urllib.request.urlopen(base + path, timeout=30) as answer:  # noqa: S310
+            assert answer.status == 200 and mimetype in answer.headers["Content-Type"]
