@@ -453,3 +453,28 @@ def test_make_run_gateway_serves_the_pages(office: Backoffice) -> None:
     for path, mimetype in (("/static/app.js", "javascript"), ("/static/app.css", "text/css")):
         with urllib.request.urlopen(base + path, timeout=30) as answer:  # noqa: S310
             assert answer.status == 200 and mimetype in answer.headers["Content-Type"]
+
+
+def test_drift_found_then_acknowledged(office: Backoffice, admin: FlaskClient) -> None:
+    event = office.unclassified_event()
+    customer = str(event["data"]["object"]["customer"])  # type: ignore[index]
+    assert office.post_webhook(event) == 200
+    office.wait_for_billing_event(str(event["id"]), "Unclassified")
+    drift_page = text(admin, "/drift")
+    ran = admin.post("/drift/run", data={"csrf_token": _csrf(drift_page)})
+    assert ran.status_code == 200, ran.get_data(as_text=True)[-1500:]
+    flagged = text(admin, "/accounts?drift=1&size=100")
+    accounts = re.findall(r'data-pane="/accounts/([^"/]+)/pane"', flagged)
+    assert accounts, "the drift filter lists the account"
+    account = next((a for a in accounts if customer in text(admin, f"/accounts/{a}")), accounts[0])
+    page = text(admin, f"/accounts/{account}")
+    assert 'id="acknowledge"' in page
+    done = admin.post(
+        f"/accounts/{account}/acknowledge",
+        data={"csrf_token": _csrf(page), "note": "seen by gwui test"},
+    )
+    assert done.status_code == 200, done.get_data(as_text=True)[-1500:]
+    assert 'data-testid="action-result"' in done.get_data(as_text=True)
+    acknowledged = text(admin, f"/drift?state=acknowledged&account_id={account}")
+    assert "seen by gwui test" in acknowledged
+    assert "acknowledge_drift" in text(admin, f"/audit?target={account}")
