@@ -218,6 +218,10 @@ def test_banner_appears_when_drift_exists(browser: Browser, office: Backoffice) 
     link.click()
     page.wait_for_load_state()
     expect(page.locator("[data-testid=accounts-table] .badge.drift").first).to_be_visible()
+    shot(page, "11-accounts-with-drift")
+    page.goto("/drift")
+    expect(page.locator("h1")).to_have_text("Drift")
+    shot(page, "12-drift")
     page.context.close()
 
 
