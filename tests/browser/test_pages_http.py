@@ -503,3 +503,16 @@ def test_drift_found_then_acknowledged(office: Backoffice, admin: FlaskClient) -
     acknowledged = text(admin, f"/drift?state=acknowledged&account_id={account}")
     assert "seen by gwui test" in acknowledged
     assert "acknowledge_drift" in text(admin, f"/audit?target={account}")
+
+
+def test_demo_directory_users_and_never_synced(admin: FlaskClient) -> None:
+    """make run's demo directory (services/devstack/demo_directory.py): host tenants without
+    a subscription yet, their users, logins and sessions."""
+    users = text(admin, "/users?q=northwind")
+    assert "nancy.davolio@northwind.example" in users
+    user = text(admin, "/users/u-nw-1")
+    assert "Northwind Traders" in user and "owner" in user
+    assert "password" in user and "failure" in user and "success" in user
+    assert "sessions/demo-session-u-nw-1/revoke" in user
+    never = text(admin, "/accounts?never_synced=1&size=100")
+    assert "host-northwind" in never and "host-fabrikam" in never
