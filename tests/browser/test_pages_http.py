@@ -273,7 +273,7 @@ def test_billing_disabled_hides_every_billing_surface(office: Backoffice) -> Non
     }
 
 
-def _first_account(client: FlaskClient, query: str = "sort=mrr&desc=1") -> str:
+def _first_account(client: FlaskClient, query: str = "status=active&sort=mrr&desc=1") -> str:
     body = text(client, f"/accounts?{query}")
     found = re.findall(r'data-pane="/accounts/([^"/]+)/pane"', body)
     assert found, query
