@@ -217,7 +217,11 @@ def demo_world_env() -> dict[str, str]:
     """The demo's business (issue 9: "looks like a real business on every period"): enough
     customers signing up all along the history that every week of the last 90 days has
     signups, plan changes, cancellations, payments and refunds, and a few webhooks lost on the
-    way (seeded, the same every run) so some accounts show drift. Each is overridable."""
+    way (seeded, the same every run) so some accounts show drift. Each is overridable.
+    Only for the demo: with ``DEMO_DATA=0`` the simulator keeps its own defaults (the fault
+    tests deliver its world themselves and expect every webhook to arrive)."""
+    if env_str("DEMO_DATA", "1") == "0":
+        return {}
     return {
         "SIM_TENANTS": env_str("SIM_TENANTS", "150"),
         "SIM_SIGNUP_MONTHS": env_str("SIM_SIGNUP_MONTHS", str(env_int("SIM_MONTHS", 6))),
