@@ -21,6 +21,7 @@ from services.common.grpc_server import GrpcServer
 from services.common.nats_link import NatsLink
 from services.ledger.consumer import ConsumerOptions, LedgerConsumer
 from services.ledger.directory.servicer import register as register_directory
+from services.ledger.effects import tune_gc_for_projection
 from services.ledger.grpc_api import READ_ONLY_METHODS, LedgerServicer
 from services.ledger.settings import LedgerSettings
 
@@ -94,7 +95,12 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
     ingest_stub = ingest_pb2_grpc.IngestServiceStub(ingest_channel)
     # Replays are CPU-bound in JSON parsing and classification: worker processes overlap it
     # with the writes (the consumer's batches are small enough to project in-line).
-    executor = ProcessPoolExecutor(settings.replay_workers) if settings.replay_workers > 0 else None
+    executor = (
+        ProcessPoolExecutor(settings.replay_workers, initializer=tune_gc_for_projection)
+        if settings.replay_workers > 0
+        else None
+    )
+    tune_gc_for_projection()  # the consumer projects in this process
 
     runners = [
         await start_site(
