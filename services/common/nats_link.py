@@ -160,6 +160,16 @@ class NatsLink:
         except Exception as exc:
             raise BrokerUnavailable(repr(exc)) from exc
 
+    async def publish_plain(self, subject: str, payload: bytes) -> None:
+        """Core NATS publish (no stream, no ack): notifications for live subscribers, such
+        as drift's ``billing.drift.detected``."""
+        if self._client is None or not self._client.is_connected:
+            raise BrokerUnavailable("NATS is not connected")
+        try:
+            await self._client.publish(subject, payload)
+        except Exception as exc:
+            raise BrokerUnavailable(repr(exc)) from exc
+
     async def publish_many(self, messages: Sequence[tuple[str, bytes, str]]) -> list[bool]:
         """Publish ``(subject, payload, msg_id)`` messages, then wait for all their acks at once.
 

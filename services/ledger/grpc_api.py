@@ -31,6 +31,7 @@ from services.ledger.dead_letters import (
     purge_dead_letters,
 )
 from services.ledger.domain.rules import account_id
+from services.ledger.drift_servicer import DRIFT_READ_METHODS, LedgerDriftReadsMixin
 from services.ledger.effects import project_event
 from services.ledger.projection import apply_batch
 from services.ledger.queries.servicer import LedgerQueriesMixin
@@ -52,6 +53,7 @@ READ_ONLY_METHODS = frozenset(
         "ListBillingEvents",
         "ListInvoices",
         "CheckMrrConsistency",
+        *DRIFT_READ_METHODS,
     }
 )
 
@@ -134,7 +136,9 @@ async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, text:
     await abort(context, code, text)  # the shared helper: details shortened
 
 
-class LedgerServicer(LedgerQueriesMixin, ledger_pb2_grpc.LedgerServiceServicer):
+class LedgerServicer(
+    LedgerQueriesMixin, LedgerDriftReadsMixin, ledger_pb2_grpc.LedgerServiceServicer
+):
     """Billing events, replay, verification and dead letters (here) plus the back-office
     queries (``LedgerQueriesMixin``); writes go through the projection."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -49,6 +50,12 @@ class TokenBucket:
                 return True
             return False
 
+    def wait_seconds(self) -> float:
+        """How long until the next token (what ``Retry-After`` tells the client)."""
+        with self._lock:
+            missing = max(0.0, 1.0 - self.tokens)
+            return missing / self.rate if self.rate > 0 else 1.0
+
 
 class FaultInjector:
     """Decides, request by request, whether to answer with an injected error."""
@@ -57,6 +64,12 @@ class FaultInjector:
         self.faults = faults
         self.count = 0
         self.bucket = TokenBucket(faults.rate_limit, faults.burst) if faults.rate_limit else None
+
+    def retry_after(self) -> int:
+        """Whole seconds a rate-limited client should wait (HTTP ``Retry-After``: >= 1)."""
+        if self.bucket is None:
+            return 1
+        return max(1, math.ceil(self.bucket.wait_seconds()))
 
     def decide(self) -> str | None:
         """``"rate_limit"`` (token bucket), ``"429"``, ``"5xx"`` or ``None`` for this request."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import hooks
 from .config import WorldConfig, is_basil
 from .delivery import DeliveryFaults, DeliveryReport, WebhookDeliverer
 from .diff import previous_attributes
@@ -136,6 +137,15 @@ def _bool(raw: Any) -> bool:
     return str(raw).lower() in ("true", "1", "yes")
 
 
+def set_quantity(sub: JSON, quantity: int) -> None:
+    """Set a single-item subscription's quantity where its API version keeps it (on the
+    item always; also top-level and on the legacy ``plan`` shapes' subscription)."""
+    for item in sub["items"]["data"][:1]:
+        item["quantity"] = quantity
+    if "quantity" in sub:
+        sub["quantity"] = quantity
+
+
 class SimulatorApp:
     """State and handlers of one simulator instance (one world, one clock)."""
 
@@ -157,6 +167,8 @@ class SimulatorApp:
         self._ids = 0
         self._deliver_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Event ids held back from webhook delivery (test hooks: dropped or delayed).
+        self.suppressed: set[str] = set()
 
     # ------------------------------------------------------------------ app
     def make_app(self) -> web.Application:
@@ -177,6 +189,7 @@ class SimulatorApp:
         r.add_get("/_sim/stats", self.sim_stats)
         r.add_get("/_sim/health", self.sim_health)
         r.add_get("/_sim/events/{id}/body", self.sim_event_body)
+        hooks.add_routes(r, self)
         return app
 
     @web.middleware
@@ -229,7 +242,10 @@ class SimulatorApp:
                 429,
                 "Request rate limit exceeded. Please retry later.",
                 code="rate_limit",
-                headers={"Stripe-Should-Retry": "true"},
+                headers={
+                    "Stripe-Should-Retry": "true",
+                    "Retry-After": str(self.faults.retry_after()),
+                },
             )
         if fate == "429":
             self.stats["injected_429"] += 1
@@ -353,7 +369,10 @@ class SimulatorApp:
         items = [o for o in reversed(list(store.values())) if created_ok(o.get("created", 0))]
         items.sort(key=lambda o: o.get("created", 0), reverse=True)
         items = [o for o in items if self._matches(kind, o, params)]
-        return web.json_response(self._paginate(items, params, request.path))
+        page = self._paginate(items, params, request.path)
+        if params.get("expand"):
+            page["data"] = [self._expand(o, params, "data.") for o in page["data"]]
+        return web.json_response(page)
 
     @staticmethod
     def _matches(kind: str, obj: JSON, params: JSON) -> bool:
@@ -396,7 +415,26 @@ class SimulatorApp:
 
     async def get_object(self, request: web.Request) -> web.Response:
         """Retrieve one object by id (404 ``resource_missing`` if unknown)."""
-        return web.json_response(self._lookup(self._kind(request), request.match_info["id"]))
+        params = parse_params(request.query.items())
+        obj = self._lookup(self._kind(request), request.match_info["id"])
+        return web.json_response(self._expand(obj, params))
+
+    def _expand(self, obj: JSON, params: JSON, prefix: str = "") -> JSON:
+        """Stripe's ``expand[]``: the ``latest_invoice`` / ``customer`` ids replaced by the
+        objects (what lets one subscription list page carry the invoice statuses too)."""
+        wanted = params.get("expand") or []
+        if not isinstance(wanted, list):
+            wanted = [wanted]
+        out = obj
+        for path in wanted:
+            field_name = path[len(prefix) :] if path.startswith(prefix) else None
+            kind = {"latest_invoice": "invoice", "customer": "customer"}.get(field_name or "")
+            value = obj.get(field_name or "")
+            if kind and isinstance(value, str):
+                found = self.world.objects.get(kind, {}).get(value)
+                if found is not None:
+                    out = {**out, field_name: found}  # type: ignore[dict-item]
+        return out
 
     # ------------------------------------------------------------------ mutations
     def _version_for(self, customer_id: str | None) -> str:
@@ -445,13 +483,20 @@ class SimulatorApp:
                 "feedback": None,
                 "reason": "cancellation_requested" if flag else None,
             }
+        quantity = _int(params, "quantity")
+        if quantity is None:
+            quantity = _int(params, "items[0][quantity]")
+        if quantity is not None:
+            if quantity < 1:
+                raise StripeError(400, "Invalid quantity: must be at least 1", param="quantity")
+            set_quantity(new, quantity)
         if isinstance(params.get("metadata"), dict):
             new["metadata"] = {**new.get("metadata", {}), **params["metadata"]}
         prev = previous_attributes(old, new)
         self.world.objects["subscription"][new["id"]] = new
         if prev:
             self._emit("customer.subscription.updated", new, prev, new["customer"])
-        return web.json_response(new)
+        return web.json_response(self._expand(new, params))
 
     async def cancel_subscription(self, request: web.Request) -> web.Response:
         """``DELETE /v1/subscriptions/{id}``: cancel immediately."""
@@ -528,6 +573,8 @@ class SimulatorApp:
         )
         version = self._version_for(old.get("customer"))
         refund = renderer_for(version).refund(rf)
+        if isinstance(params.get("metadata"), dict):
+            refund["metadata"] = {**refund.get("metadata", {}), **params["metadata"]}
         new = copy.deepcopy(old)
         new["amount_refunded"] += amount
         new["refunded"] = new["amount_refunded"] >= new["amount"]
@@ -570,7 +617,11 @@ class SimulatorApp:
         async with self._deliver_lock:
             start = 0 if from_start else self.delivered_upto
             end = len(self.world.events)
-            batch = [(self.world.events[i]["id"], self.world.bodies[i]) for i in range(start, end)]
+            batch = [
+                (self.world.events[i]["id"], self.world.bodies[i])
+                for i in range(start, end)
+                if self.world.events[i]["id"] not in self.suppressed
+            ]
             deliverer = WebhookDeliverer(
                 url,
                 secret,

@@ -1,0 +1,636 @@
+"""One drift pass: coverage, ledger signals, divergences, state comparison, resource audit.
+
+Order matters. Events missing from the archive are recovered first, so the comparisons that
+follow see the ledger after the recovered events had a chance to be projected. A state
+difference is only reported once it survives a recheck after ``settle_seconds`` (a fresh
+retrieve from Stripe and a fresh read of the ledger): a same-second burst, or an event
+archived but not projected yet, settles; a real difference stays.
+
+A *full* pass lists every subscription (100 per request, latest invoice expanded) and audits
+the resources; an *incremental* pass reads only events newer than the high-water mark and
+checks the subscriptions they touch (a quiet Stripe account costs a couple of requests).
+
+Log-only: the pass writes drift's own tables, and its one repair is asking ingest to append
+recovered events to the archive. It never holds a ledger lock: the ledger is read through
+its gRPC reads, one short transaction per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import stripe
+from billing.common.v1 import common_pb2
+from billing.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from billing.ledger.v1 import drift_inputs_pb2 as ledger_pb
+from billing.ledger.v1 import ledger_pb2_grpc, queries_pb2
+from prometheus_client import Counter, Histogram
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.grpc_errors import FailedPrecondition, NotFound
+from services.drift import store
+from services.drift.compare import compare
+from services.drift.coverage import CoverageResult, check_coverage
+from services.drift.findings import (
+    EXTRA_EVENT,
+    MISSING_EVENT,
+    MISSING_HISTORICAL,
+    MISSING_UNRECOVERABLE,
+    PAYLOAD_DIVERGENCE,
+    STATE_MISMATCH,
+    UNCLASSIFIED,
+    UNSUPPORTED_VERSION,
+    Finding,
+)
+from services.drift.stripe_calls import RequestCount, StripeCaller, StripeUnavailable
+
+log = logging.getLogger(__name__)
+JSON = dict[str, Any]
+
+RUNS = Counter("drift_runs_total", "Drift passes", ["trigger", "status"])
+FOUND = Counter("drift_discrepancies_total", "New discrepancies", ["kind"])
+RUN_SECONDS = Histogram("drift_run_seconds", "Drift pass duration", ["trigger"])
+
+HWM_EVENTS = "events"
+HWM_RESOURCES = "resources"
+#: Re-read this much before a high-water mark: events created in the same second as the
+#: mark, and events Stripe listed a little late, are seen again (and deduplicated).
+HWM_MARGIN = 300
+RETENTION = 30 * 86_400
+PROGRESS_SECONDS = 2.0
+#: Resource lists audited against the ledger's read models (subscriptions come from the
+#: state comparison's own list).
+AUDITED = {
+    "invoice": "/v1/invoices",
+    "charge": "/v1/charges",
+    "refund": "/v1/refunds",
+    "credit_note": "/v1/credit_notes",
+}
+ALL_KINDS = frozenset(
+    {
+        MISSING_EVENT,
+        MISSING_HISTORICAL,
+        MISSING_UNRECOVERABLE,
+        UNCLASSIFIED,
+        UNSUPPORTED_VERSION,
+        PAYLOAD_DIVERGENCE,
+        STATE_MISMATCH,
+        EXTRA_EVENT,
+    }
+)
+
+Publish = Callable[[list[Finding], str], Awaitable[None]]
+
+
+class StripeNotConfigured(FailedPrecondition):
+    """No Stripe API key: nothing to compare with."""
+
+
+@dataclass(slots=True)
+class DriftDeps:
+    """What a pass needs; built once by the service (tests build it too)."""
+
+    engine: AsyncEngine
+    caller: StripeCaller | None
+    ingest: ingest_pb2_grpc.IngestServiceAsyncStub
+    ledger: ledger_pb2_grpc.LedgerServiceAsyncStub
+    settle_seconds: float = 2.0
+    publish: Publish | None = None
+
+
+@dataclass(slots=True)
+class PassResult:
+    run_id: str
+    counters: store.RunCounters
+    findings: list[Finding] = field(default_factory=list)
+    new: list[Finding] = field(default_factory=list)
+    recovered_ids: list[str] = field(default_factory=list)
+    unrecoverable_subscriptions: list[str] = field(default_factory=list)
+
+
+async def load_states(
+    ledger: ledger_pb2_grpc.LedgerServiceAsyncStub, customer: str = ""
+) -> dict[str, ledger_pb.SubscriptionState]:
+    """The ledger's subscriptions (one customer's, or all), by id."""
+    out: dict[str, ledger_pb.SubscriptionState] = {}
+    request = ledger_pb.StreamSubscriptionStatesRequest(stripe_customer_id=customer)
+    async for batch in ledger.StreamSubscriptionStates(request):
+        for state in batch.states:
+            out[state.subscription_id] = state
+    return out
+
+
+async def known_objects(ledger: ledger_pb2_grpc.LedgerServiceAsyncStub, kind: str) -> set[str]:
+    out: set[str] = set()
+    request = ledger_pb.StreamKnownObjectsRequest(kind=kind)
+    async for batch in ledger.StreamKnownObjects(request):
+        out.update(batch.ids)
+    return out
+
+
+async def account_customers(
+    ledger: ledger_pb2_grpc.LedgerServiceAsyncStub, account_id: str
+) -> set[str]:
+    """The Stripe customers of an account, as the ledger knows them (NotFound otherwise)."""
+    try:
+        detail = await ledger.GetAccount(queries_pb2.GetAccountRequest(account_id=account_id))
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        if account_id.startswith("cus_"):
+            return {account_id}
+        raise NotFound(f"unknown account: {account_id}") from None
+    customers = set(detail.account.stripe_customer_ids)
+    if account_id.startswith("cus_"):
+        customers.add(account_id)
+    if not customers:
+        raise NotFound(f"account {account_id} has no Stripe customer")
+    return customers
+
+
+def _customer_of(obj: JSON) -> str | None:
+    customer = obj.get("customer")
+    if isinstance(customer, dict):
+        customer = customer.get("id")
+    return str(customer) if customer else None
+
+
+def _subscription_of(obj: JSON) -> str | None:
+    sub = obj.get("subscription")
+    if isinstance(sub, dict):
+        sub = sub.get("id")
+    if not sub:
+        parent = (obj.get("parent") or {}).get("subscription_details") or {}
+        sub = parent.get("subscription")
+    return str(sub) if sub else None
+
+
+class _Pass:
+    """State of one running pass (kept apart from the module functions for readability)."""
+
+    def __init__(
+        self,
+        deps: DriftDeps,
+        caller: StripeCaller,
+        run_id: str,
+        account_id: str | None,
+        incremental: bool,
+    ) -> None:
+        self.deps = deps
+        self.caller = caller
+        self.run_id = run_id
+        self.account_id = account_id
+        self.incremental = incremental
+        self.counters = store.RunCounters()
+        self.count = RequestCount()
+        self.findings: list[Finding] = []
+        self.account_of: dict[str, str] = {}
+        self.customers: set[str] | None = None
+        self.unrecoverable: set[str] = set()
+        self.checked: dict[str, tuple[str | None, str | None]] = {}
+        self.new: list[Finding] = []
+        self.recovered_ids: list[str] = []
+        self.started = time.monotonic()
+
+    # -------------------------------------------------------------- helpers
+    def account(self, customer: str | None) -> str | None:
+        if customer is None:
+            return None
+        return self.account_of.get(customer, customer)
+
+    def sync_counters(self) -> None:
+        self.counters.stripe_requests = self.count.requests
+        self.counters.discrepancies_found = len({f.fingerprint for f in self.findings})
+
+    async def progress_loop(self) -> None:
+        """Saves the counters every couple of seconds and logs done/total and the rate."""
+        while True:
+            await asyncio.sleep(PROGRESS_SECONDS)
+            self.sync_counters()
+            await store.save_progress(self.deps.engine, self.run_id, self.counters)
+            elapsed = max(1e-6, time.monotonic() - self.started)
+            log.info(
+                "drift pass progress",
+                extra={
+                    "run_id": self.run_id,
+                    "done": self.counters.subscriptions_checked,
+                    "total": self.counters.subscriptions_total,
+                    "stripe_requests": self.count.requests,
+                    "requests_per_second": round(self.count.requests / elapsed, 1),
+                },
+            )
+
+    # -------------------------------------------------------------- scope
+    async def resolve_scope(self) -> dict[str, ledger_pb.SubscriptionState]:
+        """The ledger's subscriptions in scope; an account's Stripe customers come from the
+        ledger's account (a ``cus_`` id is accepted as its own account)."""
+        if self.account_id is None:
+            states = await load_states(self.deps.ledger)
+        else:
+            self.customers = await account_customers(self.deps.ledger, self.account_id)
+            states = await self.current_states()
+        for state in states.values():
+            if state.stripe_customer_id and state.account_id:
+                self.account_of[state.stripe_customer_id] = state.account_id
+        if self.account_id is not None:
+            for customer in self.customers or ():
+                self.account_of.setdefault(customer, self.account_id)
+        return states
+
+    # -------------------------------------------------------------- steps
+    async def coverage(self) -> CoverageResult:
+        since = None
+        if self.incremental:
+            mark = await store.get_high_water_mark(self.deps.engine, HWM_EVENTS)
+            since = mark - HWM_MARGIN if mark is not None else None
+        result = await check_coverage(
+            self.caller,
+            self.deps.ingest,
+            self.count,
+            since=since,
+            customers=self.customers,
+            account_of=self.account_of,
+        )
+        if self.customers is None:
+            # A window shorter than Stripe's (incremental) cannot tell an extra event.
+            result.findings = [f for f in result.findings if f.kind != EXTRA_EVENT or since is None]
+        self.counters.events_recovered += len(result.recovered_ids)
+        self.recovered_ids.extend(result.recovered_ids)
+        return result
+
+    async def stripe_subscriptions(self, touched: set[str] | None) -> dict[str, JSON]:
+        """Stripe's subscriptions in scope (all statuses, latest invoice expanded)."""
+        out: dict[str, JSON] = {}
+        params: JSON = {"status": "all", "expand": ["data.latest_invoice"]}
+        if touched is not None:
+            for sid in sorted(touched):
+                try:
+                    sub = await self.caller.request(
+                        "get",
+                        f"/v1/subscriptions/{sid}",
+                        self.count,
+                        expand=["latest_invoice"],
+                    )
+                except stripe.InvalidRequestError:
+                    continue
+                if self.customers is None or _customer_of(sub) in self.customers:
+                    out[sub["id"]] = sub
+            return out
+        targets: list[JSON] = (
+            [{**params, "customer": c} for c in sorted(self.customers)]
+            if self.customers is not None
+            else [params]
+        )
+        for query in targets:
+            async for page in self.caller.pages("/v1/subscriptions", query, self.count):
+                for sub in page:
+                    out[sub["id"]] = sub
+                self.counters.subscriptions_total = len(out)
+        return out
+
+    async def stripe_resources(self, since: int | None) -> dict[str, dict[str, JSON]]:
+        out: dict[str, dict[str, JSON]] = {}
+        for kind, path in AUDITED.items():
+            objects: dict[str, JSON] = {}
+            targets: list[JSON] = [{"created": {"gte": since}} if since is not None else {}]
+            if self.customers is not None and kind in ("invoice", "charge", "credit_note"):
+                targets = [{**targets[0], "customer": c} for c in sorted(self.customers)]
+            for query in targets:
+                async for page in self.caller.pages(path, query, self.count):
+                    for obj in page:
+                        if self.customers is None or _customer_of(obj) in self.customers:
+                            objects[obj["id"]] = obj
+            out[kind] = objects
+        return out
+
+    async def signals(self) -> None:
+        """Unclassified / unsupported-version events as the ledger flags them."""
+        response = await self.deps.ledger.ListDriftSignals(ledger_pb.ListDriftSignalsRequest())
+        for signal in response.signals:
+            account = signal.account_id or self.account(signal.stripe_customer_id or None)
+            if self.customers is not None and signal.stripe_customer_id not in self.customers:
+                continue
+            self.findings.append(
+                Finding(
+                    kind=signal.kind,
+                    severity=signal.severity or None,
+                    account_id=account,
+                    subscription_id=signal.subscription_id or None,
+                    stripe_event_id=signal.stripe_event_id,
+                    field="api_version" if signal.kind == UNSUPPORTED_VERSION else None,
+                    stripe_value=signal.api_version or None,
+                    detail=f"{signal.stripe_event_type}: {signal.detail}",
+                )
+            )
+
+    async def divergences(self) -> None:
+        """Same event id received with different bytes (ingest's divergence log)."""
+        token = ""
+        while True:
+            response = await self.deps.ingest.ListDivergences(
+                ingest_pb2.ListDivergencesRequest(
+                    page=common_pb2.PageRequest(page_size=500, page_token=token)
+                )
+            )
+            for d in response.divergences:
+                customer = sub = None
+                with contextlib.suppress(ValueError, AttributeError, TypeError):
+                    obj = json.loads(d.divergent_payload)["data"]["object"]
+                    customer = obj.get("id") if obj.get("object") == "customer" else None
+                    customer = customer or _customer_of(obj)
+                    sub = obj.get("id") if obj.get("object") == "subscription" else None
+                    sub = sub or _subscription_of(obj)
+                if self.customers is not None and customer not in self.customers:
+                    continue
+                self.findings.append(
+                    Finding(
+                        kind=PAYLOAD_DIVERGENCE,
+                        account_id=self.account(customer),
+                        subscription_id=sub,
+                        stripe_event_id=d.event_id,
+                        field="payload_sha256",
+                        ledger_value=d.original_sha256,
+                        stripe_value=d.divergent_sha256,
+                        detail="same event id received with different bytes; original kept",
+                    )
+                )
+            token = response.page.next_page_token
+            if not token:
+                return
+
+    def audit_missing(
+        self,
+        kind: str,
+        obj: JSON,
+        window_start: int,
+        cutoff_of: dict[str, int],
+        sub_of_customer_cutoff: dict[str, int],
+    ) -> None:
+        """A Stripe resource the ledger never saw: recoverable inside the window."""
+        created = int(obj.get("created") or 0)
+        customer = _customer_of(obj)
+        sub = obj["id"] if kind == "subscription" else _subscription_of(obj)
+        cutoff = cutoff_of.get(sub or "") or sub_of_customer_cutoff.get(customer or "")
+        if cutoff is not None and created < cutoff:
+            return
+        recoverable = created >= window_start
+        if not recoverable and sub:
+            self.unrecoverable.add(sub)
+        self.findings.append(
+            Finding(
+                kind=MISSING_HISTORICAL if recoverable else MISSING_UNRECOVERABLE,
+                account_id=self.account(customer),
+                subscription_id=sub,
+                stripe_object_id=obj["id"],
+                field=kind,
+                stripe_value=str(created),
+                detail=(
+                    f"{kind} {obj['id']} has no archived event"
+                    + ("" if recoverable else "; outside events.list's 30 days: needs a cutoff")
+                ),
+            )
+        )
+
+    async def compare_states(
+        self,
+        stripe_subs: dict[str, JSON],
+        window_start: int,
+        cutoff_of: dict[str, int],
+        customer_cutoff: dict[str, int],
+    ) -> None:
+        """Compare, then recheck the differences after the settle delay."""
+        states = await self.current_states()
+        suspects: list[str] = []
+        missing: list[str] = []
+        for sid, sub in stripe_subs.items():
+            state = states.get(sid)
+            if state is None:
+                missing.append(sid)
+            elif compare(sub, state):
+                suspects.append(sid)
+            self.counters.subscriptions_checked += 1
+            customer = _customer_of(sub)
+            self.checked[sid] = (self.account(customer), customer)
+        if suspects or missing:
+            await asyncio.sleep(self.deps.settle_seconds)
+            states = await self.current_states()
+        for sid in missing:
+            if sid not in states:
+                self.audit_missing(
+                    "subscription", stripe_subs[sid], window_start, cutoff_of, customer_cutoff
+                )
+        for sid in suspects:
+            state = states.get(sid)
+            if state is None:
+                continue
+            fresh = await self.caller.request(
+                "get", f"/v1/subscriptions/{sid}", self.count, expand=["latest_invoice"]
+            )
+            for diff in compare(fresh, state):
+                self.findings.append(
+                    Finding(
+                        kind=STATE_MISMATCH,
+                        account_id=self.account(_customer_of(fresh)),
+                        subscription_id=sid,
+                        stripe_object_id=sid,
+                        field=diff.field,
+                        ledger_value=diff.ledger_value,
+                        stripe_value=diff.stripe_value,
+                        detail=f"ledger state from event {state.state_event_id}",
+                    )
+                )
+
+    async def current_states(self) -> dict[str, ledger_pb.SubscriptionState]:
+        if self.customers is None:
+            return await load_states(self.deps.ledger)
+        out: dict[str, ledger_pb.SubscriptionState] = {}
+        for customer in sorted(self.customers):
+            out.update(await load_states(self.deps.ledger, customer))
+        return out
+
+    async def audit_resources(
+        self,
+        resources: dict[str, dict[str, JSON]],
+        window_start: int,
+        cutoff_of: dict[str, int],
+        customer_cutoff: dict[str, int],
+    ) -> None:
+        pending: dict[str, list[JSON]] = {}
+        for kind, objects in resources.items():
+            known = await known_objects(self.deps.ledger, kind)
+            pending[kind] = [obj for oid, obj in objects.items() if oid not in known]
+        if any(pending.values()):
+            await asyncio.sleep(self.deps.settle_seconds)
+        for kind, unknown in pending.items():
+            if not unknown:
+                continue
+            known = await known_objects(self.deps.ledger, kind)
+            for obj in unknown:
+                if obj["id"] not in known:
+                    self.audit_missing(kind, obj, window_start, cutoff_of, customer_cutoff)
+
+    async def resolve_recovered_events(self) -> None:
+        """Open MissingEvent discrepancies whose event is archived now are resolved."""
+        rows = await store.open_of_kind(self.deps.engine, MISSING_EVENT)
+        done: list[int] = []
+        for row in rows:
+            if row.stripe_event_id is None:
+                continue
+            try:
+                await self.deps.ingest.GetEvent(
+                    ingest_pb2.GetEventRequest(event_id=row.stripe_event_id)
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    continue
+                raise
+            done.append(row.id)
+        await store.resolve_ids(self.deps.engine, done)
+
+    # -------------------------------------------------------------- the pass
+    async def run(self) -> None:
+        engine = self.deps.engine
+        states = await self.resolve_scope()
+        mark = await store.get_high_water_mark(engine, HWM_EVENTS)
+        incremental = self.incremental and mark is not None
+        self.incremental = incremental
+        coverage = await self.coverage()
+        self.findings.extend(f for f in coverage.findings if f.kind != MISSING_EVENT)
+        missing_events = [f for f in coverage.findings if f.kind == MISSING_EVENT]
+        self.findings.extend(missing_events)
+        newest = max(coverage.newest_listed or 0, mark or 0)
+        window_start = (newest or int(time.time())) - RETENTION
+        await self.signals()
+        await self.divergences()
+        cutoff_of = await store.recovery_cutoffs(engine)
+        customer_cutoff: dict[str, int] = {}
+        for sid, cutoff in cutoff_of.items():
+            state = states.get(sid)
+            if state is not None and state.stripe_customer_id:
+                prev = customer_cutoff.get(state.stripe_customer_id, 0)
+                customer_cutoff[state.stripe_customer_id] = max(prev, cutoff)
+        touched: set[str] | None = None
+        if incremental:
+            touched = set(coverage.touched_subscriptions)
+        stripe_subs = await self.stripe_subscriptions(touched)
+        self.counters.subscriptions_total = len(stripe_subs)
+        await self.compare_states(stripe_subs, window_start, cutoff_of, customer_cutoff)
+        res_mark = await store.get_high_water_mark(engine, HWM_RESOURCES)
+        res_since = res_mark - HWM_MARGIN if incremental and res_mark is not None else None
+        resources = await self.stripe_resources(res_since)
+        await self.audit_resources(resources, window_start, cutoff_of, customer_cutoff)
+        await self.resolve_recovered_events()
+        newest_resource = max(
+            (int(o.get("created") or 0) for objs in resources.values() for o in objs.values()),
+            default=0,
+        )
+        await self.save(coverage, newest_resource, incremental, set(stripe_subs))
+
+    async def save(
+        self,
+        coverage: CoverageResult,
+        newest_resource: int,
+        incremental: bool,
+        checked_subs: set[str],
+    ) -> list[Finding]:
+        engine = self.deps.engine
+        started = (await store.get_run(engine, self.run_id)).started_at
+        if self.customers is not None:
+            accounts = frozenset(
+                {self.account_id or "", *(self.account(c) or "" for c in self.customers)}
+            )
+            scope = store.Scope(kinds=ALL_KINDS, accounts=accounts)
+        elif incremental:
+            # Only the subscriptions it looked at: everything else was not re-examined.
+            scope = store.Scope(
+                kinds=frozenset({STATE_MISMATCH}), subscriptions=frozenset(checked_subs)
+            )
+        else:
+            scope = store.Scope(kinds=ALL_KINDS)
+        async with engine.begin() as conn:
+            new = await store.record_findings(conn, self.run_id, self.findings)
+            await store.resolve_unseen(conn, scope, (f.fingerprint for f in self.findings), started)
+            await store.mark_checked(
+                conn, self.run_id, [(sid, a, c) for sid, (a, c) in self.checked.items()]
+            )
+            if not incremental and self.customers is None:
+                await store.mark_synced(conn, {a for a, _ in self.checked.values() if a})
+            if coverage.newest_listed and self.customers is None:
+                await store.set_high_water_mark(conn, HWM_EVENTS, coverage.newest_listed)
+            if newest_resource and self.customers is None:
+                await store.set_high_water_mark(conn, HWM_RESOURCES, newest_resource)
+            await store.refresh_flags(conn)
+        self.new = new
+        return new
+
+
+async def run_pass(
+    deps: DriftDeps,
+    *,
+    account_id: str | None,
+    trigger: str,
+    operator: str | None = None,
+    incremental: bool = False,
+) -> PassResult:
+    """Run one pass to the end; the run row shows its counters while it goes."""
+    if deps.caller is None:
+        raise StripeNotConfigured("Stripe is not configured (STRIPE_API_KEY)")
+    run_id = uuid.uuid4().hex
+    scope = f"account:{account_id}" if account_id else "all"
+    await store.create_run(deps.engine, run_id, scope, trigger, operator)
+    state = _Pass(deps, deps.caller, run_id, account_id, incremental)
+    progress = asyncio.create_task(state.progress_loop())
+    began = time.monotonic()
+    failure: str | None = None
+    try:
+        await state.run()
+    except (StripeUnavailable, grpc.aio.AioRpcError, stripe.StripeError) as exc:
+        failure = f"{type(exc).__name__}: {exc}"[:500]
+        state.counters.errors += 1
+        log.warning("drift pass failed", extra={"run_id": run_id, "error": failure})
+    except NotFound:
+        failure = "unknown account"
+        raise
+    finally:
+        progress.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await progress
+        state.sync_counters()
+        await store.finish_run(deps.engine, run_id, state.counters, failed=failure)
+        RUNS.labels(trigger=trigger, status="failed" if failure else "finished").inc()
+        RUN_SECONDS.labels(trigger=trigger).observe(time.monotonic() - began)
+    new = state.new
+    for finding in new:
+        FOUND.labels(kind=finding.kind).inc()
+    if new and deps.publish is not None:
+        await deps.publish(new, run_id)
+    log.info(
+        "drift pass finished",
+        extra={
+            "run_id": run_id,
+            "scope": scope,
+            "checked": state.counters.subscriptions_checked,
+            "found": state.counters.discrepancies_found,
+            "new": len(new),
+            "recovered": state.counters.events_recovered,
+            "stripe_requests": state.counters.stripe_requests,
+            "seconds": round(time.monotonic() - began, 2),
+        },
+    )
+    return PassResult(
+        run_id=run_id,
+        counters=state.counters,
+        findings=state.findings,
+        new=new,
+        recovered_ids=state.recovered_ids,
+        unrecoverable_subscriptions=sorted(state.unrecoverable),
+    )

@@ -1,0 +1,105 @@
+"""``LedgerDriftReadsMixin``: the ledger RPCs the drift service reads (``drift_inputs.proto``).
+
+Thin: validation and message building only; the queries live in :mod:`.drift_reads`. The
+ledger's servicer inherits it and provides ``self._engine``. Errors go through the shared
+mapping (``services.common.grpc_errors``): a bad request is INVALID_ARGUMENT, the database
+away UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from billing.ledger.v1 import drift_inputs_pb2 as pb
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.grpc_errors import InvalidArgument
+from services.common.timeconv import to_timestamp
+from services.ledger.drift_reads import (
+    KNOWN_OBJECT_TABLES,
+    batch_size,
+    list_drift_signals,
+    stream_known_objects,
+    stream_subscription_states,
+)
+
+DRIFT_READ_METHODS = frozenset(
+    {"StreamSubscriptionStates", "StreamKnownObjects", "ListDriftSignals"}
+)
+
+
+def subscription_state(row: dict[str, Any]) -> pb.SubscriptionState:
+    return pb.SubscriptionState(
+        subscription_id=row["subscription_id"],
+        stripe_customer_id=row["stripe_customer_id"] or "",
+        account_id=row["account_id"] or "",
+        status=row["status"] or "",
+        price_id=row["price_id"] or "",
+        plan=row["plan"] or "",
+        quantity=row["quantity"] or 0,
+        current_period_end=to_timestamp(row["current_period_end"]),
+        cancel_at_period_end=bool(row["cancel_at_period_end"]),
+        schedule_id=row["schedule_id"] or "",
+        scheduled_plan=row["scheduled_plan"] or "",
+        latest_invoice_id=row["latest_invoice_id"] or "",
+        latest_invoice_status=row["latest_invoice_status"] or "",
+        state_event_id=row["state_event_id"],
+        state_event_created=to_timestamp(row["state_event_created"]),
+        committed_mrr=row["committed_mrr"] or 0,
+        currency=row["currency"] or "",
+        subscription_created=to_timestamp(row["subscribed_since"]),
+    )
+
+
+def _size(requested: int) -> int:
+    try:
+        return batch_size(requested)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+
+
+class LedgerDriftReadsMixin:
+    _engine: AsyncEngine
+
+    async def StreamSubscriptionStates(
+        self, request: pb.StreamSubscriptionStatesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.SubscriptionStateBatch]:
+        size = _size(request.batch_size)
+        customer = request.stripe_customer_id or None
+        async for rows in stream_subscription_states(self._engine, customer, size):
+            yield pb.SubscriptionStateBatch(states=[subscription_state(r) for r in rows])
+
+    async def StreamKnownObjects(
+        self, request: pb.StreamKnownObjectsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.KnownObjectBatch]:
+        if request.kind not in KNOWN_OBJECT_TABLES:
+            raise InvalidArgument(f"kind must be one of {sorted(KNOWN_OBJECT_TABLES)}")
+        size = _size(request.batch_size)
+        async for ids in stream_known_objects(self._engine, request.kind, size):
+            yield pb.KnownObjectBatch(ids=ids)
+
+    async def ListDriftSignals(
+        self, request: pb.ListDriftSignalsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListDriftSignalsResponse:
+        if request.limit < 0:
+            raise InvalidArgument("limit must be >= 0")
+        rows = await list_drift_signals(self._engine, min(request.limit or 1000, 10_000))
+        return pb.ListDriftSignalsResponse(
+            signals=[
+                pb.DriftSignal(
+                    kind=r.kind,
+                    severity=r.severity,
+                    stripe_event_id=r.stripe_event_id,
+                    stripe_event_type=r.stripe_event_type or "",
+                    api_version=r.api_version or "",
+                    subscription_id=r.subscription_id or "",
+                    stripe_customer_id=r.stripe_customer_id or "",
+                    account_id=r.account_id or "",
+                    detail=r.detail,
+                    occurred_at=to_timestamp(r.occurred_at),
+                )
+                for r in rows
+            ]
+        )
