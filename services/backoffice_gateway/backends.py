@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 from billing.drift.v1 import drift_pb2_grpc
@@ -83,6 +83,21 @@ def api_error_for(exc: grpc.RpcError, service: str) -> ApiError:
     return ApiError(mapping.status, mapping.code, message, service=service)
 
 
+class Pending(Generic[T]):
+    """A call in flight: several independent calls of one page overlap instead of queueing."""
+
+    def __init__(self, service: str, future: Any) -> None:
+        self._service = service
+        self._future = future
+
+    def result(self) -> T:
+        try:
+            value: T = self._future.result()
+        except grpc.RpcError as exc:
+            raise api_error_for(exc, self._service) from None
+        return value
+
+
 class Backends:
     """Lazily opened stubs; ``call`` is the only way views talk to a service."""
 
@@ -129,6 +144,10 @@ class Backends:
             return method(request, timeout=self._config.grpc_timeout_seconds)
         except grpc.RpcError as exc:
             raise api_error_for(exc, service) from None
+
+    def start(self, service: str, method: Any, request: Any) -> Pending[Any]:
+        """Start ``method(request)`` without waiting (``.result()`` maps errors like call)."""
+        return Pending(service, method.future(request, timeout=self._config.grpc_timeout_seconds))
 
     def close(self) -> None:
         with self._lock:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 
@@ -13,6 +13,7 @@ from services.backoffice_gateway.backends import Backends
 from services.backoffice_gateway.config import GatewayConfig
 from services.backoffice_gateway.store import Store
 from services.backoffice_gateway.views.banners import BannerCache
+from services.backoffice_gateway.views.dashboard import PriorTrendCache
 
 EXTENSION = "gateway"
 
@@ -23,6 +24,7 @@ class Gateway:
     store: Store
     backends: Backends
     banners: BannerCache
+    prior_trends: PriorTrendCache = field(default_factory=PriorTrendCache)
 
 
 def gateway() -> Gateway:

@@ -114,7 +114,17 @@ def compare(stripe_sub: JSON, state: ledger_pb.SubscriptionState) -> list[FieldD
         if getattr(ours, name) != getattr(theirs, name)
     ]
     if theirs.latest_invoice_id and ours.latest_invoice_id != theirs.latest_invoice_id:
-        diffs.append(FieldDiff("latest_invoice", ours.latest_invoice_id, theirs.latest_invoice_id))
+        # Only a ledger *behind* Stripe is drift: Stripe's pointer can lag a proration
+        # invoice of the same subscription, which the ledger then rightly shows as newer.
+        invoice = stripe_sub.get("latest_invoice")
+        stripe_created = int(invoice.get("created") or 0) if isinstance(invoice, dict) else 0
+        ledger_created = (
+            state.latest_invoice_created.seconds if state.HasField("latest_invoice_created") else 0
+        )
+        if not ours.latest_invoice_id or not stripe_created or stripe_created > ledger_created:
+            diffs.append(
+                FieldDiff("latest_invoice", ours.latest_invoice_id, theirs.latest_invoice_id)
+            )
     elif (
         theirs.latest_invoice_status
         and ours.latest_invoice_id == theirs.latest_invoice_id

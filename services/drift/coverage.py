@@ -95,19 +95,14 @@ async def archived_ids(
             return out
 
 
-async def check_coverage(
+async def list_events(
     caller: StripeCaller,
-    ingest: ingest_pb2_grpc.IngestServiceAsyncStub,
     count: RequestCount,
     *,
     since: int | None,
     customers: set[str] | None,
-    account_of: dict[str, str],
-) -> CoverageResult:
-    """Walk events.list (from ``since``), recover what the archive misses, find extras.
-
-    ``customers`` limits the findings to those customers' events (an account-scoped pass).
-    """
+) -> tuple[dict[str, ListedEvent], CoverageResult]:
+    """Walk events.list (from ``since``): the listing, and the subscriptions it touches."""
     result = CoverageResult()
     params: JSON = {"created": {"gte": since}} if since is not None else {}
     listed: dict[str, ListedEvent] = {}
@@ -118,12 +113,27 @@ async def check_coverage(
             if ev.subscription and (customers is None or ev.customer in customers):
                 result.touched_subscriptions.add(ev.subscription)
     result.listed = len(listed)
-    if not listed:
+    if listed:
+        result.oldest_listed = min(e.created for e in listed.values())
+        result.newest_listed = max(e.created for e in listed.values())
+    return listed, result
+
+
+async def recover_missing(
+    ingest: ingest_pb2_grpc.IngestServiceAsyncStub,
+    listed: dict[str, ListedEvent],
+    result: CoverageResult,
+    *,
+    customers: set[str] | None,
+    account_of: dict[str, str],
+) -> CoverageResult:
+    """Recover what the archive misses of ``listed`` (MissingEvent), find extras.
+
+    ``customers`` limits the findings to those customers' events (an account-scoped pass).
+    """
+    if not listed or result.oldest_listed is None or result.newest_listed is None:
         return result
-    oldest = min(e.created for e in listed.values())
-    newest = max(e.created for e in listed.values())
-    result.oldest_listed, result.newest_listed = oldest, newest
-    archived = await archived_ids(ingest, oldest, newest)
+    archived = await archived_ids(ingest, result.oldest_listed, result.newest_listed)
 
     def wanted(ev: ListedEvent) -> bool:
         return customers is None or (ev.customer is not None and ev.customer in customers)

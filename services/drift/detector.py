@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common.grpc_errors import FailedPrecondition, NotFound
 from services.drift import store
 from services.drift.compare import compare
-from services.drift.coverage import CoverageResult, check_coverage
+from services.drift.coverage import CoverageResult, ListedEvent, list_events, recover_missing
 from services.drift.findings import (
     EXTRA_EVENT,
     MISSING_EVENT,
@@ -247,16 +247,23 @@ class _Pass:
         return states
 
     # -------------------------------------------------------------- steps
-    async def coverage(self) -> CoverageResult:
+    async def list_events(self) -> tuple[dict[str, ListedEvent], CoverageResult, int | None]:
         since = None
         if self.incremental:
             mark = await store.get_high_water_mark(self.deps.engine, HWM_EVENTS)
             since = mark - HWM_MARGIN if mark is not None else None
-        result = await check_coverage(
-            self.caller,
+        listed, result = await list_events(
+            self.caller, self.count, since=since, customers=self.customers
+        )
+        return listed, result, since
+
+    async def recover(
+        self, listed: dict[str, ListedEvent], result: CoverageResult, since: int | None
+    ) -> CoverageResult:
+        result = await recover_missing(
             self.deps.ingest,
-            self.count,
-            since=since,
+            listed,
+            result,
             customers=self.customers,
             account_of=self.account_of,
         )
@@ -498,19 +505,16 @@ class _Pass:
 
     # -------------------------------------------------------------- the pass
     async def run(self) -> None:
+        """Compare first (what the ledger shows now, settled), then recover missing events,
+        then audit resources: a change whose webhook was lost is reported as a mismatch and
+        its event recovered; the next pass (or a sync) finds both cleared."""
         engine = self.deps.engine
         states = await self.resolve_scope()
         mark = await store.get_high_water_mark(engine, HWM_EVENTS)
-        incremental = self.incremental and mark is not None
-        self.incremental = incremental
-        coverage = await self.coverage()
-        self.findings.extend(f for f in coverage.findings if f.kind != MISSING_EVENT)
-        missing_events = [f for f in coverage.findings if f.kind == MISSING_EVENT]
-        self.findings.extend(missing_events)
+        self.incremental = self.incremental and mark is not None
+        listed, coverage, since = await self.list_events()
         newest = max(coverage.newest_listed or 0, mark or 0)
         window_start = (newest or int(time.time())) - RETENTION
-        await self.signals()
-        await self.divergences()
         cutoff_of = await store.recovery_cutoffs(engine)
         customer_cutoff: dict[str, int] = {}
         for sid, cutoff in cutoff_of.items():
@@ -518,14 +522,16 @@ class _Pass:
             if state is not None and state.stripe_customer_id:
                 prev = customer_cutoff.get(state.stripe_customer_id, 0)
                 customer_cutoff[state.stripe_customer_id] = max(prev, cutoff)
-        touched: set[str] | None = None
-        if incremental:
-            touched = set(coverage.touched_subscriptions)
+        touched = set(coverage.touched_subscriptions) if self.incremental else None
         stripe_subs = await self.stripe_subscriptions(touched)
         self.counters.subscriptions_total = len(stripe_subs)
         await self.compare_states(stripe_subs, window_start, cutoff_of, customer_cutoff)
+        coverage = await self.recover(listed, coverage, since)
+        self.findings.extend(coverage.findings)
+        await self.signals()
+        await self.divergences()
         res_mark = await store.get_high_water_mark(engine, HWM_RESOURCES)
-        res_since = res_mark - HWM_MARGIN if incremental and res_mark is not None else None
+        res_since = res_mark - HWM_MARGIN if self.incremental and res_mark is not None else None
         resources = await self.stripe_resources(res_since)
         await self.audit_resources(resources, window_start, cutoff_of, customer_cutoff)
         await self.resolve_recovered_events()
@@ -533,7 +539,7 @@ class _Pass:
             (int(o.get("created") or 0) for objs in resources.values() for o in objs.values()),
             default=0,
         )
-        await self.save(coverage, newest_resource, incremental, set(stripe_subs))
+        await self.save(coverage, newest_resource, self.incremental, set(stripe_subs))
 
     async def save(
         self,

@@ -47,13 +47,14 @@ SELECT s.subscription_id, s.stripe_customer_id,
        s.status, s.price_id, s.plan, s.quantity, s.current_period_end,
        s.cancel_at_period_end, s.schedule_id, s.scheduled_plan,
        inv.invoice_id AS latest_invoice_id, inv.status AS latest_invoice_status,
+       inv.invoice_created AS latest_invoice_created,
        s.state_event_id, s.state_event_created, s.committed_mrr, s.currency,
        s.subscribed_since
 FROM ledger.subscriptions s
 LEFT JOIN ledger.accounts a ON a.stripe_customer_id = s.stripe_customer_id
 LEFT JOIN ledger.customer_links l ON l.stripe_customer_id = s.stripe_customer_id
 LEFT JOIN LATERAL (
-    SELECT p.invoice_id, p.status FROM ledger.payments p
+    SELECT p.invoice_id, p.status, p.invoice_created FROM ledger.payments p
     WHERE p.subscription_id = s.subscription_id
     ORDER BY p.invoice_created DESC NULLS LAST, p.invoice_id DESC
     LIMIT 1

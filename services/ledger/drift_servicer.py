@@ -50,6 +50,7 @@ def subscription_state(row: dict[str, Any]) -> pb.SubscriptionState:
         committed_mrr=row["committed_mrr"] or 0,
         currency=row["currency"] or "",
         subscription_created=to_timestamp(row["subscribed_since"]),
+        latest_invoice_created=to_timestamp(row["latest_invoice_created"]),
     )
 
 

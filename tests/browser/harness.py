@@ -9,19 +9,24 @@ Operators ``admin`` and ``viewer`` are created with known passwords.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import make_server
 
 from services.backoffice_gateway import operators
 from services.backoffice_gateway.app import create_app
@@ -31,6 +36,7 @@ from services.devstack.embedded import free_port
 from services.stripe_simulator.signing import sign
 from tests.faults.stack import SECRET, Stack, start_stack, stop_stack
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ADMIN = ("gwui-admin", "admin-password-123")
 VIEWER = ("gwui-viewer", "viewer-password-123")
 #: How often the pages' script polls the banners in these tests (the default is 15 s).
@@ -57,6 +63,18 @@ class Backoffice:
             cur = conn.execute("SELECT * FROM ledger.subscriptions LIMIT 500")
             names = [d.name for d in cur.description or []]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def upsert_tenant(self, tenant_id: str, name: str) -> None:
+        """A tenant of the host application in the ledger's directory (as the host's own
+        sync would write it): an account without any Stripe customer yet."""
+        from billing.ledger.v1 import directory_pb2, directory_pb2_grpc
+
+        from services.common.grpc_client import sync_channel
+
+        with sync_channel(f"127.0.0.1:{self.stack.port('LEDGER_GRPC_PORT')}") as channel:
+            directory_pb2_grpc.DirectoryServiceStub(channel).UpsertTenant(
+                directory_pb2.UpsertTenantRequest(tenant_id=tenant_id, name=name), timeout=30
+            )
 
     def wait_for_billing_event(self, event_id: str, event_type: str) -> None:
         """Until the ledger has projected ``event_id`` (as ``event_type``), bounded."""
@@ -116,6 +134,62 @@ def gateway_config(stack: Stack) -> GatewayConfig:
     )
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def drift_service(stack: Stack) -> Iterator[subprocess.Popen[bytes] | None]:
+    """The drift service beside the stack when ``make run`` does not start it itself (it
+    then listens on the stack's DRIFT_GRPC_PORT already). Its scheduled pass is off: the
+    tests run passes on demand, as an operator would."""
+    port = stack.port("DRIFT_GRPC_PORT")
+    if _listening(port) or importlib.util.find_spec("services.drift") is None:
+        yield None
+        return
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": sqlalchemy_url(stack.database_url),
+            "NATS_URL": f"nats://127.0.0.1:{stack.port('EMBEDDED_NATS_PORT')}",
+            "STRIPE_API_KEY": "sk_test_simulator",
+            "STRIPE_API_BASE": f"http://127.0.0.1:{stack.port('STRIPE_SIMULATOR_PORT')}",
+            "DRIFT_GRPC_PORT": str(port),
+            "DRIFT_ADMIN_PORT": str(stack.port("DRIFT_ADMIN_PORT")),
+            "INGEST_GRPC_PORT": str(stack.port("INGEST_GRPC_PORT")),
+            "LEDGER_GRPC_PORT": str(stack.port("LEDGER_GRPC_PORT")),
+            "DRIFT_HOST": "127.0.0.1",
+            "DRIFT_INTERVAL": "86400",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    log = (stack.data_dir / "logs" / "gwui-drift.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.drift"],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _listening(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("the drift service did not start; see gwui-drift.log")
+            time.sleep(0.3)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+
+
 @contextmanager
 def backoffice(root: Path) -> Iterator[Backoffice]:
     stack = start_stack(
@@ -128,9 +202,10 @@ def backoffice(root: Path) -> Iterator[Backoffice]:
             "SIM_DROP_RATE": "0",
         },
     )
-    server: BaseWSGIServer | None = None
-    try:
+    with ExitStack() as cleanup:
+        cleanup.callback(stop_stack, stack)
         _settled(stack)
+        cleanup.enter_context(drift_service(stack))
         app = create_app(gateway_config(stack))
         app.config["BANNER_POLL_MS"] = BANNER_POLL_MS
         store = app.extensions["gateway_store"]
@@ -139,8 +214,5 @@ def backoffice(root: Path) -> Iterator[Backoffice]:
         port = free_port()
         server = make_server("127.0.0.1", port, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
+        cleanup.callback(server.shutdown)
         yield Backoffice(stack, app, f"http://127.0.0.1:{port}")
-    finally:
-        if server is not None:
-            server.shutdown()
-        stop_stack(stack)

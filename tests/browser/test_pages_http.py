@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
+import psycopg
 import pytest
 from flask.testing import FlaskClient
 
@@ -245,3 +246,195 @@ def test_billing_disabled_hides_every_billing_surface(office: Backoffice) -> Non
         "banners": [],
         "checked_at": client.get("/banners.json").get_json()["checked_at"],
     }
+
+
+def _first_account(client: FlaskClient, query: str = "sort=mrr&desc=1") -> str:
+    body = text(client, f"/accounts?{query}")
+    found = re.findall(r'data-pane="/accounts/([^"/]+)/pane"', body)
+    assert found, query
+    return found[0]
+
+
+def _csrf(body: str) -> str:
+    token = CSRF.search(body)
+    assert token is not None
+    return token.group(1)
+
+
+def test_admin_forms_render_with_their_tokens(admin: FlaskClient) -> None:
+    account = _first_account(admin)
+    sync = text(admin, f"/accounts/{account}/sync")
+    assert "step 1 of 2" in sync and "Sync now" in sync and _csrf(sync)
+    refund = text(admin, f"/accounts/{account}/refund")
+    assert 'data-testid="refundable"' in refund, "paid invoices with what is refundable"
+    assert 'name="idempotency_key"' in refund
+    manage = text(admin, f"/accounts/{account}/manage")
+    assert "Cancel subscription" in manage and "Change quantity" in manage
+
+
+def test_sync_with_stripe_in_two_steps(admin: FlaskClient) -> None:
+    account = _first_account(admin)
+    step1 = text(admin, f"/accounts/{account}/sync")
+    assert 'data-testid="diagnostic-summary"' in step1, "step 1 shows what Stripe holds"
+    answer = admin.post(f"/accounts/{account}/sync", data={"csrf_token": _csrf(step1)})
+    body = answer.get_data(as_text=True)
+    assert answer.status_code == 200, body[-1500:]
+    assert 'data-testid="action-result"' in body and "Events recovered" in body
+    assert "step 2 of 2" in body
+    assert "succeeded" in text(admin, f"/audit?action=sync&target={account}")
+
+
+def _charge_of(office: Backoffice, admin: FlaskClient) -> tuple[str, str, int, str]:
+    """(account, charge id, amount, currency) of a paid charge of a live account."""
+    body = text(admin, "/accounts?status=active&sort=mrr&desc=1&size=100")
+    for account in re.findall(r'data-pane="/accounts/([^"/]+)/pane"', body):
+        with psycopg.connect(office.database_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT p ->> 'id', (p ->> 'amount')::bigint, p ->> 'currency' FROM ("
+                " SELECT convert_from(payload, 'UTF8')::jsonb -> 'data' -> 'object' AS p"
+                " FROM ingest.stripe_events WHERE event_type = 'charge.succeeded') c"
+                " WHERE p ->> 'customer' IN (SELECT stripe_customer_id FROM"
+                "   ledger.billing_events WHERE tenant_id = %s OR stripe_customer_id = %s)"
+                " AND (p ->> 'amount_refunded')::bigint = 0 LIMIT 1",
+                (account, account),
+            ).fetchone()
+        if row is not None:
+            return account, str(row[0]), int(row[1]), str(row[2])
+    raise AssertionError("no paid charge in the demo")
+
+
+def test_partial_refund_then_too_much(office: Backoffice, admin: FlaskClient) -> None:
+    account, charge, amount, _currency = _charge_of(office, admin)
+    form = text(admin, f"/accounts/{account}/refund")
+    assert 'data-testid="refundable"' in form
+    token, key = _csrf(form), re.findall(r'name="idempotency_key" value="([^"]+)"', form)[0]
+    done = admin.post(
+        f"/accounts/{account}/refund",
+        data={
+            "csrf_token": token,
+            "idempotency_key": key,
+            "payment_id": charge,
+            "mode": "partial",
+            "amount_minor": "1",
+            "reason": "requested_by_customer",
+        },
+    )
+    body = done.get_data(as_text=True)
+    assert done.status_code == 200, body[-1500:]
+    assert 'data-testid="action-result"' in body and "refund" in body
+    too_much = admin.post(
+        f"/accounts/{account}/refund",
+        data={
+            "csrf_token": token,
+            "idempotency_key": key + "-2",
+            "payment_id": charge,
+            "mode": "partial",
+            "amount_minor": str(amount * 10),
+        },
+    )
+    assert too_much.status_code == 409, too_much.get_data(as_text=True)[-1500:]
+    assert 'data-testid="action-error"' in too_much.get_data(as_text=True)
+    audit = text(admin, f"/audit?action=refund&target={charge}")
+    assert "succeeded" in audit and "failed" in audit
+
+
+def test_bad_admin_form_input_is_400(admin: FlaskClient) -> None:
+    account = _first_account(admin)
+    token = _csrf(text(admin, f"/accounts/{account}/refund"))
+    bad = [
+        (f"/accounts/{account}/refund", {"payment_id": "in_123", "mode": "full"}),
+        (
+            f"/accounts/{account}/refund",
+            {"payment_id": "ch_1", "mode": "partial", "amount_minor": "-5"},
+        ),
+        (f"/accounts/{account}/refund", {"payment_id": "ch_1", "mode": "half"}),
+        (f"/accounts/{account}/cancel", {"subscription_id": "sub_not_theirs"}),
+        (f"/accounts/{account}/quantity", {"subscription_id": "x", "quantity": "2"}),
+        (f"/accounts/{account}/cutoff", {"subscription_id": "sub_x", "cutoff": "2025-01-01"}),
+        (f"/accounts/{account}/tenant", {"op": "explode"}),
+        ("/dead-letters/purge", {"id": "abc"}),
+    ]
+    for url, form in bad:
+        answer = admin.post(url, data={"csrf_token": token, **form})
+        assert answer.status_code == 400, (url, form, answer.status_code)
+
+
+def test_suspend_and_reactivate_a_tenant(office: Backoffice, admin: FlaskClient) -> None:
+    account = "tenant-gwui-suspend"
+    office.upsert_tenant(account, "Suspendable Co")
+    page = text(admin, f"/accounts/{account}")
+    assert "never synced" in page and "Suspend tenant" in page
+    done = admin.post(
+        f"/accounts/{account}/tenant", data={"csrf_token": _csrf(page), "op": "suspend"}
+    )
+    assert done.status_code == 200, done.get_data(as_text=True)[-1500:]
+    assert 'data-testid="action-result"' in done.get_data(as_text=True)
+    page = text(admin, f"/accounts/{account}")
+    assert "tenant suspended" in page and "Reactivate tenant" in page
+    again = admin.post(
+        f"/accounts/{account}/tenant", data={"csrf_token": _csrf(page), "op": "reactivate"}
+    )
+    assert again.status_code == 200, again.get_data(as_text=True)[-1500:]
+    assert "tenant suspended" not in text(admin, f"/accounts/{account}")
+    audit = text(admin, f"/audit?target={account}")
+    assert "suspend_tenant" in audit and "reactivate_tenant" in audit
+
+
+def test_action_failing_upstream_is_shown_and_audited(admin: FlaskClient) -> None:
+    """A customer's tenant id that the directory does not know: the ledger answers
+    NOT_FOUND, the page shows it (404) and the audit log keeps the failure."""
+    body = text(admin, "/accounts?q=tenant-0&size=25")
+    accounts = re.findall(r'data-pane="/accounts/(tenant-0[^"/]+)/pane"', body)
+    assert accounts
+    page = text(admin, f"/accounts/{accounts[0]}")
+    answer = admin.post(
+        f"/accounts/{accounts[0]}/tenant", data={"csrf_token": _csrf(page), "op": "suspend"}
+    )
+    assert answer.status_code == 404
+    assert 'data-testid="action-error"' in answer.get_data(as_text=True)
+    assert "failed" in text(admin, f"/audit?target={accounts[0]}")
+
+
+def test_quantity_cancel_and_reactivate(admin: FlaskClient) -> None:
+    account = _first_account(admin, "status=active&sort=renewal&size=25")
+    manage = text(admin, f"/accounts/{account}/manage")
+    subscription = re.findall(r'name="subscription_id" value="([^"]+)"', manage)[0]
+    token = _csrf(manage)
+    keys = re.findall(r'name="idempotency_key" value="([^"]+)"', manage)
+    quantity = admin.post(
+        f"/accounts/{account}/quantity",
+        data={
+            "csrf_token": token,
+            "idempotency_key": keys[1],
+            "subscription_id": subscription,
+            "quantity": "3",
+        },
+    )
+    assert quantity.status_code == 200, quantity.get_data(as_text=True)[-1500:]
+    assert "<dt>quantity</dt><dd>3</dd>" in quantity.get_data(as_text=True)
+    cancel = admin.post(
+        f"/accounts/{account}/cancel",
+        data={
+            "csrf_token": token,
+            "idempotency_key": keys[0],
+            "subscription_id": subscription,
+            "when": "period_end",
+            "reason": "gwui test",
+        },
+    )
+    assert cancel.status_code == 200, cancel.get_data(as_text=True)[-1500:]
+    assert "<dt>cancel at period end</dt><dd>True</dd>" in cancel.get_data(as_text=True)
+    assert "<dt>verified</dt><dd>True</dd>" in cancel.get_data(as_text=True)
+    again = admin.post(
+        f"/accounts/{account}/reactivate",
+        data={
+            "csrf_token": token,
+            "idempotency_key": keys[0] + "-r",
+            "subscription_id": subscription,
+        },
+    )
+    assert again.status_code == 200, again.get_data(as_text=True)[-1500:]
+    assert "<dt>cancel at period end</dt><dd>False</dd>" in again.get_data(as_text=True)
+    audit = text(admin, f"/audit?target={subscription}")
+    for action in ("quantity", "cancel", "reactivate"):
+        assert f"<td>{action}</td>" in audit

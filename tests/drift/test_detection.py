@@ -61,3 +61,82 @@ async def test_dropped_webhooks_are_recovered(make_stack: Any) -> None:
         assert again.events_recovered == 0
         left = await open_discrepancies(stub)
         assert left == [], [(d.kind, d.field, d.stripe_object_id, d.detail) for d in left[:8]]
+
+
+def active_subscription(stack: DriftStack) -> dict[str, Any]:
+    subs = stack.sim.world.objects["subscription"].values()
+    return next(s for s in subs if s["status"] == "active" and not s["cancel_at_period_end"])
+
+
+async def test_silent_change_is_a_mismatch_cleared_by_sync(
+    stack: DriftStack, drift_stub: Any
+) -> None:
+    sub = active_subscription(stack)
+    quantity = sub["items"]["data"][0]["quantity"] + 3
+    await stack.post_sim(f"/_sim/subscriptions/{sub['id']}/change", {"quantity": quantity})
+    run = await drift_stub.RunDriftPass(drift_pb2.RunDriftPassRequest())
+    mismatches = await open_discrepancies(drift_stub, kind="SubscriptionStateMismatch")
+    assert [(d.subscription_id, d.field, d.stripe_value) for d in mismatches] == [
+        (sub["id"], "quantity", str(quantity))
+    ]
+    assert mismatches[0].severity == "Critical" and mismatches[0].account_id
+    assert run.events_recovered == 1
+    account = mismatches[0].account_id
+    summary = await drift_stub.GetDataQualitySummary(drift_pb2.GetDataQualitySummaryRequest())
+    assert summary.accounts_with_drift == 1 and list(summary.drift_account_ids) == [account]
+    synced = await drift_stub.SyncAccount(
+        drift_pb2.SyncAccountRequest(account_id=account, operator="ops")
+    )
+    assert synced.clean, [(d.kind, d.field) for d in synced.remaining]
+    assert await open_discrepancies(drift_stub) == []
+    everything = await open_discrepancies(drift_stub, include_resolved=True)
+    assert {d.kind for d in everything} == {"SubscriptionStateMismatch", "MissingEvent"}
+    assert all(d.HasField("resolved_at") for d in everything)
+    summary = await drift_stub.GetDataQualitySummary(drift_pb2.GetDataQualitySummaryRequest())
+    assert summary.accounts_with_drift == 0
+
+
+async def test_change_with_no_event_stays_until_acknowledged(
+    stack: DriftStack, drift_stub: Any
+) -> None:
+    sub = active_subscription(stack)
+    await stack.post_sim(
+        f"/_sim/subscriptions/{sub['id']}/change", {"cancel_at_period_end": True, "event": False}
+    )
+    await drift_stub.RunDriftPass(drift_pb2.RunDriftPassRequest())
+    found = await open_discrepancies(drift_stub)
+    assert [(d.kind, d.field) for d in found] == [
+        ("SubscriptionStateMismatch", "cancel_at_period_end")
+    ]
+    account = found[0].account_id
+    synced = await drift_stub.SyncAccount(drift_pb2.SyncAccountRequest(account_id=account))
+    assert not synced.clean and synced.events_appended == 0
+    ack = await drift_stub.AcknowledgeDrift(
+        drift_pb2.AcknowledgeDriftRequest(account_id=account, operator="ops", note="known")
+    )
+    assert ack.acknowledged == 1
+    assert await open_discrepancies(drift_stub) == []
+    kept = await open_discrepancies(drift_stub, include_acknowledged=True)
+    assert [(d.acknowledged_by, d.acknowledgement_note) for d in kept] == [("ops", "known")]
+    summary = await drift_stub.GetDataQualitySummary(drift_pb2.GetDataQualitySummaryRequest())
+    assert summary.accounts_with_drift == 0
+    diagnostic = await drift_stub.GetCustomerDiagnostic(
+        drift_pb2.GetCustomerDiagnosticRequest(account_id=account)
+    )
+    differing = [(f.section, f.field) for f in diagnostic.fields if f.differs]
+    assert differing == [(f"subscription:{sub['id']}", "cancel_at_period_end")]
+
+
+async def test_altered_redelivery_is_a_divergence(stack: DriftStack, drift_stub: Any) -> None:
+    event = next(
+        ev
+        for ev in reversed(stack.sim.world.events)
+        if ev["data"]["object"].get("object") == "subscription"
+    )
+    await stack.post_sim(f"/_sim/events/{event['id']}/redeliver", {"alter": True})
+    await drift_stub.RunDriftPass(drift_pb2.RunDriftPassRequest())
+    found = await open_discrepancies(drift_stub)
+    assert [(d.kind, d.stripe_event_id) for d in found] == [
+        ("StripeEventPayloadDivergence", event["id"])
+    ]
+    assert found[0].subscription_id == event["data"]["object"]["id"]

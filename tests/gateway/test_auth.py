@@ -212,3 +212,16 @@ def test_errors_are_json_without_traces(viewer: Browser) -> None:
         assert body["error"]["status"] == status
         assert "Traceback" not in answer.get_data(as_text=True)
     assert viewer.client.delete("/api/v1/accounts").status_code in (403, 405)
+
+
+def test_operator_sets_their_utc_offset(app: Flask) -> None:
+    browser = signed_in(app, VIEWER)
+    assert browser.client.post("/api/v1/me/preferences",
+                               json={"utc_offset_minutes": 120}).status_code == 403  # CSRF
+    answer = browser.post_json("/api/v1/me/preferences", {"utc_offset_minutes": 120})
+    assert answer.status_code == 200
+    assert browser.client.get("/api/v1/me").get_json()["utc_offset_minutes"] == 120
+    assert browser.post_json("/api/v1/me/preferences",
+                             {"utc_offset_minutes": 9999}).status_code == 400
+    browser.post_json("/api/v1/me/preferences", {"utc_offset_minutes": None})
+    assert browser.client.get("/api/v1/me").get_json()["utc_offset_minutes"] is None

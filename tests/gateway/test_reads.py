@@ -22,6 +22,10 @@ def test_dashboard_kpis_and_series(viewer: Browser) -> None:
     assert d["platform_currency"] == "USD"
     kpis = {k["key"]: k for k in d["kpis"]}
     assert kpis["total_accounts"]["value"] == 6
+    growth = d["account_growth"]
+    assert kpis["total_accounts"]["prior"] == growth[0]["total_accounts"] - growth[0][
+        "new_accounts"]
+    assert kpis["total_accounts"]["change"] == 6 - kpis["total_accounts"]["prior"]
     assert kpis["new_accounts"]["value"] == 3
     assert kpis["new_accounts"]["prior"] == 1
     assert kpis["new_accounts"]["change"] == 2

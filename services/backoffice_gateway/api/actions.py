@@ -58,7 +58,7 @@ def acknowledge_drift(args: dict[str, Any]) -> ActionResult:
 
 
 @endpoint("/drift/run", "POST", summary="Run a drift pass (one account or all)", tag="actions",
-          admin=True, target=lambda a: f"account:{a.get('account_id') or 'all'}",
+          admin=True, target=lambda a: "drift",
           body=(Param("account_id", default=""),))
 def run_drift_pass(args: dict[str, Any]) -> ActionResult:
     return _done(actions.run_drift_pass(_b(), args["account_id"], args["operator"]))

@@ -10,6 +10,7 @@ from services.backoffice_gateway.audit import read_audit
 from services.backoffice_gateway.auth.principal import current_principal
 from services.backoffice_gateway.context import gateway
 from services.backoffice_gateway.errors import forbidden
+from services.backoffice_gateway.store import repository
 from services.backoffice_gateway.views import (
     accounts,
     dashboard,
@@ -49,6 +50,20 @@ def me(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@endpoint("/me/preferences", "POST", summary="The signed-in operator's preferences",
+          tag="auth", billing=False,
+          body=(Param("utc_offset_minutes", "integer", "offset shown beside UTC; null: none",
+                      minimum=-840, maximum=840),))
+def set_preferences(args: dict[str, Any]) -> dict[str, Any]:
+    principal = current_principal()
+    assert principal is not None
+    store = gateway().store
+    with store.session() as db:
+        repository.set_utc_offset(db, principal.operator_id, args["utc_offset_minutes"])
+        db.commit()
+    return {"utc_offset_minutes": args["utc_offset_minutes"]}
+
+
 @endpoint(
     "/dashboard", summary="Dashboard: KPIs, trends, distribution, movements", tag="dashboard",
     params=(Param("period", "integer", "7, 30 or 90 days", minimum=7, maximum=90, default=30),
@@ -59,7 +74,8 @@ def get_dashboard(args: dict[str, Any]) -> dashboard.DashboardView:
 
     if args["period"] not in dashboard.PERIODS:
         raise bad_request("period: 7, 30 or 90", parameter="period")
-    return dashboard.dashboard(_b(), args["period"], args["as_of"])
+    return dashboard.dashboard(_b(), args["period"], args["as_of"],
+                               prior_trends=gateway().prior_trends)
 
 
 ACCOUNT_LIST_PARAMS = (
@@ -282,6 +298,21 @@ def list_discrepancies(args: dict[str, Any]) -> Page[drift.DiscrepancyView]:
             page_token=args["page_token"],
         ),
     )
+
+
+@endpoint("/accounts/<account_id>/diagnostic",
+          summary="Stripe's view and the ledger's of one account, side by side", tag="drift",
+          path_params=(ACCOUNT,))
+def get_diagnostic(args: dict[str, Any]) -> drift.DiagnosticView:
+    return drift.diagnostic(_b(), args["account_id"])
+
+
+@endpoint("/operations", summary="Stripe operations performed for operators", tag="drift",
+          csv=True, params=(Param("target", description="only this Stripe object"),
+                            *page_params()))
+def list_operations(args: dict[str, Any]) -> Page[drift.OperationView]:
+    return drift.list_operations(_b(), args["target"] or "", args["page_size"],
+                                 args["page_token"])
 
 
 @endpoint("/banners", summary="Banners: drift, never synced, MRR mismatch", tag="banners")

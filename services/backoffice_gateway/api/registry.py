@@ -72,14 +72,17 @@ def _run(spec: Endpoint, handler: Handler, target: Target | None, fmt: str,
         if principal is None or not principal.is_admin:
             with audited(gw.store, principal, spec.name, target(args), args, client_ip()):
                 raise forbidden()
-        args.update(parse_query(spec.params, request.args))
-        args.update(parse_body(spec.body, _body()))
-        args["operator"] = principal.username
-        with audited(gw.store, principal, spec.name, target(args), args, client_ip()) as out:
+        where = target(args)  # from the path alone: known before the body is read
+        with audited(gw.store, principal, spec.name, where, args, client_ip()) as out:
+            args.update(parse_query(spec.params, request.args))  # a refused value is audited
+            args.update(parse_body(spec.body, _body()))
+            args["operator"] = principal.username
             result = handler(args)
             out.detail = getattr(result, "audit_detail", "") or ""
         return json_response(result)
     args.update(parse_query(spec.params, request.args))
+    if spec.body:
+        args.update(parse_body(spec.body, _body()))
     if fmt == "csv":
         return _csv(spec, handler, args)
     return json_response(handler(args))

@@ -88,15 +88,17 @@ def parse_datetime(raw: str) -> datetime:
     try:
         if len(raw) == 10:
             d = date.fromisoformat(raw)
-            return datetime(d.year, d.month, d.day, tzinfo=UTC)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as exc:
+            value = datetime(d.year, d.month, d.day, tzinfo=UTC)
+        else:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise ValueError("not an ISO-8601 date or date-time") from exc
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    if not 1970 <= value.astimezone(UTC).year <= 9998:
+    if not 1970 <= value.year <= 9998:
         raise ValueError("outside 1970 .. 9998")
-    return value.astimezone(UTC)
+    return value
 
 
 def _scalar(p: Param, raw: Any) -> Any:

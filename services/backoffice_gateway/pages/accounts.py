@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 from billing.ledger.v1 import queries_pb2 as q
-from flask import abort
 
 from services.backoffice_gateway.auth.decorators import login_required
 from services.backoffice_gateway.context import gateway
@@ -143,23 +142,18 @@ def _bool_param(value: bool | None) -> str | None:
 def account_pane(account_id: str) -> str:
     """The side pane alone (what app.js inserts); the full list renders the same partial."""
     require_billing()
-    _check_id(account_id)
+    urls.path_id(account_id)
     detail = acc.account_detail(gateway().backends, account_id)
     from flask import render_template
 
     return render_template("_account_pane.html", preview=detail, close_url="/accounts")
 
 
-def _check_id(value: str) -> None:
-    if len(value) > 200 or "\x00" in value:
-        abort(404)
-
-
 @bp.get("/accounts/<account_id>")
 @login_required
 def account(account_id: str) -> str:
     require_billing()
-    _check_id(account_id)
+    urls.path_id(account_id)
     tab = urls.choice("tab", TABS, "overview")
     gw = gateway()
     detail = acc.account_detail(gw.backends, account_id)

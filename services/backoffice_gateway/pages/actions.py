@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from billing.drift.v1 import drift_pb2
 from flask import request
 
 from services.backoffice_gateway.audit import audited
@@ -28,11 +27,11 @@ from services.backoffice_gateway.auth.principal import current_principal
 from services.backoffice_gateway.context import gateway
 from services.backoffice_gateway.errors import ApiError, bad_request, forbidden
 from services.backoffice_gateway.formatting import Amount
-from services.backoffice_gateway.pages import bp
-from services.backoffice_gateway.pages.accounts import _check_id
+from services.backoffice_gateway.pages import bp, urls
 from services.backoffice_gateway.pages.render import page, require_billing
 from services.backoffice_gateway.views import accounts as acc
 from services.backoffice_gateway.views import actions as act
+from services.backoffice_gateway.views import drift as drift_views
 from services.backoffice_gateway.views import invoices as inv
 
 MAX_FIELD = 500
@@ -101,7 +100,7 @@ def _done(
 
 def _detail(account_id: str) -> acc.AccountDetailView:
     require_billing()
-    _check_id(account_id)
+    urls.path_id(account_id)
     return acc.account_detail(gateway().backends, account_id)
 
 
@@ -122,11 +121,7 @@ def sync_preview(account_id: str) -> str:
     diagnostic = None
     error = None
     try:
-        diagnostic = gw.backends.call(
-            "drift",
-            gw.backends.drift.GetCustomerDiagnostic,
-            drift_pb2.GetCustomerDiagnosticRequest(account_id=account_id),
-        )
+        diagnostic = drift_views.diagnostic(gw.backends, account_id)
     except ApiError as exc:
         error = exc
     return page("sync.html", detail=detail, diagnostic=diagnostic, error=error)
@@ -390,8 +385,8 @@ def tenant_state(account_id: str) -> tuple[str, int]:
 @bp.post("/users/<user_id>/sessions/<session_id>/revoke")
 @admin_post("revoke_session")
 def revoke_session(user_id: str, session_id: str) -> tuple[str, int]:
-    _check_id(user_id)
-    _check_id(session_id)
+    urls.path_id(user_id)
+    urls.path_id(session_id)
     result, error = _run(
         "revoke_session",
         session_id,
@@ -405,7 +400,7 @@ def revoke_session(user_id: str, session_id: str) -> tuple[str, int]:
 @admin_post("republish")
 def republish(event_id: str) -> tuple[str, int]:
     require_billing()
-    _check_id(event_id)
+    urls.path_id(event_id)
     result, error = _run(
         "republish", event_id, {}, lambda: act.republish(gateway().backends, event_id)
     )

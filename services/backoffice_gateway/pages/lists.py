@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 
-from flask import abort
-
 from services.backoffice_gateway import audit as audit_log
 from services.backoffice_gateway.auth.decorators import admin_required, login_required
 from services.backoffice_gateway.context import gateway
@@ -35,11 +33,6 @@ def _paging(token: str) -> dict[str, str | None]:
 
 def _day_param(name: str) -> str | None:
     return urls.arg(name) or None
-
-
-def _check_id(value: str) -> None:
-    if len(value) > 200 or "\x00" in value:
-        abort(404)
 
 
 @bp.get("/users")
@@ -69,7 +62,7 @@ def users() -> str:
 @bp.get("/users/<user_id>")
 @login_required
 def user(user_id: str) -> str:
-    _check_id(user_id)
+    urls.path_id(user_id)
     return page("user.html", user=us.user_detail(gateway().backends, user_id))
 
 
@@ -184,7 +177,7 @@ def webhooks() -> str:
 @login_required
 def webhook(event_id: str) -> str:
     require_billing()
-    _check_id(event_id)
+    urls.path_id(event_id)
     detail = wh.webhook_detail(gateway().backends, event_id)
     pretty = (
         json.dumps(detail.payload, indent=2, ensure_ascii=False)

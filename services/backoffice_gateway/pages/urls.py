@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, time
 from urllib.parse import urlencode
 
-from flask import request
+from flask import abort, request
 from werkzeug.datastructures import MultiDict
 
 from services.backoffice_gateway.errors import bad_request
@@ -90,6 +90,13 @@ def day(name: str, *, end: bool = False) -> datetime | None:
 
         moment += timedelta(days=1)
     return moment
+
+
+def path_id(value: str) -> None:
+    """An id from the path (account, user, event...): over-long or NUL-carrying ones name
+    nothing, so 404 before any backend is asked."""
+    if len(value) > MAX_PARAM or "\x00" in value:
+        abort(404)
 
 
 def trail() -> list[str]:

@@ -99,6 +99,15 @@ def disable_operator(db: Session, operator: Operator) -> None:
     )
 
 
+def set_utc_offset(db: Session, operator_id: int, minutes: int | None) -> None:
+    """The operator's UTC offset, for showing times in their zone beside UTC."""
+    db.execute(
+        update(Operator)
+        .where(Operator.id == operator_id)
+        .values(utc_offset_minutes=minutes, updated_at=now())
+    )
+
+
 def enable_operator(db: Session, operator: Operator) -> None:
     operator.disabled_at = None
     operator.updated_at = now()

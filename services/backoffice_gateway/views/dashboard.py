@@ -6,14 +6,16 @@ period and every series in one snapshot, so the cards always agree with each oth
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from billing.ledger.v1 import queries_pb2 as q
 
 from services.backoffice_gateway.backends import Backends
 from services.backoffice_gateway.views.accounts import AccountRow, account_row
-from services.backoffice_gateway.views.common import Money, field_money, field_time, timestamp
+from services.backoffice_gateway.views.common import Money, field_money, field_time
 from services.backoffice_gateway.views.events import EventRow, event_row
 
 PERIODS = (7, 30, 90)
@@ -96,12 +98,17 @@ def _minus(a: Money | None, b: Money | None) -> Money | None:
     return Money(a.amount_minor - b.amount_minor, a.currency)
 
 
-def _kpis(k: q.DashboardKpis) -> list[Kpi]:
+def _kpis(d: q.GetDashboardResponse) -> list[Kpi]:
+    k = d.kpis
     committed = field_money(k, "committed_mrr")
     committed_prior = field_money(k, "committed_mrr_prior")
+    # Live accounts at the end of the prior period, by the growth series' own definition.
+    first = d.account_growth[0] if d.account_growth else None
+    total_prior = (first.total_accounts - first.new_accounts if first is not None
+                   else k.total_accounts - k.new_accounts)
     return [
-        Kpi("total_accounts", "Total accounts", k.total_accounts,
-            k.total_accounts - k.new_accounts_delta, k.new_accounts_delta, "/accounts"),
+        Kpi("total_accounts", "Total accounts", k.total_accounts, total_prior,
+            k.total_accounts - total_prior, "/accounts"),
         Kpi("new_accounts", "New accounts", k.new_accounts, k.new_accounts_prior,
             k.new_accounts_delta, "/accounts?sort=created&desc=1"),
         Kpi("committed_mrr", "Committed MRR", committed, committed_prior,
@@ -134,14 +141,70 @@ def _movements(d: q.GetDashboardResponse) -> list[MovementView]:
     return result
 
 
+def _request(period_days: int, as_of_seconds: int | None, recent_limit: int
+             ) -> q.GetDashboardRequest:
+    request = q.GetDashboardRequest(period_days=period_days, recent_limit=recent_limit)
+    if as_of_seconds is not None:
+        request.as_of.FromSeconds(as_of_seconds)
+    return request
+
+
+class PriorTrendCache:
+    """The prior period's MRR trend, per (period, day it ends): it is history, so the overlay
+    need not cost a second dashboard query on every view. Kept for ``ttl`` seconds (events
+    arriving late for the prior period show up after that)."""
+
+    def __init__(self, ttl: float = 300.0, size: int = 32) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._lock = threading.Lock()
+        self._items: dict[tuple[int, int], tuple[float, list[q.MrrPoint]]] = {}
+
+    def get(self, key: tuple[int, int]) -> list[q.MrrPoint] | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or time.monotonic() - item[0] > self._ttl:
+                return None
+            return item[1]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def put(self, key: tuple[int, int], points: list[q.MrrPoint]) -> None:
+        with self._lock:
+            if len(self._items) >= self._size:
+                self._items.clear()
+            self._items[key] = (time.monotonic(), points)
+
+
+DAY = 86_400
+
+
 def dashboard(
     backends: Backends, period_days: int = DEFAULT_PERIOD, as_of: datetime | None = None,
-    recent_limit: int = 10,
+    recent_limit: int = 10, prior_trends: PriorTrendCache | None = None,
 ) -> DashboardView:
-    request = q.GetDashboardRequest(period_days=period_days, recent_limit=recent_limit)
-    if as_of is not None:
-        request.as_of.CopyFrom(timestamp(as_of))
-    d = backends.call("ledger", backends.ledger.GetDashboard, request)
+    """One GetDashboard, and the prior period's trend for the overlay: a second GetDashboard
+    ending where the prior period ends (the ledger's own definition), started at the same time
+    so both queries run together, or taken from ``prior_trends`` (the app's cache)."""
+    now = int((as_of or datetime.now(UTC)).timestamp())
+    prior_end = (now // DAY - period_days + 1) * DAY  # first second of the period = prior end
+    key = (period_days, prior_end)
+    prior_points = prior_trends.get(key) if prior_trends is not None else None
+    prior_call = None
+    if prior_points is None:
+        prior_call = backends.start(
+            "ledger", backends.ledger.GetDashboard, _request(period_days, prior_end - 1, 1)
+        )
+    d = backends.call(
+        "ledger", backends.ledger.GetDashboard,
+        _request(period_days, now if as_of is not None else None, recent_limit),
+    )
+    if prior_call is not None:
+        prior_points = list(prior_call.result().mrr_trend)
+        if prior_trends is not None:
+            prior_trends.put(key, prior_points)
     return DashboardView(
         period_days=d.period_days,
         as_of=field_time(d, "as_of"),
@@ -150,8 +213,8 @@ def dashboard(
         prior_start=field_time(d.prior_period, "start"),
         prior_end=field_time(d.prior_period, "end"),
         platform_currency=d.platform_currency,
-        kpis=_kpis(d.kpis),
-        mrr_trend=_mrr_trend(backends, d, period_days),
+        kpis=_kpis(d),
+        mrr_trend=_mrr_trend(d, prior_points or []),
         revenue_trend=[
             RevenuePointView(p.date, field_money(p, "net_revenue"), field_money(p, "cumulative"))
             for p in d.revenue_trend
@@ -170,21 +233,8 @@ def dashboard(
     )
 
 
-def _mrr_trend(
-    backends: Backends, d: q.GetDashboardResponse, period_days: int
-) -> list[MrrPointView]:
-    """The period's trend with the prior period overlaid point by point.
-
-    The prior period's series is the trend of a dashboard ending where the prior period ends
-    (the ledger's own definition), fetched with a second call of the same shape.
-    """
-    prior_points: list[q.MrrPoint] = []
-    if d.prior_period.HasField("end"):
-        request = q.GetDashboardRequest(period_days=d.period_days or period_days, recent_limit=1)
-        # as_of is the last second of the prior period's last day
-        request.as_of.FromSeconds(d.prior_period.end.seconds - 1)
-        prior = backends.call("ledger", backends.ledger.GetDashboard, request)
-        prior_points = list(prior.mrr_trend)
+def _mrr_trend(d: q.GetDashboardResponse, prior_points: list[q.MrrPoint]) -> list[MrrPointView]:
+    """The period's trend with the prior period overlaid point by point (same day offset)."""
     result = []
     for i, p in enumerate(d.mrr_trend):
         prior_point = prior_points[i] if i < len(prior_points) else None

@@ -177,3 +177,63 @@ def drift_overview(backends: Backends, limit: int = 100) -> DriftOverview:
         open=open_rows,
         acknowledged=acknowledged,
     )
+
+
+@dataclass(frozen=True)
+class DiagnosticFieldView:
+    section: str
+    field: str
+    ledger_value: str
+    stripe_value: str
+    differs: bool
+
+
+@dataclass(frozen=True)
+class DiagnosticView:
+    account_id: str
+    stripe_customer_id: str
+    differences: int
+    fetched_at: datetime | None
+    fields: list[DiagnosticFieldView]
+
+
+def diagnostic(backends: Backends, account_id: str) -> DiagnosticView:
+    """Stripe's view and the ledger's, side by side (the first step of "Sync with Stripe")."""
+    d = backends.call("drift", backends.drift.GetCustomerDiagnostic,
+                      dr.GetCustomerDiagnosticRequest(account_id=account_id))
+    return DiagnosticView(
+        account_id=d.account_id,
+        stripe_customer_id=d.stripe_customer_id,
+        differences=d.differences,
+        fetched_at=field_time(d, "fetched_at"),
+        fields=[DiagnosticFieldView(f.section, f.field, f.ledger_value, f.stripe_value, f.differs)
+                for f in d.fields],
+    )
+
+
+@dataclass(frozen=True)
+class OperationView:
+    id: str
+    operation: str
+    target: str
+    operator: str
+    parameters_json: str
+    outcome: str
+    error: str
+    idempotency_key: str
+    created_at: datetime | None
+
+
+def list_operations(backends: Backends, target: str = "", page_size: int = 50,
+                    page_token: str = "") -> Page[OperationView]:
+    """The Stripe operations drift performed for operators (its own audit), newest first."""
+    answer = backends.call("drift", backends.operations.ListOperations,
+                           dr.ListOperationsRequest(page_size=page_size, page_token=page_token,
+                                                    target=target))
+    return Page(
+        [OperationView(o.id, o.operation, o.target, o.operator, o.parameters_json, o.outcome,
+                       o.error, o.idempotency_key, field_time(o, "created_at"))
+         for o in answer.operations],
+        answer.next_page_token,
+        len(answer.operations),
+    )
