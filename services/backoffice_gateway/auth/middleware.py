@@ -68,7 +68,8 @@ def load_principal(store: Store) -> None:
                 operator.id, operator.username, operator.role, "token",
                 utc_offset_minutes=operator.utc_offset_minutes,
             )
-            db.commit()
+            if db.dirty:  # last_used_at moved (at most once a minute): no COMMIT otherwise
+                db.commit()
             return
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie or len(cookie) > 256:
@@ -78,7 +79,8 @@ def load_principal(store: Store) -> None:
         if found is None:
             return
         repository.touch_session(db, found.session)
-        db.commit()
+        if db.dirty:
+            db.commit()
         g.principal = Principal(
             found.operator.id,
             found.operator.username,
