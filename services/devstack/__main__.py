@@ -103,6 +103,13 @@ SERVICES: list[ServiceSpec] = [
             "stripe_simulator": f"http://127.0.0.1:{_port('STRIPE_SIMULATOR_PORT', 12111)}"
         },
     ),
+    # Last: it reads the ledger and ingest and calls Stripe (the simulator here).
+    ServiceSpec(
+        "drift",
+        "services.drift",
+        health=("DRIFT_ADMIN_PORT", 9093),
+        urls=lambda: {"drift_grpc": f"127.0.0.1:{_port('DRIFT_GRPC_PORT', 50053)}"},
+    ),
 ]
 # Every port of `make run` listens on loopback unless its *_HOST variable says otherwise.
 HOST_VARIABLES = ("INGEST_HOST", "LEDGER_HOST", "DRIFT_HOST", "GATEWAY_HOST")
