@@ -198,6 +198,7 @@ class _Pass:
         self.unrecoverable: set[str] = set()
         self.checked: dict[str, tuple[str | None, str | None]] = {}
         self.new: list[Finding] = []
+        self.known: dict[str, set[str]] = {}
         self.recovered_ids: list[str] = []
         self.started = time.monotonic()
 
@@ -248,10 +249,10 @@ class _Pass:
 
     # -------------------------------------------------------------- steps
     async def list_events(self) -> tuple[dict[str, ListedEvent], CoverageResult, int | None]:
-        since = None
-        if self.incremental:
-            mark = await store.get_high_water_mark(self.deps.engine, HWM_EVENTS)
-            since = mark - HWM_MARGIN if mark is not None else None
+        # After the first pass every pass reads only events newer than the high-water mark
+        # (minus a margin); the first one walks Stripe's whole 30-day window.
+        mark = await store.get_high_water_mark(self.deps.engine, HWM_EVENTS)
+        since = mark - HWM_MARGIN if mark is not None else None
         listed, result = await list_events(
             self.caller, self.count, since=since, customers=self.customers
         )
@@ -473,17 +474,39 @@ class _Pass:
     ) -> None:
         pending: dict[str, list[JSON]] = {}
         for kind, objects in resources.items():
-            known = await known_objects(self.deps.ledger, kind)
-            pending[kind] = [obj for oid, obj in objects.items() if oid not in known]
+            self.known[kind] = await known_objects(self.deps.ledger, kind)
+            pending[kind] = [obj for oid, obj in objects.items() if oid not in self.known[kind]]
         if any(pending.values()):
             await asyncio.sleep(self.deps.settle_seconds)
         for kind, unknown in pending.items():
             if not unknown:
                 continue
-            known = await known_objects(self.deps.ledger, kind)
+            self.known[kind] = await known_objects(self.deps.ledger, kind)
             for obj in unknown:
-                if obj["id"] not in known:
+                if obj["id"] not in self.known[kind]:
                     self.audit_missing(kind, obj, window_start, cutoff_of, customer_cutoff)
+
+    async def resolve_known_resources(self, cutoff_of: dict[str, int]) -> None:
+        """Passes after the first list only new resources, so an open "no archived event"
+        finding is resolved by looking again: the ledger knows the object now (recovered),
+        or a recovery cutoff covers its subscription."""
+        self.known["subscription"] = {s for s in await self.current_states()}
+        done: list[int] = []
+        for kind in (MISSING_HISTORICAL, MISSING_UNRECOVERABLE):
+            for row in await store.open_of_kind(self.deps.engine, kind):
+                if self.customers is not None and row.account_id not in self.scope_accounts():
+                    continue
+                known = self.known.get(row.field or "", set())
+                covered = (
+                    row.subscription_id in cutoff_of
+                    and int(row.stripe_value or 0) < cutoff_of[row.subscription_id]
+                )
+                if row.stripe_object_id in known or covered:
+                    done.append(row.id)
+        await store.resolve_ids(self.deps.engine, done)
+
+    def scope_accounts(self) -> set[str]:
+        return {self.account_id or "", *(self.account(c) or "" for c in self.customers or ())}
 
     async def resolve_recovered_events(self) -> None:
         """Open MissingEvent discrepancies whose event is archived now are resolved."""
@@ -531,15 +554,18 @@ class _Pass:
         await self.signals()
         await self.divergences()
         res_mark = await store.get_high_water_mark(engine, HWM_RESOURCES)
-        res_since = res_mark - HWM_MARGIN if self.incremental and res_mark is not None else None
+        res_since = res_mark - HWM_MARGIN if res_mark is not None else None
         resources = await self.stripe_resources(res_since)
         await self.audit_resources(resources, window_start, cutoff_of, customer_cutoff)
         await self.resolve_recovered_events()
+        await self.resolve_known_resources(cutoff_of)
         newest_resource = max(
             (int(o.get("created") or 0) for objs in resources.values() for o in objs.values()),
             default=0,
         )
-        await self.save(coverage, newest_resource, self.incremental, set(stripe_subs))
+        await self.save(
+            coverage, newest_resource, self.incremental, set(stripe_subs), full_window=since is None
+        )
 
     async def save(
         self,
@@ -547,21 +573,25 @@ class _Pass:
         newest_resource: int,
         incremental: bool,
         checked_subs: set[str],
+        *,
+        full_window: bool,
     ) -> list[Finding]:
         engine = self.deps.engine
         started = (await store.get_run(engine, self.run_id)).started_at
+        # Kinds a pass re-examines completely; resource findings are re-checked one by one
+        # (resolve_known_resources) unless the pass walked the whole window.
+        kinds = ALL_KINDS if full_window else ALL_KINDS - {EXTRA_EVENT}
+        if not full_window:
+            kinds = kinds - {MISSING_HISTORICAL, MISSING_UNRECOVERABLE}
         if self.customers is not None:
-            accounts = frozenset(
-                {self.account_id or "", *(self.account(c) or "" for c in self.customers)}
-            )
-            scope = store.Scope(kinds=ALL_KINDS, accounts=accounts)
+            scope = store.Scope(kinds=kinds, accounts=frozenset(self.scope_accounts()))
         elif incremental:
             # Only the subscriptions it looked at: everything else was not re-examined.
             scope = store.Scope(
                 kinds=frozenset({STATE_MISMATCH}), subscriptions=frozenset(checked_subs)
             )
         else:
-            scope = store.Scope(kinds=ALL_KINDS)
+            scope = store.Scope(kinds=kinds)
         async with engine.begin() as conn:
             new = await store.record_findings(conn, self.run_id, self.findings)
             await store.resolve_unseen(conn, scope, (f.fingerprint for f in self.findings), started)

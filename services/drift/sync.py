@@ -25,6 +25,7 @@ from services.drift.detector import (
     load_states,
     run_pass,
 )
+from services.drift.findings import MISSING_UNRECOVERABLE
 from services.drift.stripe_calls import RequestCount
 
 #: The MRR consistency figures come from the ledger; the banner asks on every page, so the
@@ -71,8 +72,13 @@ class DriftActions:
             run_id=second.run_id,
             events_appended=appended,
             remaining=remaining,
+            # Open gaps outside the window, whichever pass found them: the cutoff dialog's list.
             unrecoverable_subscription_ids=sorted(
-                set(first.unrecoverable_subscriptions) | set(second.unrecoverable_subscriptions)
+                {
+                    r.subscription_id
+                    for r in remaining
+                    if r.kind == MISSING_UNRECOVERABLE and r.subscription_id
+                }
             ),
         )
 

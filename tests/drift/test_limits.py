@@ -63,4 +63,7 @@ async def test_old_gap_is_unrecoverable(make_stack: Any) -> None:
         account = found.discrepancies[0].account_id
         synced = await stub.SyncAccount(drift_pb2.SyncAccountRequest(account_id=account))
         assert not synced.clean
-        assert old_sub["id"] in synced.unrecoverable_subscription_ids
+        # The sync recovered the events still inside the window (the ledger knows the
+        # subscription again); its older invoices stay unrecoverable: the cutoff's case.
+        assert synced.unrecoverable_subscription_ids == [old_sub["id"]]
+        assert {d.kind for d in synced.remaining} == {"MissingHistoricalEventUnrecoverable"}
