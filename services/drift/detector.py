@@ -137,6 +137,12 @@ async def known_objects(ledger: ledger_pb2_grpc.LedgerServiceAsyncStub, kind: st
     return out
 
 
+def _before_cutoff(invoice: Any, cutoff: int | None) -> bool:
+    if cutoff is None or not isinstance(invoice, dict):
+        return False
+    return int(invoice.get("created") or 0) < cutoff
+
+
 async def account_customers(
     ledger: ledger_pb2_grpc.LedgerServiceAsyncStub, account_id: str
 ) -> set[str]:
@@ -199,6 +205,7 @@ class _Pass:
         self.checked: dict[str, tuple[str | None, str | None]] = {}
         self.new: list[Finding] = []
         self.known: dict[str, set[str]] = {}
+        self.charge_customer: dict[str, str] = {}
         self.recovered_ids: list[str] = []
         self.started = time.monotonic()
 
@@ -385,7 +392,7 @@ class _Pass:
     ) -> None:
         """A Stripe resource the ledger never saw: recoverable inside the window."""
         created = int(obj.get("created") or 0)
-        customer = _customer_of(obj)
+        customer = _customer_of(obj) or self.charge_customer.get(str(obj.get("charge") or ""))
         sub = obj["id"] if kind == "subscription" else _subscription_of(obj)
         cutoff = cutoff_of.get(sub or "") or sub_of_customer_cutoff.get(customer or "")
         if cutoff is not None and created < cutoff:
@@ -444,6 +451,10 @@ class _Pass:
                 "get", f"/v1/subscriptions/{sid}", self.count, expand=["latest_invoice"]
             )
             for diff in compare(fresh, state):
+                if diff.field.startswith("latest_invoice") and _before_cutoff(
+                    fresh.get("latest_invoice"), cutoff_of.get(sid)
+                ):
+                    continue  # an invoice older than the recovery cutoff: a known gap
                 self.findings.append(
                     Finding(
                         kind=STATE_MISMATCH,
@@ -473,6 +484,10 @@ class _Pass:
         customer_cutoff: dict[str, int],
     ) -> None:
         pending: dict[str, list[JSON]] = {}
+        for charge in resources.get("charge", {}).values():
+            owner = _customer_of(charge)
+            if owner:
+                self.charge_customer[charge["id"]] = owner
         for kind, objects in resources.items():
             self.known[kind] = await known_objects(self.deps.ledger, kind)
             pending[kind] = [obj for oid, obj in objects.items() if oid not in self.known[kind]]
