@@ -313,19 +313,22 @@ class _Pass:
         return out
 
     async def stripe_resources(self, since: int | None) -> dict[str, dict[str, JSON]]:
-        out: dict[str, dict[str, JSON]] = {}
-        for kind, path in AUDITED.items():
-            objects: dict[str, JSON] = {}
-            targets: list[JSON] = [{"created": {"gte": since}} if since is not None else {}]
-            if self.customers is not None and kind in ("invoice", "charge", "credit_note"):
-                targets = [{**targets[0], "customer": c} for c in sorted(self.customers)]
-            for query in targets:
-                async for page in self.caller.pages(path, query, self.count):
-                    for obj in page:
-                        if self.customers is None or _customer_of(obj) in self.customers:
-                            objects[obj["id"]] = obj
-            out[kind] = objects
-        return out
+        """Every audited kind's resources (created since ``since``), the lists side by side."""
+        kinds = list(AUDITED.items())
+        found = await asyncio.gather(*(self._resources(k, p, since) for k, p in kinds))
+        return {kind: objects for (kind, _), objects in zip(kinds, found, strict=True)}
+
+    async def _resources(self, kind: str, path: str, since: int | None) -> dict[str, JSON]:
+        objects: dict[str, JSON] = {}
+        targets: list[JSON] = [{"created": {"gte": since}} if since is not None else {}]
+        if self.customers is not None and kind in ("invoice", "charge", "credit_note"):
+            targets = [{**targets[0], "customer": c} for c in sorted(self.customers)]
+        for query in targets:
+            async for page in self.caller.pages(path, query, self.count):
+                for obj in page:
+                    if self.customers is None or _customer_of(obj) in self.customers:
+                        objects[obj["id"]] = obj
+        return objects
 
     async def signals(self) -> None:
         """Unclassified / unsupported-version events as the ledger flags them."""
@@ -550,7 +553,19 @@ class _Pass:
         states = await self.resolve_scope()
         mark = await store.get_high_water_mark(engine, HWM_EVENTS)
         self.incremental = self.incremental and mark is not None
-        listed, coverage, since = await self.list_events()
+        res_mark = await store.get_high_water_mark(engine, HWM_RESOURCES)
+        res_since = res_mark - HWM_MARGIN if res_mark is not None else None
+        if self.incremental:
+            listed, coverage, since = await self.list_events()
+            stripe_subs = await self.stripe_subscriptions(set(coverage.touched_subscriptions))
+            resources = await self.stripe_resources(res_since)
+        else:
+            # The lists are independent cursors: walked side by side, they share the budget.
+            (listed, coverage, since), stripe_subs, resources = await asyncio.gather(
+                self.list_events(),
+                self.stripe_subscriptions(None),
+                self.stripe_resources(res_since),
+            )
         newest = max(coverage.newest_listed or 0, mark or 0)
         window_start = (newest or int(time.time())) - RETENTION
         cutoff_of = await store.recovery_cutoffs(engine)
@@ -560,17 +575,12 @@ class _Pass:
             if state is not None and state.stripe_customer_id:
                 prev = customer_cutoff.get(state.stripe_customer_id, 0)
                 customer_cutoff[state.stripe_customer_id] = max(prev, cutoff)
-        touched = set(coverage.touched_subscriptions) if self.incremental else None
-        stripe_subs = await self.stripe_subscriptions(touched)
         self.counters.subscriptions_total = len(stripe_subs)
         await self.compare_states(stripe_subs, window_start, cutoff_of, customer_cutoff)
         coverage = await self.recover(listed, coverage, since)
         self.findings.extend(coverage.findings)
         await self.signals()
         await self.divergences()
-        res_mark = await store.get_high_water_mark(engine, HWM_RESOURCES)
-        res_since = res_mark - HWM_MARGIN if res_mark is not None else None
-        resources = await self.stripe_resources(res_since)
         await self.audit_resources(resources, window_start, cutoff_of, customer_cutoff)
         await self.resolve_recovered_events()
         await self.resolve_known_resources(cutoff_of)
@@ -614,7 +624,16 @@ class _Pass:
                 conn, self.run_id, [(sid, a, c) for sid, (a, c) in self.checked.items()]
             )
             if not incremental and self.customers is None:
-                await store.mark_synced(conn, {a for a, _ in self.checked.values() if a})
+                # Synced: the account's history is complete as far as Stripe can tell (no
+                # gap left open by this pass); the banner counts the others as never synced.
+                gaps = {
+                    f.account_id
+                    for f in self.findings
+                    if f.kind in (MISSING_HISTORICAL, MISSING_UNRECOVERABLE, MISSING_EVENT)
+                }
+                await store.mark_synced(
+                    conn, {a for a, _ in self.checked.values() if a and a not in gaps}
+                )
             if coverage.newest_listed and self.customers is None:
                 await store.set_high_water_mark(conn, HWM_EVENTS, coverage.newest_listed)
             if newest_resource and self.customers is None:
