@@ -125,6 +125,7 @@ docker-compose -p "$project" --project-directory . -f "$compose_file" up -d --no
     > /tmp/billing-compose-up.log 2>&1 || { cat /tmp/billing-compose-up.log; exit 1; }
 
 # ------------------------------------------------------------------------------ 4. check
+export COMPOSE_GATEWAY_EXEC="docker-compose -p $project --project-directory . -f $compose_file exec -T backoffice-gateway"
 if ! .venv/bin/python -m tests.compose.check_stack; then
     docker-compose -p "$project" -f "$compose_file" ps
     docker-compose -p "$project" -f "$compose_file" logs --tail 40
