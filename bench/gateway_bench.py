@@ -82,6 +82,7 @@ def _app(url: str, ingest: IngestService, ledger: LedgerService) -> Flask:
         ingest_target=f"127.0.0.1:{ingest.grpc.port}",
         drift_target=f"127.0.0.1:{free_port()}",  # no drift service: banners from the ledger
         secret_key="bench",
+        dashboard_cache_seconds=30.0,
     ))
 
     @app.get("/_bench/trivial")
@@ -99,11 +100,13 @@ def _pages(app: Flask, account: str) -> list[tuple[str, str]]:
     as_of = AS_OF.strftime("%Y-%m-%dT%H:%M:%SZ")
     pages = [
         ("baseline: trivial route", "/_bench/trivial"),
-        ("api dashboard 7d", f"/api/v1/dashboard?period=7&as_of={as_of}"),
-        ("api dashboard 30d", f"/api/v1/dashboard?period=30&as_of={as_of}"),
-        ("api dashboard 90d", f"/api/v1/dashboard?period=90&as_of={as_of}"),
-        # the prior period's trend (overlay) not cached yet: two GetDashboard calls together
+        # cold: neither the dashboard snapshot nor the prior period's trend cached (two
+        # GetDashboard calls run together); "prior cached": one call; "snapshot": no call
+        ("api dashboard 7d cold", f"/api/v1/dashboard?period=7&as_of={as_of}"),
+        ("api dashboard 30d cold", f"/api/v1/dashboard?period=30&as_of={as_of}"),
         ("api dashboard 90d cold", f"/api/v1/dashboard?period=90&as_of={as_of}"),
+        ("api dashboard 90d prior cached", f"/api/v1/dashboard?period=90&as_of={as_of}"),
+        ("api dashboard 90d snapshot", f"/api/v1/dashboard?period=90&as_of={as_of}"),
         ("api accounts", "/api/v1/accounts"),
         ("api accounts mrr desc", "/api/v1/accounts?sort=mrr&desc=1"),
         ("api accounts plans+status", "/api/v1/accounts?plan=Pro+monthly&plan=Enterprise"
@@ -155,7 +158,7 @@ def measure(app: Flask, name: str, path: str, runs: int) -> tuple[list[float], l
     """Server time per request, and the part of it spent waiting for gRPC answers."""
     client = app.test_client()
     clock: _GrpcClock = app.config["BENCH_CLOCK"]
-    prior_trends = app.extensions["gateway"].prior_trends
+    gw = app.extensions["gateway"]
     headers = {"Authorization": f"Bearer {app.config['BENCH_TOKEN']}", "Accept": "text/html"}
     if path.startswith("/api/"):
         headers["Accept"] = "application/json"
@@ -165,7 +168,9 @@ def measure(app: Flask, name: str, path: str, runs: int) -> tuple[list[float], l
     samples, grpc_parts = [], []
     for _ in range(runs):
         if name.endswith(" cold"):
-            prior_trends.clear()
+            gw.prior_trends.clear()
+        if name.endswith((" cold", " prior cached")):
+            gw.dashboards.clear()
         clock.spent = 0.0
         started = time.perf_counter()
         answer = client.get(path, headers=headers)

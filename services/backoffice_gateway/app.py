@@ -28,6 +28,7 @@ from services.backoffice_gateway.context import EXTENSION, Gateway
 from services.backoffice_gateway.errors import ApiError, code_for_status
 from services.backoffice_gateway.store import Store
 from services.backoffice_gateway.views.banners import BannerCache
+from services.backoffice_gateway.views.dashboard import DashboardCache
 from services.common.db_errors import is_unavailable
 from services.common.grpc_errors import DATABASE_AWAY
 
@@ -109,6 +110,7 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
     app.extensions[EXTENSION] = Gateway(
         config=config, store=store, backends=backends,
         banners=BannerCache(config.banner_cache_seconds),
+        dashboards=DashboardCache(config.dashboard_cache_seconds),
     )
     app.extensions["gateway_store"] = store
     middleware.install(app, store)

@@ -60,6 +60,7 @@ class GatewayConfig:
     throttle_window_seconds: int = 900
     grpc_timeout_seconds: float = 10.0
     banner_cache_seconds: float = 15.0
+    dashboard_cache_seconds: float = 30.0
     # Behind a TLS-terminating proxy the request scheme is http; force Secure cookies then.
     force_secure_cookies: bool = False
     workers: int = 2
@@ -92,6 +93,7 @@ class GatewayConfig:
             throttle_window_seconds=env_int("GATEWAY_THROTTLE_WINDOW_SECONDS", 900),
             grpc_timeout_seconds=env_float("GATEWAY_GRPC_TIMEOUT", 10.0),
             banner_cache_seconds=env_float("GATEWAY_BANNER_CACHE_SECONDS", 15.0),
+            dashboard_cache_seconds=env_float("GATEWAY_DASHBOARD_CACHE_SECONDS", 30.0),
             force_secure_cookies=_env_bool("GATEWAY_SECURE_COOKIES", False),
             workers=env_int("GATEWAY_WORKERS", 2),
         )

@@ -13,7 +13,7 @@ from services.backoffice_gateway.backends import Backends
 from services.backoffice_gateway.config import GatewayConfig
 from services.backoffice_gateway.store import Store
 from services.backoffice_gateway.views.banners import BannerCache
-from services.backoffice_gateway.views.dashboard import PriorTrendCache
+from services.backoffice_gateway.views.dashboard import DashboardCache, PriorTrendCache
 
 EXTENSION = "gateway"
 
@@ -24,7 +24,8 @@ class Gateway:
     store: Store
     backends: Backends
     banners: BannerCache
-    prior_trends: PriorTrendCache = field(default_factory=PriorTrendCache)
+    prior_trends: PriorTrendCache = field(default_factory=lambda: PriorTrendCache(300.0))
+    dashboards: DashboardCache = field(default_factory=lambda: DashboardCache(0.0))
 
 
 def gateway() -> Gateway:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from services.common.config import env_int, env_optional, env_str, sqlalchemy_url
 from services.common.migrate import upgrade_to_head
+from services.devstack import demo_directory
 from services.devstack.embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -337,6 +338,11 @@ def start(stack: Stack) -> dict[str, str]:
     if env_str("DEMO_DATA", "1") != "0":
         report = _post_json(f"{_simulator_url()}/_sim/deliver", timeout=600)
         urls["demo_events"] = str(report.get("delivered", report))
+        urls["demo_directory_users"] = str(
+            demo_directory.seed(
+                f"127.0.0.1:{_port('LEDGER_GRPC_PORT', 50052)}", env.get("GRPC_CLIENT_TOKEN")
+            )
+        )
     urls["grpc_tokens"] = str(data_dir / TOKENS_FILE)
     return urls
 

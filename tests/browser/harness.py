@@ -76,6 +76,32 @@ class Backoffice:
                 directory_pb2.UpsertTenantRequest(tenant_id=tenant_id, name=name), timeout=30
             )
 
+    def unclassified_event(self) -> dict[str, object]:
+        """A ``customer.subscription.updated`` for a live subscription that both schedules the
+        cancellation and changes the card: two changes the ledger cannot decompose into one
+        billing event, so it records an Unclassified row and flags the account with drift."""
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT e.payload FROM ingest.stripe_events e"
+                " JOIN ledger.subscriptions s"
+                "   ON s.subscription_id = convert_from(e.payload, 'UTF8')::jsonb"
+                "      -> 'data' -> 'object' ->> 'id'"
+                " WHERE e.event_type = 'customer.subscription.updated' AND s.status = 'active'"
+                " AND NOT s.cancel_at_period_end ORDER BY e.stripe_created_at DESC LIMIT 1"
+            ).fetchone()
+        assert row is not None, "the demo has an active subscription"
+        event = json.loads(bytes(row[0]))
+        obj = event["data"]["object"]
+        obj["cancel_at_period_end"] = True
+        obj["default_payment_method"] = "pm_gwui_new_card"
+        event["id"] = f"evt_gwui_drift_{int(time.time() * 1000)}"
+        event["created"] = int(time.time())
+        event["data"]["previous_attributes"] = {
+            "cancel_at_period_end": False,
+            "default_payment_method": "pm_gwui_old_card",
+        }
+        return event
+
     def wait_for_billing_event(self, event_id: str, event_type: str) -> None:
         """Until the ledger has projected ``event_id`` (as ``event_type``), bounded."""
         deadline = time.monotonic() + 60

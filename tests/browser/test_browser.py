@@ -7,16 +7,13 @@ These tests never skip: without Chromium or Playwright they fail, naming what is
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import psycopg
 import pytest
 
 from tests.browser.harness import ADMIN, VIEWER, Backoffice
@@ -197,39 +194,12 @@ def test_refused_as_a_viewer(browser: Browser, office: Backoffice) -> None:
     page.context.close()
 
 
-def _unclassified_event(office: Backoffice) -> dict[str, object]:
-    """A ``customer.subscription.updated`` for a live subscription that both schedules the
-    cancellation and changes the card: two changes the ledger cannot decompose into one
-    billing event, so it records an Unclassified row and flags the account with drift."""
-    with psycopg.connect(office.database_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT e.payload FROM ingest.stripe_events e"
-            " JOIN ledger.subscriptions s"
-            "   ON s.subscription_id = convert_from(e.payload, 'UTF8')::jsonb"
-            "      -> 'data' -> 'object' ->> 'id'"
-            " WHERE e.event_type = 'customer.subscription.updated' AND s.status = 'active'"
-            " AND NOT s.cancel_at_period_end ORDER BY e.stripe_created_at DESC LIMIT 1"
-        ).fetchone()
-    assert row is not None, "the demo has an active subscription"
-    event = json.loads(bytes(row[0]))
-    obj = event["data"]["object"]
-    obj["cancel_at_period_end"] = True
-    obj["default_payment_method"] = "pm_gwui_new_card"
-    event["id"] = f"evt_gwui_drift_{int(time.time() * 1000)}"
-    event["created"] = int(time.time())
-    event["data"]["previous_attributes"] = {
-        "cancel_at_period_end": False,
-        "default_payment_method": "pm_gwui_old_card",
-    }
-    return event
-
-
 def test_banner_appears_when_drift_exists(browser: Browser, office: Backoffice) -> None:
     page = signed_in(browser, office, ADMIN)
     drift_banner = page.locator("#banners [data-kind=drift_detected]")
     expect(drift_banner).to_have_count(0)
     page.evaluate("window.__noReload = true")
-    event = _unclassified_event(office)
+    event = office.unclassified_event()
     assert office.post_webhook(event) == 200
     office.wait_for_billing_event(str(event["id"]), "Unclassified")
     # With the drift service in the stack the banner counts what its passes found: run one
@@ -248,6 +218,10 @@ def test_banner_appears_when_drift_exists(browser: Browser, office: Backoffice) 
     link.click()
     page.wait_for_load_state()
     expect(page.locator("[data-testid=accounts-table] .badge.drift").first).to_be_visible()
+    shot(page, "11-accounts-with-drift")
+    page.goto("/drift")
+    expect(page.locator("h1")).to_have_text("Drift")
+    shot(page, "12-drift")
     page.context.close()
 
 

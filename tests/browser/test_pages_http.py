@@ -131,10 +131,35 @@ def test_accounts_state_survives_sorting_and_paging(admin: FlaskClient) -> None:
 
 
 def test_forward_mrr_struck_through_when_it_differs(admin: FlaskClient) -> None:
-    body = text(admin, "/accounts?size=100&sort=mrr&desc=1")
-    assert '<s class="forward"' in body or "forward_differs" not in body  # shown when any
-    cells = re.findall(r'<td class="num" data-testid="mrr">(.*?)</td>', body, re.S)
-    assert cells
+    """Cancelling at period end makes forward MRR 0 while committed MRR stays: the list
+    shows the committed amount struck through beside the forward one."""
+    import time
+
+    account = _first_account(admin, "status=active&sort=name&desc=1&size=25")
+    manage = text(admin, f"/accounts/{account}/manage")
+    subscription = re.findall(r'name="subscription_id" value="([^"]+)"', manage)[0]
+    cancel = admin.post(
+        f"/accounts/{account}/cancel",
+        data={"csrf_token": _csrf(manage), "subscription_id": subscription, "when": "period_end"},
+    )
+    assert cancel.status_code == 200, cancel.get_data(as_text=True)[-1500:]
+    row = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # Stripe's webhook reaches the ledger
+        body = text(admin, f"/accounts?q={account}")
+        rows = re.findall(r'<td class="num" data-testid="mrr">(.*?)</td>', body, re.S)
+        row = rows[0] if rows else ""
+        if '<s class="forward"' in row:
+            break
+        time.sleep(1)
+    assert '<s class="forward"' in row, row
+    struck, forward = re.findall(r">([^<>]+)</(?:s|span)>", row)[:2]
+    assert struck != forward and forward.startswith("0")
+    again = admin.post(
+        f"/accounts/{account}/reactivate",
+        data={"csrf_token": _csrf(manage), "subscription_id": subscription},
+    )
+    assert again.status_code == 200
 
 
 def test_side_pane_server_rendered_and_fragment(admin: FlaskClient) -> None:
@@ -438,3 +463,56 @@ def test_quantity_cancel_and_reactivate(admin: FlaskClient) -> None:
     audit = text(admin, f"/audit?target={subscription}")
     for action in ("quantity", "cancel", "reactivate"):
         assert f"<td>{action}</td>" in audit
+
+
+def test_make_run_gateway_serves_the_pages(office: Backoffice) -> None:
+    """The gateway `make run` starts (gunicorn, its own process) serves these pages and our
+    static files, under the same security headers."""
+    import urllib.request
+
+    base = f"http://127.0.0.1:{office.stack.port('GATEWAY_PORT')}"
+    with urllib.request.urlopen(base + "/login", timeout=30) as answer:  # noqa: S310
+        body = answer.read().decode()
+        assert answer.status == 200 and "Back-office sign in" in body
+        assert "script-src 'self'" in answer.headers["Content-Security-Policy"]
+    for path, mimetype in (("/static/app.js", "javascript"), ("/static/app.css", "text/css")):
+        with urllib.request.urlopen(base + path, timeout=30) as answer:  # noqa: S310
+            assert answer.status == 200 and mimetype in answer.headers["Content-Type"]
+
+
+def test_drift_found_then_acknowledged(office: Backoffice, admin: FlaskClient) -> None:
+    event = office.unclassified_event()
+    customer = str(event["data"]["object"]["customer"])  # type: ignore[index]
+    assert office.post_webhook(event) == 200
+    office.wait_for_billing_event(str(event["id"]), "Unclassified")
+    drift_page = text(admin, "/drift")
+    ran = admin.post("/drift/run", data={"csrf_token": _csrf(drift_page)})
+    assert ran.status_code == 200, ran.get_data(as_text=True)[-1500:]
+    flagged = text(admin, "/accounts?drift=1&size=100")
+    accounts = re.findall(r'data-pane="/accounts/([^"/]+)/pane"', flagged)
+    assert accounts, "the drift filter lists the account"
+    account = next((a for a in accounts if customer in text(admin, f"/accounts/{a}")), accounts[0])
+    page = text(admin, f"/accounts/{account}")
+    assert 'id="acknowledge"' in page
+    done = admin.post(
+        f"/accounts/{account}/acknowledge",
+        data={"csrf_token": _csrf(page), "note": "seen by gwui test"},
+    )
+    assert done.status_code == 200, done.get_data(as_text=True)[-1500:]
+    assert 'data-testid="action-result"' in done.get_data(as_text=True)
+    acknowledged = text(admin, f"/drift?state=acknowledged&account_id={account}")
+    assert "seen by gwui test" in acknowledged
+    assert "acknowledge_drift" in text(admin, f"/audit?target={account}")
+
+
+def test_demo_directory_users_and_never_synced(admin: FlaskClient) -> None:
+    """make run's demo directory (services/devstack/demo_directory.py): host tenants without
+    a subscription yet, their users, logins and sessions."""
+    users = text(admin, "/users?q=northwind")
+    assert "nancy.davolio@northwind.example" in users
+    user = text(admin, "/users/u-nw-1")
+    assert "Northwind Traders" in user and "owner" in user
+    assert "password" in user and "failure" in user and "success" in user
+    assert "sessions/demo-session-u-nw-1/revoke" in user
+    never = text(admin, "/accounts?never_synced=1&size=100")
+    assert "host-northwind" in never and "host-fabrikam" in never

@@ -60,6 +60,7 @@ def gateway_config(database_url: str, services: Services, **overrides: object) -
         drift_target=f"127.0.0.1:{free_port()}",  # nothing listens until drift is merged
         secret_key="test-secret-key",
         banner_cache_seconds=0.0,
+        dashboard_cache_seconds=0.0,
         grpc_timeout_seconds=5.0,
     )
     return replace(base, **overrides)  # type: ignore[arg-type]

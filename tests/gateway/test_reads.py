@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
-from tests.gateway.conftest import Browser
+from services.backoffice_gateway.app import create_app
+from tests.gateway.conftest import VIEWER, Browser, gateway_config, signed_in
+from tests.gateway.stack import Services
 from tests.ledger.queries import world
 
 pytestmark = pytest.mark.integration
@@ -176,3 +180,33 @@ def test_openapi_document(viewer: Browser) -> None:
     assert doc["openapi"].startswith("3.")
     assert "/accounts/{account_id}" in doc["paths"]
     assert "post" in doc["paths"]["/accounts/{account_id}/refund"]
+
+
+def test_dashboard_snapshot_and_prior_trend_are_reused(gw_database_url: str,
+                                                       services: Services) -> None:
+    app = create_app(replace(gateway_config(gw_database_url, services),
+                             dashboard_cache_seconds=60.0))
+    browser = signed_in(app, VIEWER)
+    backends = app.extensions["gateway"].backends
+    calls: list[str] = []
+    inner_call, inner_start = backends.call, backends.start
+
+    def call(service: str, method: Any, request: Any) -> Any:
+        calls.append("call")
+        return inner_call(service, method, request)
+
+    def start(service: str, method: Any, request: Any) -> Any:
+        calls.append("start")
+        return inner_start(service, method, request)
+
+    backends.call, backends.start = call, start
+    first = browser.client.get("/api/v1/dashboard?period=7").get_json()
+    assert calls == ["start", "call"]  # the period and, together, the prior period's trend
+    assert browser.client.get("/api/v1/dashboard?period=7").get_json() == first
+    assert calls == ["start", "call"]  # the same minute's snapshot
+    app.extensions["gateway"].dashboards.clear()
+    browser.client.get("/api/v1/dashboard?period=7")
+    assert calls == ["start", "call", "call"]  # prior trend still cached: one query
+    browser.client.get("/api/v1/dashboard?period=30")
+    assert calls[-2:] == ["start", "call"]
+    app.extensions["gateway"].store.dispose()

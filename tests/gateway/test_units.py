@@ -119,3 +119,22 @@ def test_one_grpc_to_http_mapping(code: grpc.StatusCode, status: int, shown: str
     assert error.status == status
     assert shown in error.message
     assert error.body()["error"]["service"] == "ledger"
+
+
+def test_ttl_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.backoffice_gateway import cache
+
+    clock = [100.0]
+    monkeypatch.setattr(cache.time, "monotonic", lambda: clock[0])
+    c: cache.TtlCache[str, int] = cache.TtlCache(10.0, size=2)
+    c.put("a", 1)
+    assert c.get("a") == 1
+    clock[0] += 11
+    assert c.get("a") is None
+    c.put("a", 1)
+    c.put("b", 2)
+    c.put("c", 3)  # full: starts over
+    assert (c.get("a"), c.get("c")) == (None, 3)
+    off: cache.TtlCache[str, int] = cache.TtlCache(0.0)
+    off.put("a", 1)
+    assert off.get("a") is None

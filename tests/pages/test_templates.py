@@ -150,7 +150,12 @@ def test_drift_page_with_runs_and_discrepancies(app: Flask) -> None:
         prev_url=None,
     )
     assert "SubscriptionStateMismatch" in html and "Run a drift pass now" in html
-    assert "1.2" in html and "10/10" in html and 'name="csrf_token" value="tok-123"' in html
+    assert (
+        "1.2" in html
+        and "10/10" in html
+        and 'data-testid="acknowledged"' in html
+        and 'name="csrf_token" value="tok-123"' in html
+    )
     viewer = render(
         app,
         "drift.html",

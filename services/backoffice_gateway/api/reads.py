@@ -74,8 +74,9 @@ def get_dashboard(args: dict[str, Any]) -> dashboard.DashboardView:
 
     if args["period"] not in dashboard.PERIODS:
         raise bad_request("period: 7, 30 or 90", parameter="period")
-    return dashboard.dashboard(_b(), args["period"], args["as_of"],
-                               prior_trends=gateway().prior_trends)
+    gw = gateway()
+    return dashboard.dashboard(gw.backends, args["period"], args["as_of"],
+                               prior_trends=gw.prior_trends, cache=gw.dashboards)
 
 
 ACCOUNT_LIST_PARAMS = (

@@ -91,7 +91,10 @@ def dashboard() -> str | Response:
         return redirect(url_for("pages.users"))
     period = int(urls.choice("period", [str(p) for p in dash.PERIODS], str(dash.DEFAULT_PERIOD)))
     gw = gateway()
-    view = dash.dashboard(gw.backends, period_days=period)
+    # The same caches as the JSON API: a page and its /api/v1 twin show the same snapshot.
+    view = dash.dashboard(
+        gw.backends, period_days=period, prior_trends=gw.prior_trends, cache=gw.dashboards
+    )
     return page(
         "dashboard.html",
         view=view,

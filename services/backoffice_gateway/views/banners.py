@@ -9,14 +9,13 @@ than the page that polls them.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 
 from billing.drift.v1 import drift_pb2 as dr
 from billing.ledger.v1 import queries_pb2 as q
 
 from services.backoffice_gateway.backends import Backends
+from services.backoffice_gateway.cache import TtlCache
 from services.backoffice_gateway.errors import ApiError
 from services.backoffice_gateway.views.common import Money, field_money, page_request
 
@@ -103,23 +102,17 @@ class BannerCache:
     """One cached answer per process, refreshed after ``ttl`` seconds."""
 
     def __init__(self, ttl: float) -> None:
-        self._ttl = ttl
-        self._lock = threading.Lock()
-        self._value: BannersView | None = None
-        self._at = 0.0
+        self._cache: TtlCache[str, BannersView] = TtlCache(ttl, size=1)
 
     def get(self, backends: Backends) -> BannersView:
-        with self._lock:
-            if self._value is not None and time.monotonic() - self._at < self._ttl:
-                return self._value
-        value = banners(backends)
-        with self._lock:
-            self._value, self._at = value, time.monotonic()
+        value = self._cache.get("banners")
+        if value is None:
+            value = banners(backends)
+            self._cache.put("banners", value)
         return value
 
     def clear(self) -> None:
-        with self._lock:
-            self._value = None
+        self._cache.clear()
 
 
 def banners(backends: Backends) -> BannersView:

@@ -6,14 +6,13 @@ period and every series in one snapshot, so the cards always agree with each oth
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from billing.ledger.v1 import queries_pb2 as q
 
 from services.backoffice_gateway.backends import Backends
+from services.backoffice_gateway.cache import TtlCache
 from services.backoffice_gateway.views.accounts import AccountRow, account_row
 from services.backoffice_gateway.views.common import Money, field_money, field_time
 from services.backoffice_gateway.views.events import EventRow, event_row
@@ -149,33 +148,11 @@ def _request(period_days: int, as_of_seconds: int | None, recent_limit: int
     return request
 
 
-class PriorTrendCache:
-    """The prior period's MRR trend, per (period, day it ends): it is history, so the overlay
-    need not cost a second dashboard query on every view. Kept for ``ttl`` seconds (events
-    arriving late for the prior period show up after that)."""
-
-    def __init__(self, ttl: float = 300.0, size: int = 32) -> None:
-        self._ttl = ttl
-        self._size = size
-        self._lock = threading.Lock()
-        self._items: dict[tuple[int, int], tuple[float, list[q.MrrPoint]]] = {}
-
-    def get(self, key: tuple[int, int]) -> list[q.MrrPoint] | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None or time.monotonic() - item[0] > self._ttl:
-                return None
-            return item[1]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def put(self, key: tuple[int, int], points: list[q.MrrPoint]) -> None:
-        with self._lock:
-            if len(self._items) >= self._size:
-                self._items.clear()
-            self._items[key] = (time.monotonic(), points)
+# The prior period's MRR trend per (period, first second of the period): history, so the
+# overlay need not cost a second dashboard query on every view.
+PriorTrendCache = TtlCache[tuple[int, int], list[q.MrrPoint]]
+# Whole dashboards per (period, as_of minute or the as_of asked for).
+DashboardCache = TtlCache[tuple[int, int, bool], "DashboardView"]
 
 
 DAY = 86_400
@@ -184,11 +161,31 @@ DAY = 86_400
 def dashboard(
     backends: Backends, period_days: int = DEFAULT_PERIOD, as_of: datetime | None = None,
     recent_limit: int = 10, prior_trends: PriorTrendCache | None = None,
+    cache: DashboardCache | None = None,
 ) -> DashboardView:
     """One GetDashboard, and the prior period's trend for the overlay: a second GetDashboard
     ending where the prior period ends (the ledger's own definition), started at the same time
-    so both queries run together, or taken from ``prior_trends`` (the app's cache)."""
+    so both queries run together, or taken from ``prior_trends`` (the app's cache).
+
+    With ``cache``, a dashboard asked for "now" is reused within the same minute for the
+    cache's TTL (GATEWAY_DASHBOARD_CACHE_SECONDS): every operator opening the dashboard in that
+    window gets the same snapshot instead of a new aggregate over the whole ledger."""
     now = int((as_of or datetime.now(UTC)).timestamp())
+    cache_key = (period_days, now if as_of is not None else now // 60, as_of is not None)
+    if cache is not None:
+        cached = cache.get(cache_key)
+        if cached is not None:
+            return cached
+    view = _dashboard(backends, period_days, as_of, now, recent_limit, prior_trends)
+    if cache is not None:
+        cache.put(cache_key, view)
+    return view
+
+
+def _dashboard(
+    backends: Backends, period_days: int, as_of: datetime | None, now: int, recent_limit: int,
+    prior_trends: PriorTrendCache | None,
+) -> DashboardView:
     prior_end = (now // DAY - period_days + 1) * DAY  # first second of the period = prior end
     key = (period_days, prior_end)
     prior_points = prior_trends.get(key) if prior_trends is not None else None

@@ -46,6 +46,7 @@ async def gw_app(stack: DriftStack) -> AsyncIterator[Flask]:
         drift_target=stack.drift_addr,
         secret_key="test",
         banner_cache_seconds=0.0,
+        dashboard_cache_seconds=0.0,
         grpc_timeout_seconds=60.0,
     ))
     store = app.extensions["gateway"].store
