@@ -130,7 +130,7 @@ def main(argv: list[str]) -> None:
             DRIFT_ADMIN_PORT=str(ports["da"]),
             DRIFT_INTERVAL="0",
             STRIPE_MAX_RPS=str(args.rps),
-            LOG_LEVEL="WARNING",
+            LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         )
         children = []
         try:

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import stripe
@@ -54,6 +54,7 @@ from services.drift.findings import (
 from services.drift.stripe_calls import RequestCount, StripeCaller, StripeUnavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 JSON = dict[str, Any]
 
 RUNS = Counter("drift_runs_total", "Drift passes", ["trigger", "status"])
@@ -241,6 +242,8 @@ class _Pass:
     async def resolve_scope(self) -> dict[str, ledger_pb.SubscriptionState]:
         """The ledger's subscriptions in scope; an account's Stripe customers come from the
         ledger's account (a ``cus_`` id is accepted as its own account)."""
+        if self.account_id is None and self.incremental:
+            return {}  # read per customer of the touched subscriptions (compare_states)
         if self.account_id is None:
             states = await load_states(self.deps.ledger)
         else:
@@ -426,7 +429,10 @@ class _Pass:
         customer_cutoff: dict[str, int],
     ) -> None:
         """Compare, then recheck the differences after the settle delay."""
-        states = await self.current_states()
+        only: set[str] | None = None
+        if self.incremental and self.customers is None:
+            only = {c for c in (_customer_of(sub) for sub in stripe_subs.values()) if c}
+        states = await self.current_states(only)
         suspects: list[str] = []
         missing: list[str] = []
         for sid, sub in stripe_subs.items():
@@ -440,7 +446,7 @@ class _Pass:
             self.checked[sid] = (self.account(customer), customer)
         if suspects or missing:
             await asyncio.sleep(self.deps.settle_seconds)
-            states = await self.current_states()
+            states = await self.current_states(only)
         for sid in missing:
             if sid not in states:
                 self.audit_missing(
@@ -471,13 +477,24 @@ class _Pass:
                     )
                 )
 
-    async def current_states(self) -> dict[str, ledger_pb.SubscriptionState]:
+    async def current_states(
+        self, only: set[str] | None = None
+    ) -> dict[str, ledger_pb.SubscriptionState]:
+        """The ledger's rows in scope; ``only``: just these customers' (incremental)."""
+        if only is not None:
+            out: dict[str, ledger_pb.SubscriptionState] = {}
+            for customer in sorted(only):
+                for sid, state in (await load_states(self.deps.ledger, customer)).items():
+                    out[sid] = state
+                    if state.account_id:
+                        self.account_of[customer] = state.account_id
+            return out
         if self.customers is None:
             return await load_states(self.deps.ledger)
-        out: dict[str, ledger_pb.SubscriptionState] = {}
+        scoped: dict[str, ledger_pb.SubscriptionState] = {}
         for customer in sorted(self.customers):
-            out.update(await load_states(self.deps.ledger, customer))
-        return out
+            scoped.update(await load_states(self.deps.ledger, customer))
+        return scoped
 
     async def audit_resources(
         self,
@@ -545,14 +562,29 @@ class _Pass:
         await store.resolve_ids(self.deps.engine, done)
 
     # -------------------------------------------------------------- the pass
+    async def step(self, name: str, work: Awaitable[T]) -> T:
+        """Await one step of the pass and log how long it took (where a slow pass goes)."""
+        began = time.monotonic()
+        result = await work
+        log.info(
+            "drift pass step",
+            extra={
+                "run_id": self.run_id,
+                "step": name,
+                "seconds": round(time.monotonic() - began, 3),
+                "stripe_requests": self.count.requests,
+            },
+        )
+        return result
+
     async def run(self) -> None:
         """Compare first (what the ledger shows now, settled), then recover missing events,
         then audit resources: a change whose webhook was lost is reported as a mismatch and
         its event recovered; the next pass (or a sync) finds both cleared."""
         engine = self.deps.engine
-        states = await self.resolve_scope()
         mark = await store.get_high_water_mark(engine, HWM_EVENTS)
         self.incremental = self.incremental and mark is not None
+        states = await self.step("ledger states", self.resolve_scope())
         res_mark = await store.get_high_water_mark(engine, HWM_RESOURCES)
         res_since = res_mark - HWM_MARGIN if res_mark is not None else None
         if self.incremental:
@@ -561,10 +593,13 @@ class _Pass:
             resources = await self.stripe_resources(res_since)
         else:
             # The lists are independent cursors: walked side by side, they share the budget.
-            (listed, coverage, since), stripe_subs, resources = await asyncio.gather(
-                self.list_events(),
-                self.stripe_subscriptions(None),
-                self.stripe_resources(res_since),
+            (listed, coverage, since), stripe_subs, resources = await self.step(
+                "stripe lists",
+                asyncio.gather(
+                    self.list_events(),
+                    self.stripe_subscriptions(None),
+                    self.stripe_resources(res_since),
+                ),
             )
         newest = max(coverage.newest_listed or 0, mark or 0)
         window_start = (newest or int(time.time())) - RETENTION
@@ -576,20 +611,32 @@ class _Pass:
                 prev = customer_cutoff.get(state.stripe_customer_id, 0)
                 customer_cutoff[state.stripe_customer_id] = max(prev, cutoff)
         self.counters.subscriptions_total = len(stripe_subs)
-        await self.compare_states(stripe_subs, window_start, cutoff_of, customer_cutoff)
-        coverage = await self.recover(listed, coverage, since)
+        await self.step(
+            "compare", self.compare_states(stripe_subs, window_start, cutoff_of, customer_cutoff)
+        )
+        coverage = await self.step("recover", self.recover(listed, coverage, since))
         self.findings.extend(coverage.findings)
-        await self.signals()
-        await self.divergences()
-        await self.audit_resources(resources, window_start, cutoff_of, customer_cutoff)
-        await self.resolve_recovered_events()
-        await self.resolve_known_resources(cutoff_of)
+        await self.step("signals", self.signals())
+        await self.step("divergences", self.divergences())
+        await self.step(
+            "audit", self.audit_resources(resources, window_start, cutoff_of, customer_cutoff)
+        )
+        await self.step("resolve events", self.resolve_recovered_events())
+        if not self.incremental:
+            await self.step("resolve resources", self.resolve_known_resources(cutoff_of))
         newest_resource = max(
             (int(o.get("created") or 0) for objs in resources.values() for o in objs.values()),
             default=0,
         )
-        await self.save(
-            coverage, newest_resource, self.incremental, set(stripe_subs), full_window=since is None
+        await self.step(
+            "save",
+            self.save(
+                coverage,
+                newest_resource,
+                self.incremental,
+                set(stripe_subs),
+                full_window=since is None,
+            ),
         )
 
     async def save(
