@@ -29,6 +29,7 @@ import nats
 import psycopg
 from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
+from bench import ingest_bench
 from bench.stack import bench_stack
 from services.common.config import libpq_url
 from services.common.grpc_client import aio_channel
@@ -175,9 +176,17 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--live-events", type=int, default=20000, help="events for the live test (0: skip)"
     )
+    parser.add_argument(
+        "--ingest-webhooks",
+        type=int,
+        default=0,
+        help="also measure ingest (bench.ingest_bench, concurrency 64) with this many webhooks"
+        " and print live consumption / ingest rate (0: skip)",
+    )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     config = WorldConfig(seed=args.seed, tenants=args.tenants, months=args.months)
+    live_rate = 0.0
 
     with bench_stack() as stack:
         logs = Path(os.environ.get("BENCH_LOG_DIR", tempfile.gettempdir()))
@@ -251,9 +260,10 @@ def main(argv: list[str]) -> None:
                         raise RuntimeError("live ledger exited")
                     time.sleep(0.2)
                 elapsed = time.perf_counter() - started
+                live_rate = sent / elapsed
                 print(
                     f"live: {sent} events consumed from JetStream in {elapsed:.1f}s"
-                    f" = {sent / elapsed:,.0f} events/s (incl. process start)"
+                    f" = {live_rate:,.0f} events/s (incl. process start)"
                 )
         finally:
             for child in children:
@@ -263,6 +273,15 @@ def main(argv: list[str]) -> None:
                     child.wait(20)
                 except subprocess.TimeoutExpired:
                     child.kill()
+    if live_rate and args.ingest_webhooks:
+        # Its own stack, after this one is down: the two never compete for the cores.
+        ingest = ingest_bench.run(args.ingest_webhooks, 64, 1000)
+        ingest_rate = ingest["archived_and_published_per_s"]
+        print(
+            f"ingest: {ingest_rate:,.0f} webhooks/s archived + published"
+            f" (p99 {ingest['p99_ms']:.1f} ms);"
+            f" live consumption / ingest = {live_rate / ingest_rate:.2f}"
+        )
 
 
 if __name__ == "__main__":
