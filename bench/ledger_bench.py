@@ -126,6 +126,28 @@ def wait_healthy(url: str, child: subprocess.Popen[bytes], timeout: float = 60) 
     raise TimeoutError(url)
 
 
+def peak_rss_mib(pid: int) -> list[float]:
+    """Peak resident memory (VmHWM) of a process, then of each of its child processes (the
+    replay's projection workers), in MiB; Linux ``/proc`` only (empty elsewhere)."""
+
+    def hwm(one: int) -> float | None:
+        try:
+            status = Path(f"/proc/{one}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return None
+
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    found = [hwm(pid), *(hwm(int(c)) for c in children)]
+    return [value for value in found if value is not None]
+
+
 def count(database_url: str, sql: str, *params: object) -> int:
     with psycopg.connect(libpq_url(database_url)) as conn:
         row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
@@ -229,6 +251,11 @@ def main(argv: list[str]) -> None:
             print(
                 f"second replay (idempotent): applied {again.applied},"
                 f" {again.examined / again.seconds:,.0f} events/s"
+            )
+            print(
+                "peak RSS (VmHWM) after both replays: ledger "
+                + ", ".join(f"{mib:.0f} MiB" for mib in peak_rss_mib(children[1].pid))
+                + f"; ingest {max(peak_rss_mib(children[0].pid), default=0):.0f} MiB"
             )
             copy_rate = copy_baseline(stack.database_url, answer.examined)
             print(f"COPY baseline: {copy_rate:,.0f} rows/s into a billing_events-shaped table")
