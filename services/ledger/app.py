@@ -23,6 +23,7 @@ from services.ledger.consumer import ConsumerOptions, LedgerConsumer
 from services.ledger.directory.servicer import register as register_directory
 from services.ledger.effects import tune_gc_for_projection
 from services.ledger.grpc_api import READ_ONLY_METHODS, LedgerServicer
+from services.ledger.lag import LagMonitor
 from services.ledger.settings import LedgerSettings
 
 log = logging.getLogger("ledger")
@@ -40,6 +41,7 @@ class LedgerService:
     ingest_channel: grpc.aio.Channel  # type: ignore[name-defined]
     runners: list[web.AppRunner]
     executor: ProcessPoolExecutor | None = None
+    lag: LagMonitor | None = None
 
     @property
     def admin_port(self) -> int:
@@ -52,6 +54,8 @@ class LedgerService:
         await self.grpc.stop(grace=5.0)
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.lag is not None:
+            await self.lag.stop()
         for runner in self.runners:
             await runner.cleanup()
         await self.ingest_channel.close()
@@ -72,6 +76,7 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
     )
     link.start()
     consumer: LedgerConsumer | None = None
+    lag: LagMonitor | None = None
     if settings.consume:
         consumer = LedgerConsumer(
             engine,
@@ -86,6 +91,8 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
             ),
         )
         consumer.start()
+        lag = LagMonitor(link, settings.consumer_name)
+        lag.start()
 
     # The suite's client channel: carries GRPC_CLIENT_TOKEN (and TLS when configured).
     ingest_channel = aio_channel(
@@ -125,7 +132,7 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
     register_directory(grpc_server, engine)
     await grpc_server.start()
     service = LedgerService(
-        settings, engine, link, consumer, grpc_server, ingest_channel, runners, executor
+        settings, engine, link, consumer, grpc_server, ingest_channel, runners, executor, lag
     )
     log.info(
         "ledger started",
