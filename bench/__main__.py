@@ -4,9 +4,10 @@ Each prints its figures and the ratio to a baseline measured in the same run; th
 of the issues are behind flags (see bench/RESULTS.md for the commands).
 """
 
-from bench import gateway_bench, ingest_bench, ledger_bench, ledger_queries_bench
+from bench import drift_bench, gateway_bench, ingest_bench, ledger_bench, ledger_queries_bench
 
 ingest_bench.main([])
 ledger_bench.main([])
 ledger_queries_bench.main([])
+drift_bench.main([])
 gateway_bench.main([])

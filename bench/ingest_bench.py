@@ -109,6 +109,15 @@ def wait_published(database_url: str, count: int, timeout: float = 600) -> None:
     raise TimeoutError("events were not all published")
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -132,9 +141,11 @@ def run(count: int, concurrency: int, baseline_rows: int) -> dict[str, float]:
             wait_for_port(http_port, 60, service)
             url = f"http://127.0.0.1:{http_port}/webhooks/stripe"
             started = time.perf_counter()
+            cpu_before = process_cpu_seconds(service.pid)
             posting, latencies = asyncio.run(post_all(url, bodies, concurrency))
             wait_published(stack.database_url, count)
             total = time.perf_counter() - started
+            cpu = process_cpu_seconds(service.pid) - cpu_before
             if os.environ.get("BENCH_INGEST_SCRIPT"):
                 service.send_signal(signal.SIGUSR1)
                 service.wait(30)
@@ -149,6 +160,9 @@ def run(count: int, concurrency: int, baseline_rows: int) -> dict[str, float]:
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "baseline_insert_commit_per_s": baseline,
+        # CPU the ingest process spent per webhook: on a shared machine far steadier than
+        # the rates, which also depend on what else runs (the load generator included).
+        "ingest_cpu_us_per_webhook": cpu / count * 1e6,
     }
     result["ratio_to_baseline"] = result["archived_and_published_per_s"] / baseline
     return result

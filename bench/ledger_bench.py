@@ -29,6 +29,7 @@ import nats
 import psycopg
 from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
+from bench import ingest_bench
 from bench.stack import bench_stack
 from services.common.config import libpq_url
 from services.common.grpc_client import aio_channel
@@ -125,6 +126,28 @@ def wait_healthy(url: str, child: subprocess.Popen[bytes], timeout: float = 60) 
     raise TimeoutError(url)
 
 
+def peak_rss_mib(pid: int) -> list[float]:
+    """Peak resident memory (VmHWM) of a process, then of each of its child processes (the
+    replay's projection workers), in MiB; Linux ``/proc`` only (empty elsewhere)."""
+
+    def hwm(one: int) -> float | None:
+        try:
+            status = Path(f"/proc/{one}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return None
+
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    found = [hwm(pid), *(hwm(int(c)) for c in children)]
+    return [value for value in found if value is not None]
+
+
 def count(database_url: str, sql: str, *params: object) -> int:
     with psycopg.connect(libpq_url(database_url)) as conn:
         row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
@@ -175,9 +198,17 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--live-events", type=int, default=20000, help="events for the live test (0: skip)"
     )
+    parser.add_argument(
+        "--ingest-webhooks",
+        type=int,
+        default=0,
+        help="also measure ingest (bench.ingest_bench, concurrency 64) with this many webhooks"
+        " and print live consumption / ingest rate (0: skip)",
+    )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     config = WorldConfig(seed=args.seed, tenants=args.tenants, months=args.months)
+    live_rate = 0.0
 
     with bench_stack() as stack:
         logs = Path(os.environ.get("BENCH_LOG_DIR", tempfile.gettempdir()))
@@ -221,6 +252,11 @@ def main(argv: list[str]) -> None:
                 f"second replay (idempotent): applied {again.applied},"
                 f" {again.examined / again.seconds:,.0f} events/s"
             )
+            print(
+                "peak RSS (VmHWM) after both replays: ledger "
+                + ", ".join(f"{mib:.0f} MiB" for mib in peak_rss_mib(children[1].pid))
+                + f"; ingest {max(peak_rss_mib(children[0].pid), default=0):.0f} MiB"
+            )
             copy_rate = copy_baseline(stack.database_url, answer.examined)
             print(f"COPY baseline: {copy_rate:,.0f} rows/s into a billing_events-shaped table")
             print(f"ratio replay/COPY: {replay_rate / copy_rate:.3f} ({rows} rows)")
@@ -251,9 +287,10 @@ def main(argv: list[str]) -> None:
                         raise RuntimeError("live ledger exited")
                     time.sleep(0.2)
                 elapsed = time.perf_counter() - started
+                live_rate = sent / elapsed
                 print(
                     f"live: {sent} events consumed from JetStream in {elapsed:.1f}s"
-                    f" = {sent / elapsed:,.0f} events/s (incl. process start)"
+                    f" = {live_rate:,.0f} events/s (incl. process start)"
                 )
         finally:
             for child in children:
@@ -263,6 +300,15 @@ def main(argv: list[str]) -> None:
                     child.wait(20)
                 except subprocess.TimeoutExpired:
                     child.kill()
+    if live_rate and args.ingest_webhooks:
+        # Its own stack, after this one is down: the two never compete for the cores.
+        ingest = ingest_bench.run(args.ingest_webhooks, 64, 1000)
+        ingest_rate = ingest["archived_and_published_per_s"]
+        print(
+            f"ingest: {ingest_rate:,.0f} webhooks/s archived + published"
+            f" (p99 {ingest['p99_ms']:.1f} ms);"
+            f" live consumption / ingest = {live_rate / ingest_rate:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ usage: docker run IMAGE <command> [args...]
 
   ingest             python -m services.ingest
   ledger             python -m services.ledger
+  drift              python -m services.drift
   stripe-simulator   python -m services.stripe_simulator
   backoffice-gateway python -m services.backoffice_gateway serve
   migrate            alembic upgrade head   (reads DATABASE_URL)
@@ -30,6 +31,8 @@ case "$command" in
         exec python -m services.ingest "$@" ;;
     ledger)
         exec python -m services.ledger "$@" ;;
+    drift)
+        exec python -m services.drift "$@" ;;
     stripe-simulator | stripe_simulator | simulator)
         exec python -m services.stripe_simulator "$@" ;;
     backoffice-gateway | backoffice_gateway | gateway)

@@ -1,5 +1,7 @@
 """drift schema: runs, discrepancies, per-subscription check state, operations audit,
-high-water marks, recovery cutoffs and baseline-import progress (issue 8).
+high-water marks, recovery cutoffs and baseline-import progress (issue 8); and the ledger's
+Stripe snapshot rows (disaster-recovery cutoff, first-install baseline), which the ledger
+owns and writes, created here because issue 8 introduces them.
 
 Revision ID: 0008_drift_schema
 Revises: 0007_ledger_money_rules
@@ -131,11 +133,45 @@ CREATE TABLE drift.recovery_cutoffs (
 """
 
 
+# A snapshot is a row of its own kind, never a Stripe event: no billing_events row, and the
+# read-model rows it seeds carry state_event_id = 'snapshot:<id>'. Append-only like the archive.
+LEDGER_SQL = """
+CREATE TABLE ledger.stripe_snapshots (
+    snapshot_id text PRIMARY KEY,
+    kind text NOT NULL CONSTRAINT stripe_snapshots_kind CHECK (kind IN ('cutoff', 'baseline')),
+    object_type text NOT NULL CONSTRAINT stripe_snapshots_object_type
+        CHECK (object_type IN ('subscription', 'customer')),
+    object_id text NOT NULL,
+    stripe_customer_id text,
+    taken_at timestamptz NOT NULL,
+    api_version text NOT NULL,
+    payload bytea NOT NULL,
+    operator text NOT NULL,
+    note text,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX stripe_snapshots_object ON ledger.stripe_snapshots (object_id, taken_at);
+
+CREATE FUNCTION ledger.stripe_snapshots_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'ledger.stripe_snapshots is append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE TRIGGER stripe_snapshots_append_only BEFORE UPDATE OR DELETE ON ledger.stripe_snapshots
+    FOR EACH ROW EXECUTE FUNCTION ledger.stripe_snapshots_guard();
+CREATE TRIGGER stripe_snapshots_no_truncate BEFORE TRUNCATE ON ledger.stripe_snapshots
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.stripe_snapshots_guard();
+"""
+
+
 def upgrade() -> None:
-    """Create the drift schema (drift writes nothing outside it)."""
+    """Create the drift schema (drift writes nothing outside it) and the ledger's snapshots."""
     op.execute(TABLES_SQL)
+    op.execute(LEDGER_SQL)
 
 
 def downgrade() -> None:
-    """Drop the drift schema and everything in it."""
+    """Drop the drift schema and the snapshot table."""
+    op.execute("DROP TABLE IF EXISTS ledger.stripe_snapshots")
+    op.execute("DROP FUNCTION IF EXISTS ledger.stripe_snapshots_guard()")
     op.execute("DROP SCHEMA IF EXISTS drift CASCADE")

@@ -124,6 +124,13 @@ SERVICES: list[ServiceSpec] = [
             "stripe_simulator": f"http://127.0.0.1:{_port('STRIPE_SIMULATOR_PORT', 12111)}"
         },
     ),
+    # After the simulator (Stripe, here), before the gateway (which calls it).
+    ServiceSpec(
+        "drift",
+        "services.drift",
+        health=("DRIFT_ADMIN_PORT", 9093),
+        urls=lambda: {"drift_grpc": f"127.0.0.1:{_port('DRIFT_GRPC_PORT', 50053)}"},
+    ),
     ServiceSpec(
         "backoffice_gateway",
         "services.backoffice_gateway",

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import stripe
@@ -54,6 +54,7 @@ from services.drift.findings import (
 from services.drift.stripe_calls import RequestCount, StripeCaller, StripeUnavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 JSON = dict[str, Any]
 
 RUNS = Counter("drift_runs_total", "Drift passes", ["trigger", "status"])
@@ -137,6 +138,12 @@ async def known_objects(ledger: ledger_pb2_grpc.LedgerServiceAsyncStub, kind: st
     return out
 
 
+def _before_cutoff(invoice: Any, cutoff: int | None) -> bool:
+    if cutoff is None or not isinstance(invoice, dict):
+        return False
+    return int(invoice.get("created") or 0) < cutoff
+
+
 async def account_customers(
     ledger: ledger_pb2_grpc.LedgerServiceAsyncStub, account_id: str
 ) -> set[str]:
@@ -198,6 +205,8 @@ class _Pass:
         self.unrecoverable: set[str] = set()
         self.checked: dict[str, tuple[str | None, str | None]] = {}
         self.new: list[Finding] = []
+        self.known: dict[str, set[str]] = {}
+        self.charge_customer: dict[str, str] = {}
         self.recovered_ids: list[str] = []
         self.started = time.monotonic()
 
@@ -233,6 +242,8 @@ class _Pass:
     async def resolve_scope(self) -> dict[str, ledger_pb.SubscriptionState]:
         """The ledger's subscriptions in scope; an account's Stripe customers come from the
         ledger's account (a ``cus_`` id is accepted as its own account)."""
+        if self.account_id is None and self.incremental:
+            return {}  # read per customer of the touched subscriptions (compare_states)
         if self.account_id is None:
             states = await load_states(self.deps.ledger)
         else:
@@ -248,10 +259,10 @@ class _Pass:
 
     # -------------------------------------------------------------- steps
     async def list_events(self) -> tuple[dict[str, ListedEvent], CoverageResult, int | None]:
-        since = None
-        if self.incremental:
-            mark = await store.get_high_water_mark(self.deps.engine, HWM_EVENTS)
-            since = mark - HWM_MARGIN if mark is not None else None
+        # After the first pass every pass reads only events newer than the high-water mark
+        # (minus a margin); the first one walks Stripe's whole 30-day window.
+        mark = await store.get_high_water_mark(self.deps.engine, HWM_EVENTS)
+        since = mark - HWM_MARGIN if mark is not None else None
         listed, result = await list_events(
             self.caller, self.count, since=since, customers=self.customers
         )
@@ -305,19 +316,22 @@ class _Pass:
         return out
 
     async def stripe_resources(self, since: int | None) -> dict[str, dict[str, JSON]]:
-        out: dict[str, dict[str, JSON]] = {}
-        for kind, path in AUDITED.items():
-            objects: dict[str, JSON] = {}
-            targets: list[JSON] = [{"created": {"gte": since}} if since is not None else {}]
-            if self.customers is not None and kind in ("invoice", "charge", "credit_note"):
-                targets = [{**targets[0], "customer": c} for c in sorted(self.customers)]
-            for query in targets:
-                async for page in self.caller.pages(path, query, self.count):
-                    for obj in page:
-                        if self.customers is None or _customer_of(obj) in self.customers:
-                            objects[obj["id"]] = obj
-            out[kind] = objects
-        return out
+        """Every audited kind's resources (created since ``since``), the lists side by side."""
+        kinds = list(AUDITED.items())
+        found = await asyncio.gather(*(self._resources(k, p, since) for k, p in kinds))
+        return {kind: objects for (kind, _), objects in zip(kinds, found, strict=True)}
+
+    async def _resources(self, kind: str, path: str, since: int | None) -> dict[str, JSON]:
+        objects: dict[str, JSON] = {}
+        targets: list[JSON] = [{"created": {"gte": since}} if since is not None else {}]
+        if self.customers is not None and kind in ("invoice", "charge", "credit_note"):
+            targets = [{**targets[0], "customer": c} for c in sorted(self.customers)]
+        for query in targets:
+            async for page in self.caller.pages(path, query, self.count):
+                for obj in page:
+                    if self.customers is None or _customer_of(obj) in self.customers:
+                        objects[obj["id"]] = obj
+        return objects
 
     async def signals(self) -> None:
         """Unclassified / unsupported-version events as the ledger flags them."""
@@ -384,7 +398,7 @@ class _Pass:
     ) -> None:
         """A Stripe resource the ledger never saw: recoverable inside the window."""
         created = int(obj.get("created") or 0)
-        customer = _customer_of(obj)
+        customer = _customer_of(obj) or self.charge_customer.get(str(obj.get("charge") or ""))
         sub = obj["id"] if kind == "subscription" else _subscription_of(obj)
         cutoff = cutoff_of.get(sub or "") or sub_of_customer_cutoff.get(customer or "")
         if cutoff is not None and created < cutoff:
@@ -415,7 +429,10 @@ class _Pass:
         customer_cutoff: dict[str, int],
     ) -> None:
         """Compare, then recheck the differences after the settle delay."""
-        states = await self.current_states()
+        only: set[str] | None = None
+        if self.incremental and self.customers is None:
+            only = {c for c in (_customer_of(sub) for sub in stripe_subs.values()) if c}
+        states = await self.current_states(only)
         suspects: list[str] = []
         missing: list[str] = []
         for sid, sub in stripe_subs.items():
@@ -429,7 +446,7 @@ class _Pass:
             self.checked[sid] = (self.account(customer), customer)
         if suspects or missing:
             await asyncio.sleep(self.deps.settle_seconds)
-            states = await self.current_states()
+            states = await self.current_states(only)
         for sid in missing:
             if sid not in states:
                 self.audit_missing(
@@ -443,6 +460,10 @@ class _Pass:
                 "get", f"/v1/subscriptions/{sid}", self.count, expand=["latest_invoice"]
             )
             for diff in compare(fresh, state):
+                if diff.field.startswith("latest_invoice") and _before_cutoff(
+                    fresh.get("latest_invoice"), cutoff_of.get(sid)
+                ):
+                    continue  # an invoice older than the recovery cutoff: a known gap
                 self.findings.append(
                     Finding(
                         kind=STATE_MISMATCH,
@@ -456,13 +477,24 @@ class _Pass:
                     )
                 )
 
-    async def current_states(self) -> dict[str, ledger_pb.SubscriptionState]:
+    async def current_states(
+        self, only: set[str] | None = None
+    ) -> dict[str, ledger_pb.SubscriptionState]:
+        """The ledger's rows in scope; ``only``: just these customers' (incremental)."""
+        if only is not None:
+            out: dict[str, ledger_pb.SubscriptionState] = {}
+            for customer in sorted(only):
+                for sid, state in (await load_states(self.deps.ledger, customer)).items():
+                    out[sid] = state
+                    if state.account_id:
+                        self.account_of[customer] = state.account_id
+            return out
         if self.customers is None:
             return await load_states(self.deps.ledger)
-        out: dict[str, ledger_pb.SubscriptionState] = {}
+        scoped: dict[str, ledger_pb.SubscriptionState] = {}
         for customer in sorted(self.customers):
-            out.update(await load_states(self.deps.ledger, customer))
-        return out
+            scoped.update(await load_states(self.deps.ledger, customer))
+        return scoped
 
     async def audit_resources(
         self,
@@ -472,18 +504,44 @@ class _Pass:
         customer_cutoff: dict[str, int],
     ) -> None:
         pending: dict[str, list[JSON]] = {}
+        for charge in resources.get("charge", {}).values():
+            owner = _customer_of(charge)
+            if owner:
+                self.charge_customer[charge["id"]] = owner
         for kind, objects in resources.items():
-            known = await known_objects(self.deps.ledger, kind)
-            pending[kind] = [obj for oid, obj in objects.items() if oid not in known]
+            self.known[kind] = await known_objects(self.deps.ledger, kind)
+            pending[kind] = [obj for oid, obj in objects.items() if oid not in self.known[kind]]
         if any(pending.values()):
             await asyncio.sleep(self.deps.settle_seconds)
         for kind, unknown in pending.items():
             if not unknown:
                 continue
-            known = await known_objects(self.deps.ledger, kind)
+            self.known[kind] = await known_objects(self.deps.ledger, kind)
             for obj in unknown:
-                if obj["id"] not in known:
+                if obj["id"] not in self.known[kind]:
                     self.audit_missing(kind, obj, window_start, cutoff_of, customer_cutoff)
+
+    async def resolve_known_resources(self, cutoff_of: dict[str, int]) -> None:
+        """Passes after the first list only new resources, so an open "no archived event"
+        finding is resolved by looking again: the ledger knows the object now (recovered),
+        or a recovery cutoff covers its subscription."""
+        self.known["subscription"] = {s for s in await self.current_states()}
+        done: list[int] = []
+        for kind in (MISSING_HISTORICAL, MISSING_UNRECOVERABLE):
+            for row in await store.open_of_kind(self.deps.engine, kind):
+                if self.customers is not None and row.account_id not in self.scope_accounts():
+                    continue
+                known = self.known.get(row.field or "", set())
+                covered = (
+                    row.subscription_id in cutoff_of
+                    and int(row.stripe_value or 0) < cutoff_of[row.subscription_id]
+                )
+                if row.stripe_object_id in known or covered:
+                    done.append(row.id)
+        await store.resolve_ids(self.deps.engine, done)
+
+    def scope_accounts(self) -> set[str]:
+        return {self.account_id or "", *(self.account(c) or "" for c in self.customers or ())}
 
     async def resolve_recovered_events(self) -> None:
         """Open MissingEvent discrepancies whose event is archived now are resolved."""
@@ -504,15 +562,45 @@ class _Pass:
         await store.resolve_ids(self.deps.engine, done)
 
     # -------------------------------------------------------------- the pass
+    async def step(self, name: str, work: Awaitable[T]) -> T:
+        """Await one step of the pass and log how long it took (where a slow pass goes)."""
+        began = time.monotonic()
+        result = await work
+        log.info(
+            "drift pass step",
+            extra={
+                "run_id": self.run_id,
+                "step": name,
+                "seconds": round(time.monotonic() - began, 3),
+                "stripe_requests": self.count.requests,
+            },
+        )
+        return result
+
     async def run(self) -> None:
         """Compare first (what the ledger shows now, settled), then recover missing events,
         then audit resources: a change whose webhook was lost is reported as a mismatch and
         its event recovered; the next pass (or a sync) finds both cleared."""
         engine = self.deps.engine
-        states = await self.resolve_scope()
         mark = await store.get_high_water_mark(engine, HWM_EVENTS)
         self.incremental = self.incremental and mark is not None
-        listed, coverage, since = await self.list_events()
+        states = await self.step("ledger states", self.resolve_scope())
+        res_mark = await store.get_high_water_mark(engine, HWM_RESOURCES)
+        res_since = res_mark - HWM_MARGIN if res_mark is not None else None
+        if self.incremental:
+            listed, coverage, since = await self.list_events()
+            stripe_subs = await self.stripe_subscriptions(set(coverage.touched_subscriptions))
+            resources = await self.stripe_resources(res_since)
+        else:
+            # The lists are independent cursors: walked side by side, they share the budget.
+            (listed, coverage, since), stripe_subs, resources = await self.step(
+                "stripe lists",
+                asyncio.gather(
+                    self.list_events(),
+                    self.stripe_subscriptions(None),
+                    self.stripe_resources(res_since),
+                ),
+            )
         newest = max(coverage.newest_listed or 0, mark or 0)
         window_start = (newest or int(time.time())) - RETENTION
         cutoff_of = await store.recovery_cutoffs(engine)
@@ -522,24 +610,34 @@ class _Pass:
             if state is not None and state.stripe_customer_id:
                 prev = customer_cutoff.get(state.stripe_customer_id, 0)
                 customer_cutoff[state.stripe_customer_id] = max(prev, cutoff)
-        touched = set(coverage.touched_subscriptions) if self.incremental else None
-        stripe_subs = await self.stripe_subscriptions(touched)
         self.counters.subscriptions_total = len(stripe_subs)
-        await self.compare_states(stripe_subs, window_start, cutoff_of, customer_cutoff)
-        coverage = await self.recover(listed, coverage, since)
+        await self.step(
+            "compare", self.compare_states(stripe_subs, window_start, cutoff_of, customer_cutoff)
+        )
+        coverage = await self.step("recover", self.recover(listed, coverage, since))
         self.findings.extend(coverage.findings)
-        await self.signals()
-        await self.divergences()
-        res_mark = await store.get_high_water_mark(engine, HWM_RESOURCES)
-        res_since = res_mark - HWM_MARGIN if self.incremental and res_mark is not None else None
-        resources = await self.stripe_resources(res_since)
-        await self.audit_resources(resources, window_start, cutoff_of, customer_cutoff)
-        await self.resolve_recovered_events()
+        await self.step("signals", self.signals())
+        await self.step("divergences", self.divergences())
+        await self.step(
+            "audit", self.audit_resources(resources, window_start, cutoff_of, customer_cutoff)
+        )
+        await self.step("resolve events", self.resolve_recovered_events())
+        if not self.incremental:
+            await self.step("resolve resources", self.resolve_known_resources(cutoff_of))
         newest_resource = max(
             (int(o.get("created") or 0) for objs in resources.values() for o in objs.values()),
             default=0,
         )
-        await self.save(coverage, newest_resource, self.incremental, set(stripe_subs))
+        await self.step(
+            "save",
+            self.save(
+                coverage,
+                newest_resource,
+                self.incremental,
+                set(stripe_subs),
+                full_window=since is None,
+            ),
+        )
 
     async def save(
         self,
@@ -547,21 +645,25 @@ class _Pass:
         newest_resource: int,
         incremental: bool,
         checked_subs: set[str],
+        *,
+        full_window: bool,
     ) -> list[Finding]:
         engine = self.deps.engine
         started = (await store.get_run(engine, self.run_id)).started_at
+        # Kinds a pass re-examines completely; resource findings are re-checked one by one
+        # (resolve_known_resources) unless the pass walked the whole window.
+        kinds = ALL_KINDS if full_window else ALL_KINDS - {EXTRA_EVENT}
+        if not full_window:
+            kinds = kinds - {MISSING_HISTORICAL, MISSING_UNRECOVERABLE}
         if self.customers is not None:
-            accounts = frozenset(
-                {self.account_id or "", *(self.account(c) or "" for c in self.customers)}
-            )
-            scope = store.Scope(kinds=ALL_KINDS, accounts=accounts)
+            scope = store.Scope(kinds=kinds, accounts=frozenset(self.scope_accounts()))
         elif incremental:
             # Only the subscriptions it looked at: everything else was not re-examined.
             scope = store.Scope(
                 kinds=frozenset({STATE_MISMATCH}), subscriptions=frozenset(checked_subs)
             )
         else:
-            scope = store.Scope(kinds=ALL_KINDS)
+            scope = store.Scope(kinds=kinds)
         async with engine.begin() as conn:
             new = await store.record_findings(conn, self.run_id, self.findings)
             await store.resolve_unseen(conn, scope, (f.fingerprint for f in self.findings), started)
@@ -569,7 +671,16 @@ class _Pass:
                 conn, self.run_id, [(sid, a, c) for sid, (a, c) in self.checked.items()]
             )
             if not incremental and self.customers is None:
-                await store.mark_synced(conn, {a for a, _ in self.checked.values() if a})
+                # Synced: the account's history is complete as far as Stripe can tell (no
+                # gap left open by this pass); the banner counts the others as never synced.
+                gaps = {
+                    f.account_id
+                    for f in self.findings
+                    if f.kind in (MISSING_HISTORICAL, MISSING_UNRECOVERABLE, MISSING_EVENT)
+                }
+                await store.mark_synced(
+                    conn, {a for a, _ in self.checked.values() if a and a not in gaps}
+                )
             if coverage.newest_listed and self.customers is None:
                 await store.set_high_water_mark(conn, HWM_EVENTS, coverage.newest_listed)
             if newest_resource and self.customers is None:

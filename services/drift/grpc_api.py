@@ -109,6 +109,7 @@ class DriftServicer(drift_pb2_grpc.DriftServiceServicer):
             account_id=account,
             trigger="manual",
             operator=_text(request.operator, "operator") or None,
+            incremental=request.incremental,
         )
         row = await store.get_run(self.deps.engine, result.run_id)
         return run_message(row)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -158,6 +159,25 @@ class StripeOperationsService:
         await self._audit(operation, target, operator, parameters, key, object_of(result), None)
         return result
 
+    @asynccontextmanager
+    async def _validated(
+        self, operation: str, target: str, operator: str, parameters: JSON, key: str
+    ) -> AsyncIterator[None]:
+        """Requests refused before reaching Stripe are audited too (every call is)."""
+        try:
+            yield
+        except InvalidArgument as exc:
+            await self._audit(
+                operation,
+                target.strip()[:255] or "(none)",
+                operator.strip()[:200] or "(none)",
+                parameters,
+                key,
+                None,
+                str(exc),
+            )
+            raise
+
     async def _audit(
         self,
         operation: str,
@@ -200,16 +220,17 @@ class StripeOperationsService:
         operator: str,
         idempotency_key: str,
     ) -> RefundResult:
-        operator = _operator(operator)
-        if bool(charge_id) == bool(payment_intent_id):
-            raise InvalidArgument("give exactly one of charge_id or payment_intent_id")
-        if amount is not None and amount <= 0:
-            raise InvalidArgument("amount_minor must be positive")
-        if reason and reason not in REFUND_REASONS:
-            raise InvalidArgument(f"reason must be one of {sorted(REFUND_REASONS)}")
         key = _key(idempotency_key, "refund")
-        target = _safe_id(charge_id or payment_intent_id, "charge_id / payment_intent_id")
         params: JSON = {"amount_minor": amount, "reason": reason or None}
+        async with self._validated("refund", charge_id or payment_intent_id, operator, params, key):
+            operator = _operator(operator)
+            if bool(charge_id) == bool(payment_intent_id):
+                raise InvalidArgument("give exactly one of charge_id or payment_intent_id")
+            if amount is not None and amount <= 0:
+                raise InvalidArgument("amount_minor must be positive")
+            if reason and reason not in REFUND_REASONS:
+                raise InvalidArgument(f"reason must be one of {sorted(REFUND_REASONS)}")
+            target = _safe_id(charge_id or payment_intent_id, "charge_id / payment_intent_id")
         caller = self._stripe()
 
         async def work() -> RefundResult:
@@ -277,11 +298,12 @@ class StripeOperationsService:
         idempotency_key: str,
         reason: str,
     ) -> SubscriptionResult:
-        operator = _operator(operator)
-        sid = _subscription_id(subscription_id)
         key = _key(idempotency_key, "cancel")
-        caller = self._stripe()
         params: JSON = {"at_period_end": at_period_end, "reason": reason or None}
+        async with self._validated("cancel_subscription", subscription_id, operator, params, key):
+            operator = _operator(operator)
+            sid = _subscription_id(subscription_id)
+        caller = self._stripe()
         metadata = {"operator": operator, "drift_operation": "cancel"}
 
         async def work() -> SubscriptionResult:
@@ -324,9 +346,10 @@ class StripeOperationsService:
     async def reactivate(
         self, *, subscription_id: str, operator: str, idempotency_key: str
     ) -> SubscriptionResult:
-        operator = _operator(operator)
-        sid = _subscription_id(subscription_id)
         key = _key(idempotency_key, "reactivate")
+        async with self._validated("reactivate_subscription", subscription_id, operator, {}, key):
+            operator = _operator(operator)
+            sid = _subscription_id(subscription_id)
         caller = self._stripe()
 
         async def work() -> SubscriptionResult:
@@ -362,13 +385,14 @@ class StripeOperationsService:
         operator: str,
         idempotency_key: str,
     ) -> SubscriptionResult:
-        operator = _operator(operator)
-        sid = _subscription_id(subscription_id)
-        if quantity < 1:
-            raise InvalidArgument("quantity must be at least 1")
         key = _key(idempotency_key, "quantity")
-        caller = self._stripe()
         params: JSON = {"quantity": quantity, "item_id": item_id or None}
+        async with self._validated("update_quantity", subscription_id, operator, params, key):
+            operator = _operator(operator)
+            sid = _subscription_id(subscription_id)
+            if quantity < 1:
+                raise InvalidArgument("quantity must be at least 1")
+        caller = self._stripe()
 
         async def work() -> SubscriptionResult:
             count = RequestCount()

@@ -1,24 +1,238 @@
 """Disaster recovery (``SetRecoveryCutoff``) and the first-install import (``ImportBaseline``).
 
-Not built yet in this revision: both answer FAILED_PRECONDITION saying so.
+Both seed the ledger from Stripe's current view of an object through the ledger's
+``RecordStripeSnapshot`` (a snapshot row of its own kind, never a Stripe event; drift writes
+nothing in the ledger itself), and record the cutoff in ``drift.recovery_cutoffs`` so gaps
+before it stop being reported.
+
+The import is resumable: each subscription's snapshot id is derived from the subscription
+(``baseline:<sub id>``) and its cutoff row is written after the snapshot, so a second run
+skips what is done (``already_done``) and the ledger ignores a repeated snapshot id.
 """
 
 from __future__ import annotations
 
-from billing.drift.v1 import drift_pb2 as pb
+import asyncio
+import json
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
 
-from services.common.grpc_errors import FailedPrecondition
-from services.drift.detector import DriftDeps
+from billing.drift.v1 import drift_pb2 as pb
+from billing.ingest.v1 import ingest_pb2
+from billing.ledger.v1 import drift_inputs_pb2 as ledger_pb
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from services.common.grpc_errors import FailedPrecondition, InvalidArgument
+from services.common.timeconv import from_timestamp
+from services.drift import store
+from services.drift.detector import RETENTION, DriftDeps, StripeNotConfigured, load_states
+from services.drift.findings import MISSING_HISTORICAL, MISSING_UNRECOVERABLE
+from services.drift.stripe_calls import RequestCount, StripeCaller
+from services.drift.tables import discrepancies, recovery_cutoffs
+
+log = logging.getLogger(__name__)
+JSON = dict[str, Any]
+PROGRESS_EVERY = 100
+
+
+def _ts(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
 
 
 class Recovery:
     def __init__(self, deps: DriftDeps) -> None:
         self.deps = deps
+        self._import_lock = asyncio.Lock()
+
+    def _caller(self) -> StripeCaller:
+        if self.deps.caller is None:
+            raise StripeNotConfigured("Stripe is not configured (STRIPE_API_KEY)")
+        return self.deps.caller
+
+    async def _snapshot(
+        self, snapshot_id: str, kind: str, obj: JSON, taken_at: datetime, operator: str, note: str
+    ) -> ledger_pb.RecordStripeSnapshotResponse:
+        response: ledger_pb.RecordStripeSnapshotResponse = (
+            await self.deps.ledger.RecordStripeSnapshot(
+                ledger_pb.RecordStripeSnapshotRequest(
+                    snapshot_id=snapshot_id,
+                    kind=kind,
+                    payload=json.dumps(obj, separators=(",", ":")).encode(),
+                    taken_at=_ts(taken_at),
+                    operator=operator,
+                    note=note,
+                )
+            )
+        )
+        return response
+
+    async def _record_cutoff(
+        self,
+        subscription_id: str,
+        cutoff: datetime,
+        snapshot_id: str,
+        operator: str,
+        note: str | None,
+        kind: str,
+    ) -> int:
+        """Store the cutoff and resolve the open gaps it covers; returns how many."""
+        async with self.deps.engine.begin() as conn:
+            stmt = insert(recovery_cutoffs).values(
+                subscription_id=subscription_id,
+                cutoff=cutoff,
+                snapshot_id=snapshot_id,
+                operator=operator,
+                note=note,
+                kind=kind,
+            )
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[recovery_cutoffs.c.subscription_id],
+                    set_={
+                        "cutoff": stmt.excluded.cutoff,
+                        "snapshot_id": stmt.excluded.snapshot_id,
+                        "operator": stmt.excluded.operator,
+                        "note": stmt.excluded.note,
+                        "kind": stmt.excluded.kind,
+                        "created_at": func.now(),
+                    },
+                )
+            )
+            result = await conn.execute(
+                update(discrepancies)
+                .where(
+                    discrepancies.c.subscription_id == subscription_id,
+                    discrepancies.c.resolved_at.is_(None),
+                    discrepancies.c.kind.in_([MISSING_HISTORICAL, MISSING_UNRECOVERABLE]),
+                )
+                .values(resolved_at=func.now())
+            )
+            await store.refresh_flags(conn)
+        return result.rowcount or 0
 
     async def set_cutoff(
         self, request: pb.SetRecoveryCutoffRequest
     ) -> pb.SetRecoveryCutoffResponse:
-        raise FailedPrecondition("SetRecoveryCutoff is not implemented yet")
+        sid = request.subscription_id.strip()
+        if not sid.startswith("sub_") or "/" in sid or len(sid) > 255:
+            raise InvalidArgument("subscription_id must be a Stripe subscription id (sub_...)")
+        operator = request.operator.strip()
+        if not operator:
+            raise InvalidArgument("operator is required")
+        now = datetime.now(UTC)
+        cutoff = from_timestamp(request.cutoff, request.HasField("cutoff")) or now
+        if cutoff > now:
+            raise InvalidArgument("cutoff must not be in the future")
+        caller = self._caller()
+        count = RequestCount()
+        sub = await caller.request("get", f"/v1/subscriptions/{sid}", count)
+        snapshot_id = f"cutoff:{sid}:{uuid.uuid4().hex[:12]}"
+        snap = await self._snapshot(
+            snapshot_id, "cutoff", sub, cutoff, operator, request.note or "recovery cutoff"
+        )
+        resolved = await self._record_cutoff(
+            sid, cutoff, snapshot_id, operator, request.note or None, "cutoff"
+        )
+        await store.audit_operation(
+            self.deps.engine,
+            operation="set_recovery_cutoff",
+            target=sid,
+            operator=operator,
+            parameters={"cutoff": cutoff.isoformat(), "note": request.note or None},
+            outcome="succeeded",
+            error=None,
+            idempotency_key=None,
+            stripe_object_id=snapshot_id,
+        )
+        response = pb.SetRecoveryCutoffResponse(
+            snapshot_id=snapshot_id,
+            subscription_id=sid,
+            cutoff=_ts(cutoff),
+            currency=snap.currency,
+            discrepancies_resolved=resolved,
+        )
+        if snap.HasField("committed_mrr"):
+            response.committed_mrr = snap.committed_mrr
+        return response
 
     async def import_baseline(self, operator: str) -> pb.ImportBaselineResponse:
-        raise FailedPrecondition("ImportBaseline is not implemented yet")
+        """Recover the 30-day window, then baseline every subscription (any status) whose
+        history starts before it, and every customer the ledger does not know."""
+        if self._import_lock.locked():
+            raise FailedPrecondition("an import is already running")
+        async with self._import_lock:
+            return await self._import(operator.strip() or "import")
+
+    async def _import(self, operator: str) -> pb.ImportBaselineResponse:
+        caller = self._caller()
+        count = RequestCount()
+        began = time.monotonic()
+        recovered = await self.deps.ingest.RecoverEvents(ingest_pb2.RecoverEventsRequest())
+        log.info("baseline import: window recovered", extra={"appended": recovered.appended})
+        if recovered.appended:
+            await asyncio.sleep(self.deps.settle_seconds)
+        states = await load_states(self.deps.ledger)
+        async with self.deps.engine.connect() as conn:
+            done = {
+                r.subscription_id
+                for r in await conn.execute(select(recovery_cutoffs.c.subscription_id))
+            }
+        subs: list[JSON] = []
+        newest = 0
+        async for page in caller.pages("/v1/subscriptions", {"status": "all"}, count):
+            subs.extend(page)
+        latest = await caller.request("get", "/v1/events", count, limit=1)
+        for event in latest.get("data", []):
+            newest = int(event["created"])
+        window_start = (newest or int(time.time())) - RETENTION
+        taken_at = datetime.now(UTC)
+        result = pb.ImportBaselineResponse(events_recovered=recovered.appended)
+        known_customers = {s.stripe_customer_id for s in states.values()}
+        for i, sub in enumerate(subs, start=1):
+            sid = sub["id"]
+            if sid in done:
+                result.already_done += 1
+                continue
+            known = sid in states
+            if known and int(sub.get("created") or 0) >= window_start:
+                continue  # its whole history is inside the window: recovered, not baselined
+            customer = sub.get("customer")
+            if isinstance(customer, str) and customer not in known_customers:
+                cus = await caller.request("get", f"/v1/customers/{customer}", count)
+                snap = await self._snapshot(
+                    f"baseline:{customer}", "baseline", cus, taken_at, operator, "first install"
+                )
+                result.customers_baselined += int(snap.created)
+                known_customers.add(customer)
+            snapshot_id = f"baseline:{sid}"
+            await self._snapshot(snapshot_id, "baseline", sub, taken_at, operator, "first install")
+            await self._record_cutoff(sid, taken_at, snapshot_id, operator, None, "baseline")
+            result.subscriptions_baselined += 1
+            if i % PROGRESS_EVERY == 0:
+                log.info(
+                    "baseline import progress",
+                    extra={
+                        "done": i,
+                        "total": len(subs),
+                        "requests_per_second": round(
+                            count.requests / max(1e-6, time.monotonic() - began), 1
+                        ),
+                    },
+                )
+        result.stripe_requests = count.requests
+        log.info(
+            "baseline import finished",
+            extra={
+                "subscriptions": result.subscriptions_baselined,
+                "customers": result.customers_baselined,
+                "already_done": result.already_done,
+            },
+        )
+        return result

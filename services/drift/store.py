@@ -23,7 +23,6 @@ from services.drift.tables import (
     high_water_marks,
     operations,
     runs,
-    subscription_checks,
 )
 from services.drift.tables import recovery_cutoffs as recovery_cutoffs_table
 
@@ -174,54 +173,56 @@ async def resolve_unseen(
     return result.rowcount or 0
 
 
+_UPSERT_CHECKS = text(
+    """
+INSERT INTO drift.subscription_checks
+    (subscription_id, account_id, stripe_customer_id, drift_checked_at, last_run_id)
+SELECT s, a, c, now(), :run_id
+FROM unnest(CAST(:subs AS text[]), CAST(:accounts AS text[]), CAST(:customers AS text[]))
+    AS t(s, a, c)
+ON CONFLICT (subscription_id) DO UPDATE SET
+    account_id = EXCLUDED.account_id,
+    stripe_customer_id = EXCLUDED.stripe_customer_id,
+    drift_checked_at = EXCLUDED.drift_checked_at,
+    last_run_id = EXCLUDED.last_run_id
+"""
+)
+_UPSERT_ACCOUNTS = text(
+    """
+INSERT INTO drift.accounts (account_id, stripe_customer_id, checked_at)
+SELECT a, c, now() FROM unnest(CAST(:accounts AS text[]), CAST(:customers AS text[])) AS t(a, c)
+ON CONFLICT (account_id) DO UPDATE SET checked_at = EXCLUDED.checked_at
+"""
+)
+
+
 async def mark_checked(
     conn: AsyncConnection,
     run_id: str,
     checked: Sequence[tuple[str, str | None, str | None]],
 ) -> None:
-    """Upsert ``(subscription id, account id, customer id)`` check rows and the accounts,
+    """Upsert ``(subscription id, account id, customer id)`` check rows and the accounts
+    (one array statement each: 100,000 rows cost one round trip, not a giant VALUES list),
     then recompute both flags from the open, unacknowledged discrepancies."""
     if not checked:
         return
-    rows = [
+    await conn.execute(
+        _UPSERT_CHECKS,
         {
-            "subscription_id": sid,
-            "account_id": account,
-            "stripe_customer_id": customer,
-            "drift_checked_at": func.now(),
-            "last_run_id": run_id,
-        }
-        for sid, account, customer in checked
-    ]
-    for start in range(0, len(rows), 1000):
-        chunk = rows[start : start + 1000]
-        stmt = insert(subscription_checks).values(chunk)
-        await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[subscription_checks.c.subscription_id],
-                set_={
-                    "account_id": stmt.excluded.account_id,
-                    "stripe_customer_id": stmt.excluded.stripe_customer_id,
-                    "drift_checked_at": stmt.excluded.drift_checked_at,
-                    "last_run_id": stmt.excluded.last_run_id,
-                },
-            )
-        )
-    seen_accounts = {(a, c) for _, a, c in checked if a}
-    account_rows = [
-        {"account_id": a, "stripe_customer_id": c, "checked_at": func.now()}
-        for a, c in sorted(seen_accounts, key=lambda pair: (pair[0], pair[1] or ""))
-    ]
-    deduped = {r["account_id"]: r for r in account_rows}
-    items = list(deduped.values())
-    for start in range(0, len(items), 1000):
-        stmt = insert(accounts).values(items[start : start + 1000])
-        await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[accounts.c.account_id],
-                set_={"checked_at": stmt.excluded.checked_at},
-            )
-        )
+            "run_id": run_id,
+            "subs": [sid for sid, _, _ in checked],
+            "accounts": [account for _, account, _ in checked],
+            "customers": [customer for _, _, customer in checked],
+        },
+    )
+    owners: dict[str, str | None] = {}
+    for _, account, customer in sorted(checked, key=lambda r: (r[1] or "", r[2] or "")):
+        if account:
+            owners[account] = customer
+    await conn.execute(
+        _UPSERT_ACCOUNTS,
+        {"accounts": list(owners), "customers": list(owners.values())},
+    )
     await refresh_flags(conn)
 
 
@@ -274,13 +275,14 @@ async def refresh_flags(conn: AsyncConnection) -> None:
 async def mark_synced(conn: AsyncConnection, account_ids: Iterable[str]) -> None:
     """Accounts whose history a sync (or a full pass) confirmed complete."""
     ids = sorted(set(account_ids))
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
-        stmt = insert(accounts).values([{"account_id": a, "synced_at": func.now()} for a in chunk])
+    if ids:
         await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[accounts.c.account_id], set_={"synced_at": func.now()}
-            )
+            text(
+                "INSERT INTO drift.accounts (account_id, synced_at)"
+                " SELECT a, now() FROM unnest(CAST(:ids AS text[])) AS t(a)"
+                " ON CONFLICT (account_id) DO UPDATE SET synced_at = now()"
+            ),
+            {"ids": ids},
         )
 
 

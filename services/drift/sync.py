@@ -25,7 +25,10 @@ from services.drift.detector import (
     load_states,
     run_pass,
 )
+from services.drift.findings import MISSING_EVENT, MISSING_HISTORICAL, MISSING_UNRECOVERABLE
 from services.drift.stripe_calls import RequestCount
+
+HISTORY_GAPS = frozenset({MISSING_EVENT, MISSING_HISTORICAL, MISSING_UNRECOVERABLE})
 
 #: The MRR consistency figures come from the ledger; the banner asks on every page, so the
 #: answer is kept this long.
@@ -64,15 +67,22 @@ class DriftActions:
         )
         appended += second.counters.events_recovered
         customers = await account_customers(self.deps.ledger, account_id)
-        async with self.deps.engine.begin() as conn:
-            await store.mark_synced(conn, {account_id})
         remaining = await store.open_for_accounts(self.deps.engine, {account_id, *customers})
+        if not any(r.kind in HISTORY_GAPS for r in remaining):
+            # The history is complete as far as Stripe can tell: the MRR trend is whole.
+            async with self.deps.engine.begin() as conn:
+                await store.mark_synced(conn, {account_id})
         return SyncOutcome(
             run_id=second.run_id,
             events_appended=appended,
             remaining=remaining,
+            # Open gaps outside the window, whichever pass found them: the cutoff dialog's list.
             unrecoverable_subscription_ids=sorted(
-                set(first.unrecoverable_subscriptions) | set(second.unrecoverable_subscriptions)
+                {
+                    r.subscription_id
+                    for r in remaining
+                    if r.kind == MISSING_UNRECOVERABLE and r.subscription_id
+                }
             ),
         )
 

@@ -172,7 +172,7 @@ async def write_batch(
     first_by_id: dict[str, _Pending] = {}
     for item in batch:
         first_by_id.setdefault(item.event.event_id, item)
-    # Binary parameters: the text format would escape every payload byte of the bytea array.
+    # Binary parameters (``%b`` in the statement): see INSERT_BATCH_SQL.
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     cursor = await driver.execute(INSERT_BATCH_SQL, _columns(first_by_id.values()), binary=True)
@@ -261,12 +261,15 @@ def _content(payload: bytes) -> object:
 
 # One statement text whatever the batch size (arrays, not a VALUES list per row): the driver
 # parses it once, and PostgreSQL sees the same query every time. This halved the CPU per
-# webhook compared with a multi-row VALUES insert (see bench/RESULTS.md).
+# webhook compared with a multi-row VALUES insert (see bench/RESULTS.md). The arrays travel
+# in binary (``%b``): psycopg's automatic choice for a list is the text format, which escaped
+# every payload byte and every string element with a regular expression, ~30x the CPU of the
+# binary dump (issue 12, bench/RESULTS.md). ``binary=True`` on execute is about results only.
 INSERT_BATCH_SQL = """
 INSERT INTO ingest.stripe_events (event_id, event_type, api_version, stripe_created_at, livemode,
     account, payload, payload_sha256, recovery_source, recovered_at, received_at)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::boolean[],
-    %s::text[], %s::bytea[], %s::bytea[], %s::text[], %s::timestamptz[], %s::timestamptz[])
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::boolean[],
+    %b::text[], %b::bytea[], %b::bytea[], %b::text[], %b::timestamptz[], %b::timestamptz[])
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """

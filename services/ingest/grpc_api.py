@@ -65,6 +65,8 @@ _META = [
     stripe_events.c.recovered_at,
 ]
 
+#: What ``payload_only`` streams carry (and the keyset needs).
+_SLIM = (stripe_events.c.event_id, stripe_events.c.stripe_created_at, stripe_events.c.payload)
 
 MAX_ID = 255
 
@@ -194,10 +196,16 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     ) -> AsyncIterator[ingest_pb2.ArchivedEventBatch]:
         batch = ingest_pb2.ArchivedEventBatch()
         size = 0
+        slim = request.payload_only
         async for rows in self._archive_chunks(request, context):
             for row in rows:
                 event = batch.events.add()
-                event.CopyFrom(_event_message(row, bytes(row.payload)))
+                if slim:  # filled in place: no message per event, no copy of the payload
+                    event.event_id = row.event_id
+                    event.stripe_created_at.FromDatetime(row.stripe_created_at)
+                    event.payload = bytes(row.payload)
+                else:
+                    event.CopyFrom(_event_message(row, bytes(row.payload)))
                 size += len(row.payload) + 200
                 if size >= BATCH_MESSAGE_BYTES:
                     yield batch
@@ -229,8 +237,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                     tuple_(stripe_events.c.stripe_created_at, stripe_events.c.event_id)
                     > tuple_(*last)
                 )
+            columns = _SLIM if request.payload_only else (*_META, stripe_events.c.payload)
             query = (
-                select(*_META, stripe_events.c.payload)
+                select(*columns)
                 .where(and_(True, *conditions))
                 .order_by(stripe_events.c.stripe_created_at, stripe_events.c.event_id)
                 .limit(STREAM_CHUNK)

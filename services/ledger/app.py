@@ -21,7 +21,9 @@ from services.common.grpc_server import GrpcServer
 from services.common.nats_link import NatsLink
 from services.ledger.consumer import ConsumerOptions, LedgerConsumer
 from services.ledger.directory.servicer import register as register_directory
+from services.ledger.effects import tune_gc_for_projection
 from services.ledger.grpc_api import READ_ONLY_METHODS, LedgerServicer
+from services.ledger.lag import LagMonitor
 from services.ledger.settings import LedgerSettings
 
 log = logging.getLogger("ledger")
@@ -39,6 +41,7 @@ class LedgerService:
     ingest_channel: grpc.aio.Channel  # type: ignore[name-defined]
     runners: list[web.AppRunner]
     executor: ProcessPoolExecutor | None = None
+    lag: LagMonitor | None = None
 
     @property
     def admin_port(self) -> int:
@@ -51,6 +54,8 @@ class LedgerService:
         await self.grpc.stop(grace=5.0)
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.lag is not None:
+            await self.lag.stop()
         for runner in self.runners:
             await runner.cleanup()
         await self.ingest_channel.close()
@@ -71,6 +76,7 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
     )
     link.start()
     consumer: LedgerConsumer | None = None
+    lag: LagMonitor | None = None
     if settings.consume:
         consumer = LedgerConsumer(
             engine,
@@ -85,6 +91,8 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
             ),
         )
         consumer.start()
+        lag = LagMonitor(link, settings.consumer_name)
+        lag.start()
 
     # The suite's client channel: carries GRPC_CLIENT_TOKEN (and TLS when configured).
     ingest_channel = aio_channel(
@@ -94,7 +102,12 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
     ingest_stub = ingest_pb2_grpc.IngestServiceStub(ingest_channel)
     # Replays are CPU-bound in JSON parsing and classification: worker processes overlap it
     # with the writes (the consumer's batches are small enough to project in-line).
-    executor = ProcessPoolExecutor(settings.replay_workers) if settings.replay_workers > 0 else None
+    executor = (
+        ProcessPoolExecutor(settings.replay_workers, initializer=tune_gc_for_projection)
+        if settings.replay_workers > 0
+        else None
+    )
+    tune_gc_for_projection()  # the consumer projects in this process
 
     runners = [
         await start_site(
@@ -119,7 +132,7 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
     register_directory(grpc_server, engine)
     await grpc_server.start()
     service = LedgerService(
-        settings, engine, link, consumer, grpc_server, ingest_channel, runners, executor
+        settings, engine, link, consumer, grpc_server, ingest_channel, runners, executor, lag
     )
     log.info(
         "ledger started",

@@ -16,7 +16,7 @@ from billing.ledger.v1 import drift_inputs_pb2 as pb
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.grpc_errors import InvalidArgument
-from services.common.timeconv import to_timestamp
+from services.common.timeconv import from_timestamp, to_timestamp
 from services.ledger.drift_reads import (
     KNOWN_OBJECT_TABLES,
     batch_size,
@@ -24,10 +24,12 @@ from services.ledger.drift_reads import (
     stream_known_objects,
     stream_subscription_states,
 )
+from services.ledger.snapshots import parse_snapshot, record_snapshot
 
 DRIFT_READ_METHODS = frozenset(
     {"StreamSubscriptionStates", "StreamKnownObjects", "ListDriftSignals"}
 )
+# RecordStripeSnapshot writes the ledger: admin only (not in the set above).
 
 
 def subscription_state(row: dict[str, Any]) -> pb.SubscriptionState:
@@ -104,3 +106,31 @@ class LedgerDriftReadsMixin:
                 for r in rows
             ]
         )
+
+    async def RecordStripeSnapshot(
+        self, request: pb.RecordStripeSnapshotRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordStripeSnapshotResponse:
+        if not request.HasField("taken_at"):
+            raise InvalidArgument("taken_at is required")
+        taken_at = from_timestamp(request.taken_at, True)
+        assert taken_at is not None
+        snap = parse_snapshot(
+            request.snapshot_id,
+            request.kind,
+            request.payload,
+            taken_at,
+            request.api_version,
+            request.operator,
+            request.note,
+        )
+        result = await record_snapshot(self._engine, snap)
+        response = pb.RecordStripeSnapshotResponse(
+            snapshot_id=snap.snapshot_id,
+            created=result.created,
+            currency=result.currency or "",
+            object_type=snap.object_type,
+            object_id=snap.object_id,
+        )
+        if result.committed_mrr is not None:
+            response.committed_mrr = result.committed_mrr
+        return response

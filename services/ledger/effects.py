@@ -12,6 +12,7 @@ timestamps are aware UTC datetimes; money is integer minor units with an upper-c
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from services.ledger.domain.normalised import (
     SubscriptionSnapshot,
 )
 from services.ledger.domain.resolvers import API_VERSION_NEWER_THAN_KNOWN
+from services.ledger.domain.resolvers._common import as_map
 from services.ledger.domain.rules import phase_plan_name, plan_name
 from services.ledger.tables import (
     ACCOUNTS,
@@ -58,6 +60,17 @@ SEVERITY_WARNING = "Warning"
 
 # orjson parses Stripe-sized documents about 3x faster than the standard library.
 _loads: Any = orjson.loads
+
+
+def tune_gc_for_projection() -> None:
+    """Collect cyclic garbage less often in a projecting process.
+
+    A parsed payload is ~100 container objects, none of them in a cycle, so the default
+    threshold (a collection every 700 allocations) spent ~10% of a replay's CPU finding
+    nothing. Raising it delays only the collection of real cycles (rare here), by a bounded
+    number of allocations: memory stays bounded.
+    """
+    gc.set_threshold(50_000, 20, 50)
 
 
 class BadEvent(ValueError):
@@ -97,7 +110,7 @@ def _int(value: object) -> int | None:
 
 
 def _map(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return as_map(value)
 
 
 def _upper(value: object) -> str | None:

@@ -114,7 +114,9 @@ async def archive_batches(
 ) -> AsyncIterator[tuple[list[Archived], tuple[datetime, str] | None]]:
     """The archive as batches of (event id, payload), each with the (created, id) of its last
     event."""
-    request = ingest_pb2.StreamArchiveRequest(since=to_timestamp(since), until=to_timestamp(until))
+    request = ingest_pb2.StreamArchiveRequest(
+        since=to_timestamp(since), until=to_timestamp(until), payload_only=True
+    )
     call = stub.StreamArchiveBatches(request)
     batch: list[Archived] = []
     last: ingest_pb2.ArchivedEvent | None = None

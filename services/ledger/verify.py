@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ledger.db import raw_transaction
 from services.ledger.replay import replay_archive
+from services.ledger.snapshots import apply_snapshots
 from services.ledger.tables import REBUILT_TABLES, check_schema, q
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,8 @@ async def verify_ledger(
         replayed = await replay_archive(
             engine, stub, schema=scratch, batch_size=batch_size, executor=executor
         )
+        async with raw_transaction(engine) as conn:  # disaster-recovery snapshots (issue 8)
+            await apply_snapshots(conn, scratch)
         report.examined = replayed.examined
         report.unreadable = replayed.unreadable
         report.failed = replayed.failed

@@ -26,6 +26,7 @@ ENTRYPOINT = DEPLOY / "docker" / "entrypoint.sh"
 EXPECTED_PORTS: dict[str, dict[str, int]] = {
     "ingest": {"http": 8090, "grpc": 50051, "admin": 9091},
     "ledger": {"grpc": 50052, "admin": 9092},
+    "drift": {"grpc": 50053, "admin": 9093},
 }
 PORT_VARIABLES: dict[str, int] = {
     "INGEST_HTTP_PORT": 8090,
@@ -33,17 +34,21 @@ PORT_VARIABLES: dict[str, int] = {
     "INGEST_ADMIN_PORT": 9091,
     "LEDGER_GRPC_PORT": 50052,
     "LEDGER_ADMIN_PORT": 9092,
+    "DRIFT_GRPC_PORT": 50053,
+    "DRIFT_ADMIN_PORT": 9093,
 }
 # The process each compose service / Kubernetes workload runs.
 COMMANDS: dict[str, list[str]] = {
     "ingest": ["python", "-m", "services.ingest"],
     "ledger": ["python", "-m", "services.ledger"],
+    "drift": ["python", "-m", "services.drift"],
     "stripe-simulator": ["python", "-m", "services.stripe_simulator"],
     "migrate": ["alembic", "upgrade", "head"],
 }
 K8S_WORKLOAD_FOR: dict[str, str] = {
     "ingest": "ingest",
     "ledger": "ledger",
+    "drift": "drift",
     "stripe-simulator": "stripe-simulator",
     "migrate": "billing-migrate",
 }
@@ -425,7 +430,11 @@ def test_compose_ports_environment_and_dependencies() -> None:
         assert published == set(ports.values()), name
         health = " ".join(services[name]["healthcheck"]["test"])
         assert f"{ports['admin']}/healthz" in health, name
-    env = {**services["ingest"]["environment"], **services["ledger"]["environment"]}
+    env = {
+        **services["ingest"]["environment"],
+        **services["ledger"]["environment"],
+        **services["drift"]["environment"],
+    }
     for variable, port in PORT_VARIABLES.items():
         assert str(env[variable]) == str(port), variable
     assert env["INGEST_GRPC_ADDR"] == "ingest:50051"
@@ -538,7 +547,7 @@ def test_network_policies_restrict_every_port() -> None:
     base = [d for path, d in all_manifests() if "overlays" not in path.parts]
     policies = [d for d in base if d.get("kind") == "NetworkPolicy"]
     covered = {d["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for d in policies}
-    assert covered == {"ingest", "ledger"}
+    assert covered == {"ingest", "ledger", "drift"}
     gateway = {"podSelector": {"matchLabels": {"app": "backoffice-gateway"}}}
     drift = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "drift"}}}
     ledger = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "ledger"}}}

@@ -140,3 +140,18 @@ async def test_altered_redelivery_is_a_divergence(stack: DriftStack, drift_stub:
         ("StripeEventPayloadDivergence", event["id"])
     ]
     assert found[0].subscription_id == event["data"]["object"]["id"]
+
+
+async def test_incremental_pass_checks_what_changed(stack: DriftStack, drift_stub: Any) -> None:
+    first = await drift_stub.RunDriftPass(drift_pb2.RunDriftPassRequest())
+    quiet = await drift_stub.RunDriftPass(drift_pb2.RunDriftPassRequest(incremental=True))
+    assert quiet.subscriptions_checked < first.subscriptions_checked
+    assert quiet.stripe_requests < first.stripe_requests
+    sub = active_subscription(stack)
+    await stack.post_sim(f"/_sim/subscriptions/{sub['id']}/change", {"quantity": 11})
+    changed = await drift_stub.RunDriftPass(drift_pb2.RunDriftPassRequest(incremental=True))
+    found = await open_discrepancies(drift_stub, kind="SubscriptionStateMismatch")
+    assert [(d.subscription_id, d.field, d.stripe_value) for d in found] == [
+        (sub["id"], "quantity", "11")
+    ]
+    assert found[0].account_id and changed.events_recovered == 1

@@ -190,3 +190,28 @@ async def test_stream_archive_batches_match_the_event_stream(
     flattened = [e for b in batches for e in b.events]
     assert [(e.event_id, e.payload) for e in flattened] == [(e.event_id, e.payload) for e in single]
     assert len(flattened) == 18
+
+
+async def test_payload_only_batches_carry_what_a_replay_reads(
+    webhooks: WebhookClient, ingest_stub: ingest_pb2_grpc.IngestServiceAsyncStub
+):
+    for i in range(5):
+        await webhooks.post(body_at(f"evt_slim_{i}", 1_700_000_000 + (i * 3) % 4))
+    full = [
+        e
+        async for b in ingest_stub.StreamArchiveBatches(ingest_pb2.StreamArchiveRequest())
+        for e in b.events
+    ]
+    slim = [
+        e
+        async for b in ingest_stub.StreamArchiveBatches(
+            ingest_pb2.StreamArchiveRequest(payload_only=True)
+        )
+        for e in b.events
+    ]
+    assert [(e.event_id, e.stripe_created_at, e.payload) for e in slim] == [
+        (e.event_id, e.stripe_created_at, e.payload) for e in full
+    ]
+    assert len(slim) >= 5
+    assert all(e.type == "" and e.payload_sha256 == "" and e.archive_seq == 0 for e in slim)
+    assert all(e.type != "" and e.payload_sha256 != "" for e in full)

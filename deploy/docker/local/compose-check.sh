@@ -113,16 +113,19 @@ GRPC_ADMIN_TOKENS=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 GRPC_READ_TOKENS=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 # The ledger reads ingest's archive with the read token; the host-side check uses it too.
 GRPC_CLIENT_TOKEN=$GRPC_READ_TOKENS
+# Drift asks ingest to recover events (an admin method): it gets the admin token.
+DRIFT_GRPC_CLIENT_TOKEN=$GRPC_ADMIN_TOKENS
 # The back-office performs admin actions: it calls with the admin token.
 GATEWAY_GRPC_CLIENT_TOKEN=$GRPC_ADMIN_TOKENS
 export POSTGRES_PASSWORD STRIPE_WEBHOOK_SECRETS GRPC_ADMIN_TOKENS GRPC_READ_TOKENS GRPC_CLIENT_TOKEN
-export GATEWAY_GRPC_CLIENT_TOKEN
+export DRIFT_GRPC_CLIENT_TOKEN GATEWAY_GRPC_CLIENT_TOKEN
 log "starting the stack"
 .venv/bin/python -m tests.compose.localize docker-compose.yml > "$compose_file"
 docker-compose -p "$project" --project-directory . -f "$compose_file" up -d --no-build \
     > /tmp/billing-compose-up.log 2>&1 || { cat /tmp/billing-compose-up.log; exit 1; }
 
 # ------------------------------------------------------------------------------ 4. check
+export COMPOSE_GATEWAY_EXEC="docker-compose -p $project --project-directory . -f $compose_file exec -T backoffice-gateway"
 if ! .venv/bin/python -m tests.compose.check_stack; then
     docker-compose -p "$project" -f "$compose_file" ps
     docker-compose -p "$project" -f "$compose_file" logs --tail 40
@@ -133,7 +136,7 @@ docker-compose -p "$project" -f "$compose_file" down -v --remove-orphans > /dev/
 # ------------------------------------------------------------------------------ 5. testcontainers
 log "integration tests with PostgreSQL from testcontainers (billing-postgres:15)"
 env -u POSTGRES_PASSWORD -u STRIPE_WEBHOOK_SECRETS -u GRPC_ADMIN_TOKENS -u GRPC_READ_TOKENS \
-    -u GRPC_CLIENT_TOKEN -u GATEWAY_GRPC_CLIENT_TOKEN -u BILLING_IMAGE_TAG \
+    -u GRPC_CLIENT_TOKEN -u DRIFT_GRPC_CLIENT_TOKEN -u GATEWAY_GRPC_CLIENT_TOKEN -u BILLING_IMAGE_TAG \
     TESTS_POSTGRES_IMAGE=billing-postgres:15 TESTS_REQUIRE_POSTGRES_SOURCE=testcontainers \
     .venv/bin/python -m pytest -q -p no:cacheprovider tests/common/test_server_choice.py \
     tests/ingest/test_webhook.py

@@ -22,6 +22,7 @@ Rules
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -82,6 +83,12 @@ def parse_currency(value: object) -> str | None:
     """Tolerant variant for payload parsing: the upper-case code, or ``None`` if invalid."""
     if not isinstance(value, str):
         return None
+    return _parse_currency_text(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_currency_text(value: str) -> str | None:
+    # Payloads name a handful of currencies ~10 times per event: remembered, not re-matched.
     try:
         return normalise_currency(value)
     except ValueError:

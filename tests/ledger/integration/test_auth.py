@@ -23,6 +23,7 @@ async def test_ledger_methods_check_credentials(ledger: LedgerService) -> None:
         "VerifyLedger",
         "RetryDeadLetter",
         "PurgeDeadLetters",
+        "RecordStripeSnapshot",
     }
     # The admin calls really ran (the ledger reached ingest with its own client token).
     assert seen["ReplayArchive"]["admin"] == grpc.StatusCode.OK

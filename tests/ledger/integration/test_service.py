@@ -103,11 +103,17 @@ async def test_webhooks_reach_billing_events_through_jetstream(
         session.get(f"http://127.0.0.1:{ledger.admin_port}/healthz") as health,
     ):
         assert health.status == 200
+    assert ledger.lag is not None
+    assert await ledger.lag.sample() is not None  # the durable consumer exists by now
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"http://127.0.0.1:{ledger.admin_port}/metrics") as metrics,
     ):
-        assert "ledger_consumed_messages_total" in await metrics.text()
+        text = await metrics.text()
+        assert "ledger_consumed_messages_total" in text
+        label = f'{{consumer="{ledger.settings.consumer_name}"}}'
+        assert f"ledger_consumer_pending_messages{label} " in text
+        assert f"ledger_consumer_oldest_unprojected_age_seconds{label} " in text
 
 
 async def _equals(value: Any, expected: int) -> bool:

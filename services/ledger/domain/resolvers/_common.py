@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeGuard
 
 from services.ledger.domain.money import parse_currency
 from services.ledger.domain.normalised import (
@@ -39,15 +39,32 @@ from services.ledger.domain.resolvers.base import ApiVersion
 _EMPTY: Mapping[str, Any] = {}
 
 
+# Parsed JSON is plain dicts: ``type(v) is dict`` is checked first because ``isinstance``
+# against the ``Mapping`` ABC costs ~10x more, and these helpers run ~100 times per event.
+
+
+_NOT_MAPPINGS = frozenset({type(None), str, int, float, bool, list})
+
+
+def is_map(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """``isinstance(value, Mapping)``, answered without the ABC for JSON's own types."""
+    kind = type(value)
+    if kind is dict:
+        return True
+    if kind in _NOT_MAPPINGS:
+        return False
+    return isinstance(value, Mapping)
+
+
 def as_map(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else _EMPTY
+    return value if is_map(value) else _EMPTY
 
 
 def as_list(value: object) -> list[Any]:
     """A JSON list, or the ``data`` of a Stripe list object."""
     if isinstance(value, list):
         return value
-    if isinstance(value, Mapping) and isinstance(value.get("data"), list):
+    if is_map(value) and isinstance(value.get("data"), list):
         return list(value["data"])
     return []
 
@@ -89,9 +106,19 @@ def ref_id(value: object) -> str | None:
     """An id from either a bare id string or an expanded object."""
     if isinstance(value, str):
         return value or None
-    if isinstance(value, Mapping):
+    if is_map(value):
         return as_str(value.get("id"))
     return None
+
+
+def plan_label(
+    price: Mapping[str, Any], plan: Mapping[str, Any], price_id: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """(nickname, lookup_key, display name) of a priced line: the name is the lookup key,
+    else the nickname, else the legacy plan's name, else the price id."""
+    nickname = as_str(price.get("nickname")) or as_str(plan.get("nickname"))
+    lookup_key = as_str(price.get("lookup_key"))
+    return nickname, lookup_key, lookup_key or nickname or as_str(plan.get("name")) or price_id
 
 
 def overlay(obj: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
@@ -256,7 +283,7 @@ class BaseResolver:
         for entry in as_list(value):
             if isinstance(entry, str):
                 out.append(TaxRateSnapshot(id=entry or None, percentage=None, inclusive=None))
-            elif isinstance(entry, Mapping):
+            elif is_map(entry):
                 out.append(
                     TaxRateSnapshot(
                         id=as_str(entry.get("id")),
@@ -322,9 +349,7 @@ class BaseResolver:
             price_id = ref_id(plan_raw) if plan_raw is not None else None
             if item.get("object") == "plan":
                 price_id = as_str(item.get("id"))
-        nickname = as_str(price.get("nickname")) or as_str(plan.get("nickname"))
-        lookup_key = as_str(price.get("lookup_key"))
-        plan_name = lookup_key or nickname or as_str(plan.get("name")) or price_id
+        nickname, lookup_key, plan_name = plan_label(price, plan, price_id)
         quantity = as_int(item.get("quantity"))
         if quantity is None and usage_type != "metered":
             quantity = default_quantity
@@ -369,11 +394,11 @@ class BaseResolver:
 
     def subscription_items(self, obj: Mapping[str, Any]) -> tuple[SubscriptionItem, ...]:
         currency = parse_currency(obj.get("currency"))
-        raw_items = [i for i in as_list(obj.get("items")) if isinstance(i, Mapping)]
+        raw_items = [i for i in as_list(obj.get("items")) if is_map(i)]
         if raw_items:
             return tuple(self.item(i, fallback_currency=currency) for i in raw_items)
         # 2014-era shape: one plan and a quantity directly on the subscription.
-        if isinstance(obj.get("plan"), Mapping):
+        if is_map(obj.get("plan")):
             return (
                 self.item(
                     {"plan": obj.get("plan"), "quantity": obj.get("quantity")},
@@ -421,7 +446,7 @@ class BaseResolver:
             ),
             pending_update=pending_update,
             schedule_id=ref_id(schedule_raw),
-            schedule=self.schedule(schedule_raw) if isinstance(schedule_raw, Mapping) else None,
+            schedule=self.schedule(schedule_raw) if is_map(schedule_raw) else None,
             cancellation_reason=as_str(details.get("reason")),
             cancellation_feedback=as_str(details.get("feedback")),
             default_payment_method=ref_id(obj.get("default_payment_method")),
@@ -435,7 +460,7 @@ class BaseResolver:
             subscription_items=tuple(
                 self.item(i, fallback_currency=currency)
                 for i in as_list(pending.get("subscription_items"))
-                if isinstance(i, Mapping)
+                if is_map(i)
             ),
             expires_at=as_int(pending.get("expires_at")),
             trial_end=as_int(pending.get("trial_end")),
@@ -462,7 +487,7 @@ class BaseResolver:
                         },
                         fallback_currency=phase_currency,
                     )
-                    if isinstance(price_raw, Mapping)
+                    if is_map(price_raw)
                     and as_map(price_raw).get("unit_amount") is not None
                     else None
                 )
@@ -521,7 +546,13 @@ class BaseResolver:
             entry = as_map(line)
             if entry.get("price") is None and entry.get("plan") is None:
                 continue
-            name = self.item({"price": entry.get("price"), "plan": entry.get("plan")}).plan
+            # Only the line's plan name is needed: the same label as its item's, without
+            # building the whole item (a third of an invoice event's resolving time).
+            price_raw, plan_raw = entry.get("price"), entry.get("plan")
+            price_id = ref_id(price_raw) if price_raw is not None else None
+            if price_id is None:
+                price_id = ref_id(plan_raw) if plan_raw is not None else None
+            name = plan_label(as_map(price_raw), as_map(plan_raw), price_id)[2]
             if name is not None and name not in line_plans:
                 line_plans.append(name)
         return InvoiceSnapshot(
@@ -589,7 +620,7 @@ class BaseResolver:
 
     def charge(self, obj: Mapping[str, Any]) -> ChargeSnapshot:
         refunds = tuple(
-            self.refund(r) for r in as_list(obj.get("refunds")) if isinstance(r, Mapping)
+            self.refund(r) for r in as_list(obj.get("refunds")) if is_map(r)
         )
         return ChargeSnapshot(
             id=as_str(obj.get("id")),
@@ -658,7 +689,7 @@ class BaseResolver:
             id=as_str(obj.get("id")),
             email=as_str(obj.get("email")),
             name=as_str(obj.get("name")),
-            address=dict(address) if isinstance(address, Mapping) else None,
+            address=dict(address) if is_map(address) else None,
             tax_exempt=as_str(obj.get("tax_exempt")),
             tax_ids=tax_ids,
             default_payment_method=ref_id(

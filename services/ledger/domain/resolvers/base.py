@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -43,6 +44,13 @@ def parse_api_version(value: object) -> ApiVersion | None:
     """
     if not isinstance(value, str):
         return None
+    return _parse_version_text(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_version_text(value: str) -> ApiVersion | None:
+    # Every event names its version, and an archive holds a few dozen distinct ones: parsed
+    # once each (ApiVersion is frozen, so the shared result cannot be changed by a caller).
     match = _VERSION_RE.match(value.strip())
     if match is None:
         return None
