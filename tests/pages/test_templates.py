@@ -394,3 +394,29 @@ def test_user_page_sessions_revocable_by_admins(app: Flask) -> None:
     assert "sessions/s_2/revoke" not in admin and "Only the most recent logins" in admin
     assert "Firefox" in admin and "password" in admin and "10.0.0.1" in admin
     assert "/revoke" not in render(app, "user.html", role="viewer", user=user)
+
+
+def test_preview_links_keep_the_list_state_and_page(app: Flask) -> None:
+    from services.backoffice_gateway.views.accounts import AccountFilters
+
+    with app.test_request_context("/accounts?status=active&sort=mrr&page=T2&trail=T1"):
+        g.principal = Principal(1, "ops", "viewer", "session", csrf_token="t")
+        html = render_template(
+            "accounts.html",
+            filters=AccountFilters(statuses=["active"], sort="mrr"),
+            result=Page([account()], "", 1),
+            plans=[],
+            statuses=("active",),
+            sort_labels={"name": "Account"},
+            preview=None,
+            preview_id="",
+            next_url=None,
+            prev_url=None,
+            first_url=None,
+            csv_url="/c",
+            banners=[],
+        )
+    link = re.findall(r'<a href="([^"]+)" data-pane=', html)[0].replace("&amp;", "&")
+    assert link.startswith("/accounts?")
+    assert "status=active" in link and "sort=mrr" in link
+    assert "page=T2" in link and "trail=T1" in link and link.endswith("preview=acct_1")
