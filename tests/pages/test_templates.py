@@ -420,3 +420,22 @@ def test_preview_links_keep_the_list_state_and_page(app: Flask) -> None:
     assert link.startswith("/accounts?")
     assert "status=active" in link and "sort=mrr" in link
     assert "page=T2" in link and "trail=T1" in link and link.endswith("preview=acct_1")
+    with app.test_request_context("/accounts?status=active&page=T2&preview=acct_1"):
+        g.principal = Principal(1, "ops", "viewer", "session", csrf_token="t")
+        open_pane = render_template(
+            "accounts.html",
+            filters=AccountFilters(statuses=["active"]),
+            result=Page([account()], "", 1),
+            plans=[],
+            statuses=("active",),
+            sort_labels={"name": "Account"},
+            preview=detail(),
+            preview_id="acct_1",
+            next_url=None,
+            prev_url=None,
+            first_url=None,
+            csv_url="/c",
+            banners=[],
+        )
+    close = re.findall(r'<a href="([^"]+)" data-pane-close', open_pane)[0].replace("&amp;", "&")
+    assert "page=T2" in close and "status=active" in close and "preview" not in close

@@ -85,6 +85,12 @@ def _url_with(**changes: object) -> str:
     return urls.with_args(changes)
 
 
+@bp.app_template_global("url_keep_page")
+def _url_keep_page(**changes: object) -> str:
+    """Like ``url_with`` but on the same page of the list (closing the side pane)."""
+    return urls.with_args(changes, keep_page=True)
+
+
 @bp.app_template_global("preview_url")
 def _preview_url(account_id: str) -> str:
     """This list's URL with ``preview=<id>``: the rest of the query is encoded once per
