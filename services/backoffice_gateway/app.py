@@ -14,7 +14,8 @@ import importlib
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, make_response, render_template
+from flask import Flask, Response, jsonify, make_response, render_template, request
+from flask.sessions import SecureCookieSessionInterface
 from jinja2 import TemplateNotFound
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
@@ -81,6 +82,14 @@ def _install_error_handlers(app: Flask) -> None:
         return _error_response(ApiError(500, "internal", "internal error"))
 
 
+class _LoginFormSession(SecureCookieSessionInterface):
+    """Flask's signed cookie (only the login form's CSRF token lives there), Secure whenever
+    the request came over TLS, like the session cookie."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
 def _register_pages(app: Flask) -> None:
     """gwui's blueprint, when its package is present (the API works without it)."""
     try:
@@ -105,6 +114,7 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
         JSON_SORT_KEYS=False,
         GATEWAY=config,
     )
+    app.session_interface = _LoginFormSession()
     store = Store(config.database_url)
     backends = Backends(config)
     app.extensions[EXTENSION] = Gateway(

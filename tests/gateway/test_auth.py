@@ -53,6 +53,8 @@ def test_session_cookie_flags(app: Flask) -> None:
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
     tls = app.test_client()
     page = tls.get("/login", base_url="https://backoffice.example")
+    form_cookie = next(v for v in page.headers.getlist("Set-Cookie") if v.startswith("gw_pre="))
+    assert "Secure" in form_cookie and "HttpOnly" in form_cookie
     answer = tls.post("/login", base_url="https://backoffice.example", data={
         "username": VIEWER, "password": PASSWORD,
         "csrf_token": form_csrf(page.get_data(as_text=True)),
