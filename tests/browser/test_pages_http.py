@@ -153,8 +153,10 @@ def test_forward_mrr_struck_through_when_it_differs(admin: FlaskClient) -> None:
             break
         time.sleep(1)
     assert '<s class="forward"' in row, row
-    struck, forward = re.findall(r">([^<>]+)</(?:s|span)>", row)[:2]
-    assert struck != forward and forward.startswith("0")
+    committed, struck_forward = re.findall(r">([^<>]+)</(?:s|span)>", row)[:2]
+    assert committed != struck_forward and struck_forward.startswith("0")
+    struck_markup = '<s class="forward" title="Forward MRR (after the scheduled change)">'
+    assert f"{struck_markup}{struck_forward}</s>" in row
     again = admin.post(
         f"/accounts/{account}/reactivate",
         data={"csrf_token": _csrf(manage), "subscription_id": subscription},

@@ -4,6 +4,7 @@ view-model objects built here: no template error can hide until production."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -314,8 +315,11 @@ def test_account_page_admin_menu_only_for_admins(app: Flask) -> None:
     viewer = render(app, "account.html", role="viewer", **context)
     assert 'data-testid="admin-menu"' in admin and "Acknowledge drift" in admin
     assert 'data-testid="admin-menu"' not in viewer and "Acknowledge" not in viewer
-    # forward MRR differs: committed is struck through beside it
-    assert '<s class="forward">49.00 USD</s>0.00 USD' in admin
+    # forward MRR differs from the committed 49.00: the forward amount is struck through
+    struck = '<s class="forward" title="Differs from the committed MRR (scheduled change)">'
+    assert f"{struck}0.00 USD</s>" in admin
+    same = dataclasses.replace(detail(), forward_mrr=Money(4900, "USD"))
+    assert '<s class="forward"' not in render(app, "account.html", **{**context, "detail": same})
 
 
 def test_dead_letters_with_retry_and_purge(app: Flask) -> None:
