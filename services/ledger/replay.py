@@ -42,7 +42,13 @@ from services.common.timeconv import to_timestamp
 from services.ledger.db import DatabaseUnavailable, raw_transaction
 from services.ledger.dead_letters import record_replay_dead_letter
 from services.ledger.effects import BadEvent, Effects, project_event
-from services.ledger.projection import Merged, apply_batch, apply_merged, merge_effects
+from services.ledger.projection import (
+    StagedBatch,
+    apply_batch,
+    apply_staged,
+    merge_effects,
+    stage_merged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +82,11 @@ class ReplayReport:
 
 @dataclass(slots=True)
 class ProjectedBatch:
-    """One batch projected (in a worker process): merged rows plus what could not be used."""
+    """One batch projected (in a worker process): merged rows encoded for the writer, plus
+    what could not be used."""
 
     examined: int
-    merged: Merged
+    staged: StagedBatch
     unreadable: list[tuple[str, str]]  # (event id, reason)
     failed: list[tuple[str, bytes, str]]  # (event id, payload, error)
 
@@ -87,8 +94,9 @@ class ProjectedBatch:
 def project_merged(events: Sequence[Archived]) -> ProjectedBatch:
     """Project and merge a batch (runs in a worker process).
 
-    Merging in the worker keeps the writer's share small: what crosses the process boundary
-    is one set of plain dicts and tuples per batch instead of an object per event. Only the
+    Merging and encoding the rows for COPY in the worker keep the writer's share small: what
+    crosses the process boundary is a few byte strings per batch instead of an object per
+    event, and the single writer only moves bytes (issue 12). Only the
     known bad-payload error (``BadEvent``) makes an event "unreadable"; any other error is a
     failure the caller dead-letters, as the live consumer does.
     """
@@ -102,7 +110,7 @@ def project_merged(events: Sequence[Archived]) -> ProjectedBatch:
             unreadable.append((event_id, str(exc)))
         except Exception as exc:  # a bug, not bad input: dead-lettered with its error
             failed.append((event_id, payload, f"{type(exc).__name__}: {exc}"))
-    return ProjectedBatch(len(events), merge_effects(readable), unreadable, failed)
+    return ProjectedBatch(len(events), stage_merged(merge_effects(readable)), unreadable, failed)
 
 
 async def archive_batches(
@@ -251,7 +259,7 @@ async def replay_archive(
                 async with raw_transaction(engine) as conn:
                     if bulk:
                         await _replay_session(conn, defer)
-                    result = await apply_merged(conn, batch.merged, readable, schema=schema)
+                    result = await apply_staged(conn, batch.staged, readable, schema=schema)
                 report.applied += result.applied
                 report.unsupported += result.unsupported
             except DatabaseUnavailable:

@@ -40,7 +40,8 @@ def test_only_bad_payloads_are_unreadable_other_errors_are_failures(
     assert [e for e, _ in batch.unreadable] == ["evt_bad"]
     assert [(e, p) for e, p, _ in batch.failed] == [("evt_bug", _event("evt_bug"))]
     assert "KeyError" in batch.failed[0][2]
-    assert list(batch.merged[0]) == ["evt_ok"]
+    assert batch.staged.rows["billing_events"] == 1
+    assert batch.staged.copies["billing_events"].startswith(b"evt_ok\t")
 
 
 def test_each_unreadable_event_is_logged_with_its_id(caplog: pytest.LogCaptureFixture) -> None:
