@@ -95,3 +95,51 @@ async def test_page_tokens_round_trip(stack: DriftStack, drift_stub: Any) -> Non
     )
     assert len(rest.runs) == 1 and not rest.page.next_page_token
     assert {r.id for r in first.runs}.isdisjoint({r.id for r in rest.runs})
+
+
+async def test_ledger_snapshot_requests(stack: DriftStack) -> None:
+    import json
+
+    from billing.ledger.v1 import drift_inputs_pb2, ledger_pb2_grpc
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from services.common.grpc_client import aio_channel
+
+    sub = next(iter(stack.sim.world.objects["subscription"].values()))
+    at = Timestamp(seconds=stack.sim.app.now)
+    good = drift_inputs_pb2.RecordStripeSnapshotRequest(
+        snapshot_id="t:1",
+        kind="cutoff",
+        payload=json.dumps(sub).encode(),
+        taken_at=at,
+        operator="ops",
+    )
+    bad = [
+        drift_inputs_pb2.RecordStripeSnapshotRequest(),
+        drift_inputs_pb2.RecordStripeSnapshotRequest(
+            snapshot_id="t:2", kind="cutoff", payload=b"{", taken_at=at, operator="o"
+        ),
+        drift_inputs_pb2.RecordStripeSnapshotRequest(
+            snapshot_id="t 3", kind="cutoff", payload=good.payload, taken_at=at, operator="o"
+        ),
+        drift_inputs_pb2.RecordStripeSnapshotRequest(
+            snapshot_id="t:4", kind="later", payload=good.payload, taken_at=at, operator="o"
+        ),
+        drift_inputs_pb2.RecordStripeSnapshotRequest(
+            snapshot_id="t:5",
+            kind="cutoff",
+            payload=b'{"object": "charge", "id": "ch"}',
+            taken_at=at,
+            operator="o",
+        ),
+    ]
+    async with aio_channel(f"127.0.0.1:{stack.ledger.grpc.port}") as channel:
+        ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
+        for request in bad:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await ledger.RecordStripeSnapshot(request)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, request.snapshot_id
+        first = await ledger.RecordStripeSnapshot(good)
+        again = await ledger.RecordStripeSnapshot(good)
+        assert first.created and not again.created
+        assert first.object_id == sub["id"] and first.object_type == "subscription"
