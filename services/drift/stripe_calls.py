@@ -176,7 +176,9 @@ class StripeCaller:
                     await asyncio.sleep(random.uniform(cap / 2, cap))
                 continue
             REQUESTS.labels(outcome="ok").inc()
-            parsed: JSON = json.loads(response.body)
+            # The client has parsed the body already (pages are ~1 MB): no second parse.
+            data = response.data
+            parsed: JSON = data if isinstance(data, dict) else json.loads(response.body)
             return parsed
         raise StripeUnavailable(f"stripe kept failing: {last}") from last
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.grpc_errors import InvalidArgument
 from services.ledger.db import raw_transaction
-from services.ledger.effects import Effects, project_document
+from services.ledger.effects import BadEvent, Effects, project_document
 from services.ledger.projection import apply_batch
 
 SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9_:.-]{1,200}$")
@@ -156,9 +156,14 @@ async def record_snapshot(engine: AsyncEngine, snap: Snapshot) -> RecordResult:
             )
             created = cur.rowcount == 1
         if created:
-            effects = snapshot_effects(
-                snap.snapshot_id, snap.object_type, snap.payload, version, snap.taken_at
-            )
+            try:
+                effects = snapshot_effects(
+                    snap.snapshot_id, snap.object_type, snap.payload, version, snap.taken_at
+                )
+            except (BadEvent, KeyError, TypeError, ValueError) as exc:
+                # The object's shape is not one the resolvers read: refused, nothing written
+                # (the transaction, snapshot row included, is rolled back).
+                raise InvalidArgument(f"payload is not a readable Stripe object: {exc}") from exc
             await apply_batch(conn, [effects])
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(

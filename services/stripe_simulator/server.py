@@ -341,10 +341,52 @@ class SimulatorApp:
         def type_ok(et: str) -> bool:
             return not types or et in exact or any(et.startswith(p) for p in prefixes)
 
+        if not params.get("ending_before"):
+            return web.json_response(self._events_page(params, type_ok, created_ok))
         items = [
             ev for ev in self._visible_events() if type_ok(ev["type"]) and created_ok(ev["created"])
         ]
         return web.json_response(self._paginate(items, params, "/v1/events"))
+
+    def _events_page(
+        self,
+        params: JSON,
+        type_ok: Callable[[str], bool],
+        created_ok: Callable[[int], bool],
+    ) -> JSON:
+        """One page walking back from the cursor (O(page), not O(window): big worlds)."""
+        limit = _int(params, "limit", 10) or 10
+        if not 1 <= limit <= 100:
+            raise StripeError(400, "Invalid limit: must be between 1 and 100", param="limit")
+        events = self.world.events
+        start = len(events) - 1
+        after = params.get("starting_after")
+        if after:
+            pos = self.world.index.get(after)
+            if pos is None:
+                raise StripeError(
+                    400,
+                    f"No such object: '{after}'",
+                    code="resource_missing",
+                    param="starting_after",
+                )
+            start = pos - 1
+        created = params.get("created")
+        floor = self.now - self.settings.retention_seconds
+        if isinstance(created, dict) and created.get("gte") is not None:
+            floor = max(floor, int(created["gte"]))
+        page: list[JSON] = []
+        i = start
+        while i >= 0 and len(page) <= limit:
+            ev = events[i]
+            t = ev["created"]
+            if t < floor:
+                break
+            if t <= self.now and type_ok(ev["type"]) and created_ok(t):
+                page.append(ev)
+            i -= 1
+        more = len(page) > limit
+        return {"object": "list", "data": page[:limit], "has_more": more, "url": "/v1/events"}
 
     async def get_event(self, request: web.Request) -> web.Response:
         """``GET /v1/events/{id}`` (404 once outside the retention window)."""

@@ -155,3 +155,36 @@ async def test_incremental_pass_checks_what_changed(stack: DriftStack, drift_stu
         (sub["id"], "quantity", "11")
     ]
     assert found[0].account_id and changed.events_recovered == 1
+
+
+async def test_new_discrepancies_are_published(stack: DriftStack, drift_stub: Any) -> None:
+    import asyncio
+    import json
+
+    import nats as nats_client
+
+    client = await nats_client.connect(stack.nats_url)
+    received: list[dict[str, Any]] = []
+
+    async def on_message(msg: Any) -> None:
+        received.append(json.loads(msg.data))
+
+    await client.subscribe("billing.drift.detected", cb=on_message)
+    try:
+        sub = active_subscription(stack)
+        await stack.post_sim(
+            f"/_sim/subscriptions/{sub['id']}/change", {"quantity": 13, "event": False}
+        )
+        await drift_stub.RunDriftPass(drift_pb2.RunDriftPassRequest())
+        await drift_stub.RunDriftPass(drift_pb2.RunDriftPassRequest())  # not new: not re-sent
+        for _ in range(100):
+            if received:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+    finally:
+        await client.close()
+    assert [(m["kind"], m["subscription_id"], m["field"], m["stripe_value"]) for m in received] == [
+        ("SubscriptionStateMismatch", sub["id"], "quantity", "13")
+    ]
+    assert received[0]["severity"] == "Critical" and received[0]["run_id"]

@@ -67,3 +67,25 @@ async def test_old_gap_is_unrecoverable(make_stack: Any) -> None:
         # subscription again); its older invoices stay unrecoverable: the cutoff's case.
         assert synced.unrecoverable_subscription_ids == [old_sub["id"]]
         assert {d.kind for d in synced.remaining} == {"MissingHistoricalEventUnrecoverable"}
+
+
+async def test_worker_runs_scheduled_passes(make_stack: Any) -> None:
+    stack: DriftStack = await make_stack(interval=1.0)
+    await stack.deliver()
+    await stack.settled()
+    async with aio_channel(stack.drift_addr) as channel:
+        stub = drift_pb2_grpc.DriftServiceStub(channel)
+
+        async def scheduled() -> list[Any]:
+            runs = await stub.ListDriftRuns(drift_pb2.ListDriftRunsRequest())
+            return [r for r in runs.runs if r.trigger == "schedule" and r.status == "finished"]
+
+        from tests.helpers import eventually
+
+        done = await eventually(scheduled, attempts=600, pause=0.1)
+        assert done[0].scope == "all" and done[0].stripe_requests > 0
+
+
+async def test_worker_idle_without_stripe(make_stack: Any) -> None:
+    stack: DriftStack = await make_stack(interval=0.2, stripe_configured=False)
+    assert stack.drift.worker is not None and not stack.drift.worker.enabled

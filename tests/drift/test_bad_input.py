@@ -1,0 +1,145 @@
+"""Bad requests to drift get INVALID_ARGUMENT (or NOT_FOUND) with a short message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+from billing.common.v1 import common_pb2
+from billing.drift.v1 import drift_pb2
+from google.protobuf.message import Message
+
+from tests.drift.conftest import DriftStack
+from tests.grpc_calls import call_status
+
+pytestmark = pytest.mark.integration
+DRIFT = drift_pb2.DESCRIPTOR.services_by_name["DriftService"]
+
+BAD: list[tuple[str, Message, grpc.StatusCode]] = [
+    (
+        "ListDiscrepancies",
+        drift_pb2.ListDiscrepanciesRequest(kind="Nope"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    ),
+    (
+        "ListDiscrepancies",
+        drift_pb2.ListDiscrepanciesRequest(severity="Loud"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    ),
+    (
+        "ListDiscrepancies",
+        drift_pb2.ListDiscrepanciesRequest(page_token="%%%"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    ),
+    (
+        "ListDiscrepancies",
+        drift_pb2.ListDiscrepanciesRequest(account_id="a\x00"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    ),
+    (
+        "ListDriftRuns",
+        drift_pb2.ListDriftRunsRequest(page=common_pb2.PageRequest(page_token="e30=")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    ),
+    (
+        "RunDriftPass",
+        drift_pb2.RunDriftPassRequest(account_id="tenant-unknown"),
+        grpc.StatusCode.NOT_FOUND,
+    ),
+    ("SyncAccount", drift_pb2.SyncAccountRequest(), grpc.StatusCode.INVALID_ARGUMENT),
+    (
+        "AcknowledgeDrift",
+        drift_pb2.AcknowledgeDriftRequest(account_id="x"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    ),
+    (
+        "SetRecoveryCutoff",
+        drift_pb2.SetRecoveryCutoffRequest(subscription_id="x", operator="o"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    ),
+    (
+        "SetRecoveryCutoff",
+        drift_pb2.SetRecoveryCutoffRequest(subscription_id="sub_x"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    ),
+    (
+        "GetCustomerDiagnostic",
+        drift_pb2.GetCustomerDiagnosticRequest(),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    ),
+]
+
+
+async def test_bad_requests(stack: DriftStack) -> None:
+    from services.common.grpc_client import aio_channel
+
+    async with aio_channel(stack.drift_addr) as channel:
+        for method, request, expected in BAD:
+            code, details = await call_status(channel, DRIFT.methods_by_name[method], request)
+            assert code == expected, (method, code, details[:200])
+            assert len(details) <= 300
+
+
+async def test_page_tokens_round_trip(stack: DriftStack, drift_stub: Any) -> None:
+    for _ in range(3):
+        await drift_stub.RunDriftPass(drift_pb2.RunDriftPassRequest(incremental=True))
+    first = await drift_stub.ListDriftRuns(
+        drift_pb2.ListDriftRunsRequest(page=common_pb2.PageRequest(page_size=2))
+    )
+    assert len(first.runs) == 2 and first.page.total_count == 3
+    rest = await drift_stub.ListDriftRuns(
+        drift_pb2.ListDriftRunsRequest(
+            page=common_pb2.PageRequest(page_size=2, page_token=first.page.next_page_token)
+        )
+    )
+    assert len(rest.runs) == 1 and not rest.page.next_page_token
+    assert {r.id for r in first.runs}.isdisjoint({r.id for r in rest.runs})
+
+
+async def test_ledger_snapshot_requests(stack: DriftStack) -> None:
+    import json
+
+    from billing.ledger.v1 import drift_inputs_pb2, ledger_pb2_grpc
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from services.common.grpc_client import aio_channel
+
+    sub = next(iter(stack.sim.world.objects["subscription"].values()))
+    at = Timestamp(seconds=stack.sim.app.now)
+    good = drift_inputs_pb2.RecordStripeSnapshotRequest(
+        snapshot_id="t:1",
+        kind="cutoff",
+        payload=json.dumps(sub).encode(),
+        taken_at=at,
+        operator="ops",
+    )
+    bad = [
+        drift_inputs_pb2.RecordStripeSnapshotRequest(),
+        drift_inputs_pb2.RecordStripeSnapshotRequest(
+            snapshot_id="t:2", kind="cutoff", payload=b"{", taken_at=at, operator="o"
+        ),
+        drift_inputs_pb2.RecordStripeSnapshotRequest(
+            snapshot_id="t 3", kind="cutoff", payload=good.payload, taken_at=at, operator="o"
+        ),
+        drift_inputs_pb2.RecordStripeSnapshotRequest(
+            snapshot_id="t:4", kind="later", payload=good.payload, taken_at=at, operator="o"
+        ),
+        drift_inputs_pb2.RecordStripeSnapshotRequest(
+            snapshot_id="t:5",
+            kind="cutoff",
+            payload=b'{"object": "charge", "id": "ch"}',
+            taken_at=at,
+            operator="o",
+        ),
+    ]
+    async with aio_channel(f"127.0.0.1:{stack.ledger.grpc.port}") as channel:
+        ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
+        for request in bad:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await ledger.RecordStripeSnapshot(request)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, request.snapshot_id
+        first = await ledger.RecordStripeSnapshot(good)
+        again = await ledger.RecordStripeSnapshot(good)
+        assert first.created and not again.created
+        assert first.object_id == sub["id"] and first.object_type == "subscription"
