@@ -30,7 +30,7 @@ from pathlib import Path
 
 from services.common.config import env_int, env_optional, env_str, sqlalchemy_url
 from services.common.migrate import upgrade_to_head
-from services.devstack import demo_directory
+from services.devstack import demo_directory, first_install
 from services.devstack.embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -339,7 +339,16 @@ def start(stack: Stack) -> dict[str, str]:
         stack.supervisor.add(Supervised(spec.name, child.start, child.exit_code))
         urls.update(spec.urls())
 
-    if env_str("DEMO_DATA", "1") != "0":
+    if not first_install.uses_simulator(env["STRIPE_API_BASE"], _simulator_url()):
+        # A real Stripe account: never the demo's events; the first-install import on an
+        # empty ledger (issue 8, 3b).
+        urls["demo_events"] = "skipped (STRIPE_API_BASE is not the simulator)"
+        if first_install.ledger_is_empty(database_url):
+            print("first install: importing the Stripe account's baseline...", flush=True)
+            urls["baseline_import"] = first_install.import_baseline(
+                f"127.0.0.1:{_port('DRIFT_GRPC_PORT', 50053)}", env.get("GRPC_CLIENT_TOKEN")
+            )
+    elif env_str("DEMO_DATA", "1") != "0":
         report = _post_json(f"{_simulator_url()}/_sim/deliver", timeout=600)
         urls["demo_events"] = str(report.get("delivered", report))
         urls["demo_directory_users"] = str(
