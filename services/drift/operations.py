@@ -30,7 +30,12 @@ from services.common.grpc_errors import (
     Unavailable,
 )
 from services.drift import store
-from services.drift.stripe_calls import RequestCount, StripeCaller, StripeUnavailable
+from services.drift.stripe_calls import (
+    RequestCount,
+    StripeCaller,
+    StripeUnavailable,
+    service_error,
+)
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -80,18 +85,6 @@ def _operator(name: str) -> str:
     if len(name) > 200:
         raise InvalidArgument("operator is too long")
     return name
-
-
-def _stripe_error(exc: stripe.StripeError) -> ServiceError:
-    """The gRPC-facing error for a Stripe refusal (message safe to show)."""
-    message = exc.user_message or str(exc)
-    if isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404:
-        return NotFound(message)
-    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
-        return FailedPrecondition(f"stripe refused the credentials: {message}")
-    if isinstance(exc, stripe.RateLimitError | stripe.APIConnectionError | stripe.APIError):
-        return Unavailable(f"stripe unavailable: {message}")
-    return FailedPrecondition(f"stripe refused: {message}")
 
 
 def _item(sub: JSON, item_id: str = "") -> JSON:
@@ -147,7 +140,7 @@ class StripeOperationsService:
         try:
             result = await work()
         except stripe.StripeError as exc:
-            error = _stripe_error(exc)
+            error = service_error(exc)
             await self._audit(operation, target, operator, parameters, key, None, str(error))
             raise error from None
         except StripeUnavailable as exc:

@@ -20,6 +20,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import stripe
 from billing.drift.v1 import drift_pb2 as pb
 from billing.ingest.v1 import ingest_pb2
 from billing.ledger.v1 import drift_inputs_pb2 as ledger_pb
@@ -32,7 +33,7 @@ from services.common.timeconv import from_timestamp
 from services.drift import store
 from services.drift.detector import RETENTION, DriftDeps, StripeNotConfigured, load_states
 from services.drift.findings import MISSING_HISTORICAL, MISSING_UNRECOVERABLE
-from services.drift.stripe_calls import RequestCount, StripeCaller
+from services.drift.stripe_calls import RequestCount, StripeCaller, service_error
 from services.drift.tables import discrepancies, recovery_cutoffs
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,10 @@ class Recovery:
             raise InvalidArgument("cutoff must not be in the future")
         caller = self._caller()
         count = RequestCount()
-        sub = await caller.request("get", f"/v1/subscriptions/{sid}", count)
+        try:
+            sub = await caller.request("get", f"/v1/subscriptions/{sid}", count)
+        except stripe.StripeError as exc:  # e.g. no such subscription: NOT_FOUND, not INTERNAL
+            raise service_error(exc) from exc
         snapshot_id = f"cutoff:{sid}:{uuid.uuid4().hex[:12]}"
         snap = await self._snapshot(
             snapshot_id, "cutoff", sub, cutoff, operator, request.note or "recovery cutoff"

@@ -24,6 +24,13 @@ from typing import Any
 import stripe
 from prometheus_client import Counter
 
+from services.common.grpc_errors import (
+    FailedPrecondition,
+    NotFound,
+    ServiceError,
+    Unavailable,
+)
+
 log = logging.getLogger(__name__)
 
 REQUESTS = Counter("drift_stripe_requests_total", "Stripe API requests made by drift", ["outcome"])
@@ -195,3 +202,16 @@ class StripeCaller:
             if not page.get("has_more") or not data:
                 return
             query["starting_after"] = data[-1]["id"]
+
+
+def service_error(exc: stripe.StripeError) -> ServiceError:
+    """The gRPC-facing error for a Stripe refusal (message safe to show): the one mapping
+    used by the operations and by disaster recovery."""
+    message = exc.user_message or str(exc)
+    if isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404:
+        return NotFound(message)
+    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        return FailedPrecondition(f"stripe refused the credentials: {message}")
+    if isinstance(exc, stripe.RateLimitError | stripe.APIConnectionError | stripe.APIError):
+        return Unavailable(f"stripe unavailable: {message}")
+    return FailedPrecondition(f"stripe refused: {message}")

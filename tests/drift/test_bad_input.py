@@ -58,6 +58,11 @@ BAD: list[tuple[str, Message, grpc.StatusCode]] = [
         drift_pb2.SetRecoveryCutoffRequest(subscription_id="x", operator="o"),
         grpc.StatusCode.INVALID_ARGUMENT,
     ),
+    (  # Stripe answers 404: NOT_FOUND, not an internal error
+        "SetRecoveryCutoff",
+        drift_pb2.SetRecoveryCutoffRequest(subscription_id="sub_nowhere", operator="o"),
+        grpc.StatusCode.NOT_FOUND,
+    ),
     (
         "SetRecoveryCutoff",
         drift_pb2.SetRecoveryCutoffRequest(subscription_id="sub_x"),
