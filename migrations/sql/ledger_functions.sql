@@ -108,6 +108,17 @@ BEGIN
         USING ERRCODE = 'insufficient_privilege';
 END $function$;
 
+-- stripe_snapshots_guard (created by migration 0008: snapshots of drift's disaster recovery
+-- and first-install import are append-only like billing_events)
+CREATE OR REPLACE FUNCTION ledger.stripe_snapshots_guard()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    RAISE EXCEPTION 'ledger.stripe_snapshots is append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $function$;
+
 -- query_account_ids
 CREATE OR REPLACE FUNCTION ledger.query_account_ids(p_customers text[])
  RETURNS text[]
