@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, true, tuple_, update
+from sqlalchemy import TextClause, and_, func, or_, select, text, true, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -226,34 +226,33 @@ async def mark_checked(
     await refresh_flags(conn)
 
 
-_REFRESH_SUBSCRIPTIONS = text(
-    """
-UPDATE drift.subscription_checks c SET has_drift_detected = f.flag
+#: The one statement of "this discrepancy raises its subject's drift flag": neither resolved by
+#: a later pass nor acknowledged by an operator (DESIGN.md section 5). Every flag refresh and
+#: every open-discrepancy count below is written with it.
+FLAGGING = "{d}resolved_at IS NULL AND {d}acknowledged_at IS NULL"
+
+
+def _refresh_flag(table: str, key: str) -> TextClause:
+    """``has_drift_detected`` of every row of ``drift.<table>`` (keyed by ``key``) recomputed
+    from its flagging discrepancies; only rows whose flag changes are written."""
+    # table, key: this module's two call sites below, never input.
+    return text(
+        f"""
+UPDATE drift.{table} t SET has_drift_detected = f.flag
 FROM (
-    SELECT c2.subscription_id, EXISTS (
+    SELECT t2.{key}, EXISTS (
         SELECT 1 FROM drift.discrepancies d
-        WHERE d.subscription_id = c2.subscription_id
-          AND d.resolved_at IS NULL AND d.acknowledged_at IS NULL
+        WHERE d.{key} = t2.{key} AND {FLAGGING.format(d="d.")}
     ) AS flag
-    FROM drift.subscription_checks c2
+    FROM drift.{table} t2
 ) f
-WHERE f.subscription_id = c.subscription_id AND c.has_drift_detected IS DISTINCT FROM f.flag
-"""
-)
-_REFRESH_ACCOUNTS = text(
-    """
-UPDATE drift.accounts a SET has_drift_detected = f.flag
-FROM (
-    SELECT a2.account_id, EXISTS (
-        SELECT 1 FROM drift.discrepancies d
-        WHERE d.account_id = a2.account_id
-          AND d.resolved_at IS NULL AND d.acknowledged_at IS NULL
-    ) AS flag
-    FROM drift.accounts a2
-) f
-WHERE f.account_id = a.account_id AND a.has_drift_detected IS DISTINCT FROM f.flag
-"""
-)
+WHERE f.{key} = t.{key} AND t.has_drift_detected IS DISTINCT FROM f.flag
+"""  # noqa: S608
+    )
+
+
+_REFRESH_SUBSCRIPTIONS = _refresh_flag("subscription_checks", "subscription_id")
+_REFRESH_ACCOUNTS = _refresh_flag("accounts", "account_id")
 _ADD_ACCOUNTS_OF_FINDINGS = text(
     """
 INSERT INTO drift.accounts (account_id)
@@ -407,11 +406,11 @@ SELECT
       ORDER BY account_id LIMIT :few) y) AS never_synced_ids,
   (SELECT max(started_at) FROM drift.runs) AS last_run_at,
   (SELECT count(*) FROM drift.discrepancies
-      WHERE resolved_at IS NULL AND acknowledged_at IS NULL) AS open_discrepancies,
+      WHERE {flagging}) AS open_discrepancies,
   (SELECT count(*) FROM drift.discrepancies
-      WHERE resolved_at IS NULL AND acknowledged_at IS NULL AND severity = 'Critical')
+      WHERE {flagging} AND severity = 'Critical')
       AS critical_discrepancies
-"""
+""".replace("{flagging}", FLAGGING.format(d=""))
 )
 
 
