@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from typing import Any
 
 from services.backoffice_gateway.auth.passwords import WeakPassword
@@ -37,9 +38,29 @@ def _write_bootstrap(path: str, username: str, password: str) -> None:
         out.write(f"{username} {password}\n")
 
 
-def serve(config: GatewayConfig) -> int:
-    from gunicorn.app.base import BaseApplication
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
+
+def _prepare_multiprocess_metrics() -> None:
+    """Before prometheus-client is imported (it picks its value store then) and before
+    gunicorn forks: a fresh, empty directory for the workers' metric files. One given in
+    ``PROMETHEUS_MULTIPROC_DIR`` is emptied: files of an earlier run would count again."""
+    assert "prometheus_client" not in sys.modules, "multiprocess mode must come first"
+    directory = os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(directory, name))
+    os.environ[MULTIPROC_ENV] = directory
+
+
+def serve(config: GatewayConfig) -> int:
+    _prepare_multiprocess_metrics()
+    from gunicorn.app.base import BaseApplication
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from services.backoffice_gateway import metrics
     from services.backoffice_gateway.app import create_app
 
     store = Store(config.database_url, pool_size=1)
@@ -53,6 +74,25 @@ def serve(config: GatewayConfig) -> int:
             print(f"first operator: {created.username} password: {created.password}",
                   file=sys.stderr, flush=True)
 
+    health_store = Store(config.database_url, pool_size=1)
+
+    def database_ok() -> bool:
+        try:
+            with health_store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def when_ready(server: Any) -> None:
+        """In the master, once workers are up: the admin port (/metrics, /healthz)."""
+        metrics.start_admin_server(
+            config.host, config.admin_port, metrics.admin_wsgi(database_ok)
+        )
+
+    def child_exit(server: Any, worker: Any) -> None:
+        metrics.worker_exited(worker.pid)
+
     class Gateway(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", f"{config.host}:{config.port}")
@@ -61,6 +101,8 @@ def serve(config: GatewayConfig) -> int:
             self.cfg.set("threads", 4)
             self.cfg.set("timeout", 60)
             self.cfg.set("accesslog", None)
+            self.cfg.set("when_ready", when_ready)
+            self.cfg.set("child_exit", child_exit)
 
         def load(self) -> Any:
             return create_app(config)

@@ -20,6 +20,7 @@ from jinja2 import TemplateNotFound
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
+from services.backoffice_gateway import metrics
 from services.backoffice_gateway.auth import middleware
 from services.backoffice_gateway.auth.decorators import wants_json
 from services.backoffice_gateway.auth.login import bp as auth_bp
@@ -123,6 +124,7 @@ def create_app(config: GatewayConfig | None = None) -> Flask:
         dashboards=DashboardCache(config.dashboard_cache_seconds),
     )
     app.extensions["gateway_store"] = store
+    metrics.install(app)
     middleware.install(app, store)
     _install_error_handlers(app)
 

@@ -22,6 +22,7 @@ from services.common.config import database_url as suite_database_url
 
 DEFAULT_PORT = 8080
 DEFAULT_ADMIN_PORT = 9094
+DEFAULT_ADMIN_PORT = 9094
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -51,6 +52,8 @@ class GatewayConfig:
     secret_key: str = dataclasses.field(default_factory=lambda: secrets.token_hex(32))
     port: int = DEFAULT_PORT
     host: str = "0.0.0.0"
+    # /metrics and /healthz, apart from the operators' port (like every service's admin port)
+    admin_port: int = DEFAULT_ADMIN_PORT
     public_subscription_enabled: bool = True
     platform_currency: str = "USD"
     session_hours: float = 12.0
@@ -84,6 +87,7 @@ class GatewayConfig:
             ),
             secret_key=env_optional("GATEWAY_SECRET_KEY") or secrets.token_hex(32),
             port=env_int("GATEWAY_PORT", DEFAULT_PORT),
+            admin_port=env_int("GATEWAY_ADMIN_PORT", 9094),
             host=env_str("GATEWAY_HOST", "0.0.0.0"),
             public_subscription_enabled=_env_bool("PUBLIC_SUBSCRIPTION_ENABLED", True),
             platform_currency=env_str("PLATFORM_CURRENCY", "USD").upper(),

@@ -159,9 +159,12 @@ def parse_offset(raw: str | None) -> int | None:
     if not body.isdigit() or len(body) > 4:
         return None
     minutes = int(text)
-    if not _MIN_OFFSET_MINUTES <= minutes <= _MAX_OFFSET_MINUTES:
-        return None
-    return minutes
+    return minutes if valid_offset(minutes) else None
+
+
+def valid_offset(minutes: int) -> bool:
+    """Inside the range real time zones use (UTC-12:00 to UTC+14:00)."""
+    return _MIN_OFFSET_MINUTES <= minutes <= _MAX_OFFSET_MINUTES
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -267,9 +267,11 @@ def _content(payload: bytes) -> object:
 # binary dump (issue 12, bench/RESULTS.md). ``binary=True`` on execute is about results only.
 INSERT_BATCH_SQL = """
 INSERT INTO ingest.stripe_events (event_id, event_type, api_version, stripe_created_at, livemode,
-    account, payload, payload_sha256, recovery_source, recovered_at, received_at)
+    account, payload, payload_sha256, recovery_source, recovered_at, received_at,
+    stripe_customer_id)
 SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::boolean[],
-    %b::text[], %b::bytea[], %b::bytea[], %b::text[], %b::timestamptz[], %b::timestamptz[])
+    %b::text[], %b::bytea[], %b::bytea[], %b::text[], %b::timestamptz[], %b::timestamptz[],
+    %b::text[])
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
@@ -278,7 +280,7 @@ RETURNING event_id
 def _columns(items: Iterable[_Pending]) -> tuple[list[Any], ...]:
     """The batch as one list per column, in INSERT_BATCH_SQL's order."""
     now = datetime.now(UTC)
-    columns: tuple[list[Any], ...] = tuple([] for _ in range(11))
+    columns: tuple[list[Any], ...] = tuple([] for _ in range(12))
     for item in items:
         event = item.event
         for column, value in zip(
@@ -295,6 +297,7 @@ def _columns(items: Iterable[_Pending]) -> tuple[list[Any], ...]:
                 item.recovery_source,
                 item.recovered_at,
                 now,
+                event.stripe_customer_id,
             ),
             strict=True,
         ):

@@ -1,6 +1,8 @@
 """Turn a verified webhook body into the archive's row, or say precisely why it is not one.
 
-Only the envelope is inspected (id, type, created, api_version, livemode, account): the
+Only the envelope is inspected (id, type, created, api_version, livemode, account), plus the
+Stripe customer the event is about (``stripe_customer_id``, an indexed column for the
+back-office's webhook log filtered by account; never a reason to refuse an event): the
 archive keeps every event whatever its type or API version, and classification is the
 ledger's job. The body itself is stored untouched.
 """
@@ -29,6 +31,7 @@ class IncomingEvent:
     account: str | None
     payload: bytes
     payload_sha256: bytes
+    stripe_customer_id: str | None = None
 
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -59,6 +62,24 @@ def _optional_text(document: dict[str, object], name: str) -> str | None:
     """The field when it is a string (checked), else None (absent or null)."""
     value = document.get(name)
     return _checked_text(name, value) if isinstance(value, str) else None
+
+
+def customer_of(data_object: dict[str, object]) -> str | None:
+    """The Stripe customer ``data.object`` is about: its ``customer`` (an id, or an expanded
+    object's id), or its own id when it is a customer. Anything else (absent, not a string,
+    empty, or a value the text column cannot hold) is None: this column only helps finding
+    events, so it never refuses one. Migration 0013 backfills with the same rule in SQL."""
+    value = data_object.get("id") if data_object.get("object") == "customer" else (
+        data_object.get("customer")
+    )
+    if isinstance(value, dict):
+        value = value.get("id")
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return _checked_text("customer", value)
+    except InvalidEnvelope:
+        return None
 
 
 def parse_event(payload: bytes) -> IncomingEvent:
@@ -93,6 +114,7 @@ def event_from_document(document: object, payload: bytes) -> IncomingEvent:
     data = document.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise InvalidEnvelope('"data.object" must be an object')
+    data_object = data["object"]
     return IncomingEvent(
         event_id=event_id,
         event_type=event_type,
@@ -102,4 +124,5 @@ def event_from_document(document: object, payload: bytes) -> IncomingEvent:
         account=_optional_text(document, "account"),
         payload=payload,
         payload_sha256=hashlib.sha256(payload).digest(),
+        stripe_customer_id=customer_of(data_object),
     )

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.grpc_errors import (
     FailedPrecondition,
-    InvalidArgument,
     NotFound,
     Unavailable,
 )
@@ -30,11 +29,10 @@ from services.common.paging import (
     encode_token,
     int_key,
     page_size,
-    text_key,
-    time_key,
 )
 from services.common.timeconv import from_timestamp, micros, to_timestamp
 from services.ingest.archive import ArchiveUnavailable, ArchiveWriter
+from services.ingest.event_list import checked_id, event_list_query, list_events
 from services.ingest.models import payload_divergences, stripe_events
 from services.ingest.publisher import OutboxPublisher
 from services.ingest.recovery import recover_events
@@ -63,24 +61,11 @@ _META = [
     stripe_events.c.livemode,
     stripe_events.c.account,
     stripe_events.c.recovered_at,
+    stripe_events.c.stripe_customer_id,
 ]
 
 #: What ``payload_only`` streams carry (and the keyset needs).
 _SLIM = (stripe_events.c.event_id, stripe_events.c.stripe_created_at, stripe_events.c.payload)
-
-MAX_ID = 255
-
-
-def _event_id(value: str, field: str = "event_id", *, required: bool = True) -> str:
-    """A Stripe id from a request: bounded, printable (no NUL or control characters)."""
-    if not value:
-        if required:
-            raise InvalidArgument(f"{field} is required")
-        return value
-    if len(value) > MAX_ID or not value.isprintable():
-        raise InvalidArgument(f"{field} must be at most {MAX_ID} printable characters")
-    return value
-
 
 def _key_items(key: list[object], count: int) -> list[object]:
     if len(key) != count:
@@ -102,6 +87,7 @@ def _event_message(row: Any, payload: bytes | None) -> ingest_pb2.ArchivedEvent:
         livemode=row.livemode,
         account=row.account or "",
         recovered_at=to_timestamp(row.recovered_at),
+        stripe_customer_id=row.stripe_customer_id or "",
         payload=payload or b"",
     )
 
@@ -124,7 +110,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def GetEvent(
         self, request: ingest_pb2.GetEventRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.ArchivedEvent:
-        event_id = _event_id(request.event_id)
+        event_id = checked_id(request.event_id)
         columns = [*_META, stripe_events.c.payload] if request.include_payload else _META
         row = await self._first(select(*columns).where(stripe_events.c.event_id == event_id))
         if row is None:
@@ -134,43 +120,12 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def ListEvents(
         self, request: ingest_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.ListEventsResponse:
-        size = page_size(request.page.page_size)
-        key = decode_token(request.page.page_token)
-        filters = []
-        if request.type:
-            filters.append(stripe_events.c.event_type == request.type)
-        since = from_timestamp(request.created.start, request.created.HasField("start"))
-        until = from_timestamp(request.created.end, request.created.HasField("end"))
-        if since is not None:
-            filters.append(stripe_events.c.stripe_created_at >= since)
-        if until is not None:
-            filters.append(stripe_events.c.stripe_created_at < until)
-        if request.recovered_only:
-            filters.append(stripe_events.c.recovery_source == "events_list")
-        page_filters = list(filters)
-        if key is not None:
-            at, last_id = _key_items(key, 2)
-            created, event_id = time_key(at), text_key(last_id)
-            page_filters.append(
-                tuple_(stripe_events.c.stripe_created_at, stripe_events.c.event_id)
-                < tuple_(created, event_id)
-            )
+        q = event_list_query(request)
         columns = [*_META, stripe_events.c.payload] if request.include_payload else _META
-        query = (
-            select(*columns)
-            .where(and_(True, *page_filters))
-            .order_by(stripe_events.c.stripe_created_at.desc(), stripe_events.c.event_id.desc())
-            .limit(size + 1)
-        )
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-            total = (
-                await conn.execute(
-                    select(func.count()).select_from(stripe_events).where(and_(True, *filters))
-                )
-            ).scalar_one()
-        more = len(rows) > size
-        rows = rows[:size]
+            rows, total = await list_events(conn, q, columns)
+        more = len(rows) > q.size
+        rows = rows[: q.size]
         token = (
             encode_token([micros(rows[-1].stripe_created_at), rows[-1].event_id])
             if more and rows
@@ -256,7 +211,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     ) -> ingest_pb2.RecoverEventsResponse:
         since_at = from_timestamp(request.since, request.HasField("since"))
         since = int(since_at.timestamp()) if since_at is not None else None
-        customer = _event_id(request.customer, "customer", required=False) or None
+        customer = checked_id(request.customer, "customer", required=False) or None
         try:
             report = await recover_events(
                 self._stripe, self._writer, since=since, customer=customer
@@ -276,7 +231,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def RepublishEvent(
         self, request: ingest_pb2.RepublishEventRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.RepublishEventResponse:
-        event_id = _event_id(request.event_id)
+        event_id = checked_id(request.event_id)
         try:
             published_at = await self._publisher.republish(event_id)
         except BrokerUnavailable as exc:
@@ -291,7 +246,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         size = page_size(request.page.page_size)
         key = decode_token(request.page.page_token)
         table = payload_divergences
-        event_id = _event_id(request.event_id, required=False)
+        event_id = checked_id(request.event_id, required=False)
         filters = [table.c.event_id == event_id] if event_id else []
         page_filters = list(filters)
         if key is not None:

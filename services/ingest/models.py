@@ -53,6 +53,13 @@ class StripeEvent(Base):
             postgresql_where=text("published_at IS NULL"),
         ),
         Index("stripe_events_type_created", "event_type", "stripe_created_at"),
+        Index(
+            "stripe_events_customer_created",
+            "stripe_customer_id",
+            "stripe_created_at",
+            "event_id",
+            postgresql_where=text("stripe_customer_id IS NOT NULL"),
+        ),
     )
 
     archive_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -70,6 +77,9 @@ class StripeEvent(Base):
     recovery_source: Mapped[str] = mapped_column(Text)
     recovered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Derived from the payload at archive time (migration 0013 backfilled older rows):
+    #: write-once, like published_at.
+    stripe_customer_id: Mapped[str | None] = mapped_column(Text)
 
 
 class PayloadDivergence(Base):

@@ -36,6 +36,7 @@ PORT_VARIABLES: dict[str, int] = {
     "LEDGER_ADMIN_PORT": 9092,
     "DRIFT_GRPC_PORT": 50053,
     "DRIFT_ADMIN_PORT": 9093,
+    "GATEWAY_ADMIN_PORT": 9094,
 }
 # The process each compose service / Kubernetes workload runs.
 COMMANDS: dict[str, list[str]] = {
@@ -434,6 +435,7 @@ def test_compose_ports_environment_and_dependencies() -> None:
         **services["ingest"]["environment"],
         **services["ledger"]["environment"],
         **services["drift"]["environment"],
+        **services["backoffice-gateway"]["environment"],
     }
     for variable, port in PORT_VARIABLES.items():
         assert str(env[variable]) == str(port), variable
@@ -547,7 +549,7 @@ def test_network_policies_restrict_every_port() -> None:
     base = [d for path, d in all_manifests() if "overlays" not in path.parts]
     policies = [d for d in base if d.get("kind") == "NetworkPolicy"]
     covered = {d["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for d in policies}
-    assert covered == {"ingest", "ledger", "drift"}
+    assert covered == {"ingest", "ledger", "drift", "backoffice-gateway"}
     gateway = {"podSelector": {"matchLabels": {"app": "backoffice-gateway"}}}
     drift = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "drift"}}}
     ledger = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "ledger"}}}
@@ -555,6 +557,11 @@ def test_network_policies_restrict_every_port() -> None:
     assert _policy_sources("ingest", 50051) == [gateway, drift, ledger]
     (webhook_peer,) = _policy_sources("ingest", 8090)
     assert set(webhook_peer) == {"namespaceSelector"}  # the ingress controller only
+    (operators_peer,) = _policy_sources("backoffice-gateway", 8080)
+    assert set(operators_peer) == {"namespaceSelector"}  # the ingress controller only
+    (scraper,) = _policy_sources("backoffice-gateway", 9094)
+    assert scraper["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "monitoring"}
     for policy in policies:
         assert policy["spec"]["policyTypes"] == ["Ingress"]
         for rule in policy["spec"]["ingress"]:

@@ -81,6 +81,8 @@ def test_accounts_filters_sort_and_paging(viewer: Browser) -> None:
     assert [a["account_id"] for a in unsynced["items"]] == ["t_free"]
     by_mrr = viewer.client.get("/api/v1/accounts?sort=mrr&desc=1&page_size=2").get_json()
     assert len(by_mrr["items"]) == 2 and by_mrr["next_page_token"]
+    assert all(a["committed_mrr_platform"] is not None for a in by_mrr["items"]), (
+        "accounts without MRR are last, also when sorting by MRR descending")
     second = viewer.client.get(
         f"/api/v1/accounts?sort=mrr&desc=1&page_size=2&page_token={by_mrr['next_page_token']}"
     ).get_json()

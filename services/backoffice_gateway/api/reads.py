@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.backoffice_gateway import preferences
 from services.backoffice_gateway.api.registry import endpoint
 from services.backoffice_gateway.api.spec import Param, page_params
 from services.backoffice_gateway.audit import read_audit
+from services.backoffice_gateway.auth.middleware import client_ip
 from services.backoffice_gateway.auth.principal import current_principal
 from services.backoffice_gateway.context import gateway
 from services.backoffice_gateway.errors import forbidden
-from services.backoffice_gateway.store import repository
 from services.backoffice_gateway.views import (
     accounts,
     dashboard,
@@ -53,14 +54,13 @@ def me(args: dict[str, Any]) -> dict[str, Any]:
 @endpoint("/me/preferences", "POST", summary="The signed-in operator's preferences",
           tag="auth", billing=False,
           body=(Param("utc_offset_minutes", "integer", "offset shown beside UTC; null: none",
-                      minimum=-840, maximum=840),))
+                      minimum=-720, maximum=840),))
 def set_preferences(args: dict[str, Any]) -> dict[str, Any]:
     principal = current_principal()
     assert principal is not None
-    store = gateway().store
-    with store.session() as db:
-        repository.set_utc_offset(db, principal.operator_id, args["utc_offset_minutes"])
-        db.commit()
+    preferences.set_utc_offset(
+        gateway().store, principal, args["utc_offset_minutes"], client_ip()
+    )
     return {"utc_offset_minutes": args["utc_offset_minutes"]}
 
 

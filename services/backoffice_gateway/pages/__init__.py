@@ -19,7 +19,8 @@ from services.backoffice_gateway.pages import (  # noqa: E402
     actions,
     dashboard,
     lists,
+    preferences,
     render,
 )
 
-__all__ = ["accounts", "actions", "bp", "dashboard", "lists", "render"]
+__all__ = ["accounts", "actions", "bp", "dashboard", "lists", "preferences", "render"]

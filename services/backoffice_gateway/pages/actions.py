@@ -25,7 +25,7 @@ from services.backoffice_gateway.auth.decorators import admin_required, login_re
 from services.backoffice_gateway.auth.middleware import client_ip
 from services.backoffice_gateway.auth.principal import current_principal
 from services.backoffice_gateway.context import gateway
-from services.backoffice_gateway.errors import ApiError, bad_request, forbidden
+from services.backoffice_gateway.errors import ApiError, bad_request, forbidden, not_found
 from services.backoffice_gateway.formatting import Amount
 from services.backoffice_gateway.pages import bp, urls
 from services.backoffice_gateway.pages.render import page, require_billing
@@ -193,28 +193,24 @@ def acknowledge(account_id: str) -> tuple[str, int]:
 
 
 def refundable_invoices(account_id: str) -> list[dict[str, Any]]:
-    """Paid invoices of the account with what is still refundable on each: the amount paid
-    minus the refunds and credit notes already recorded against it (the ledger's rows)."""
+    """Paid invoices of the account, each with the payment a refund names and what is still
+    refundable on it (the ledger's figures: amount paid minus what was refunded)."""
     gw = gateway()
     rows = inv.list_invoices(
-        gw.backends, inv.InvoiceFilters(account_id=account_id, page_size=200)
+        gw.backends,
+        inv.InvoiceFilters(account_id=account_id, lens="invoices", page_size=200),
     ).items
-    reversed_by: dict[str, int] = {}
-    for row in rows:
-        if row.kind != "invoice" and row.amount is not None:
-            reversed_by[row.invoice_id] = reversed_by.get(row.invoice_id, 0) + abs(
-                row.amount.amount_minor
-            )
     result = []
     for row in rows:
-        if row.kind != "invoice" or row.amount_paid is None or row.amount_paid.amount_minor <= 0:
+        if row.amount_paid is None or row.amount_paid.amount_minor <= 0:
             continue
-        left = max(0, row.amount_paid.amount_minor - reversed_by.get(row.invoice_id, 0))
+        currency = row.amount_paid.currency
+        left = row.refundable.amount_minor if row.refundable is not None else 0
         result.append(
             {
                 "invoice": row,
-                "refundable": Amount(left, row.amount_paid.currency),
-                "refunded": Amount(reversed_by.get(row.invoice_id, 0), row.amount_paid.currency),
+                "refundable": Amount(left, currency),
+                "refunded": Amount(row.amount_paid.amount_minor - left, currency),
             }
         )
     return result
@@ -223,11 +219,19 @@ def refundable_invoices(account_id: str) -> list[dict[str, Any]]:
 @bp.get("/accounts/<account_id>/refund")
 @admin_required
 def refund_form(account_id: str) -> str:
+    """The refund form; ``?invoice=<id>`` (the Invoices tab's "Refund" action) prefills the
+    invoice's payment and shows its refundable amount."""
     detail = _detail(account_id)
+    invoices = refundable_invoices(account_id)
+    wanted = urls.arg("invoice")
+    selected = next((x for x in invoices if x["invoice"].invoice_id == wanted), None)
+    if wanted and selected is None:
+        raise not_found("invoice: not a paid invoice of this account")
     return page(
         "refund.html",
         detail=detail,
-        invoices=refundable_invoices(account_id),
+        invoices=invoices,
+        selected=selected,
         reasons=act.REFUND_REASONS,
         idempotency_key=_key(),
         error=None,

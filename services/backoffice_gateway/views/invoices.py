@@ -46,6 +46,24 @@ class InvoiceRowView:
     counts_toward_revenue: bool
     revenue: Money | None
     revenue_at: datetime | None
+    charge_id: str = ""  # invoices: the payment behind it, what a refund names
+    payment_intent_id: str = ""
+    refundable: Money | None = None  # paid invoices: what Stripe would still refund
+
+    @property
+    def can_refund(self) -> bool:
+        """A paid invoice with a known payment and something left to refund."""
+        return (
+            self.kind == "invoice"
+            and bool(self.charge_id or self.payment_intent_id)
+            and self.refundable is not None
+            and self.refundable.amount_minor > 0
+        )
+
+    @property
+    def payment_id(self) -> str:
+        """The id a refund names: the charge, else the payment intent."""
+        return self.charge_id or self.payment_intent_id
 
 
 def invoice_row(r: q.InvoiceRow) -> InvoiceRowView:
@@ -70,6 +88,9 @@ def invoice_row(r: q.InvoiceRow) -> InvoiceRowView:
         counts_toward_revenue=r.counts_toward_revenue,
         revenue=field_money(r, "revenue"),
         revenue_at=field_time(r, "revenue_at"),
+        charge_id=r.charge_id,
+        payment_intent_id=r.payment_intent_id,
+        refundable=field_money(r, "refundable"),
     )
 
 

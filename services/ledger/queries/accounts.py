@@ -66,17 +66,16 @@ def sort_key(sort: AccountSort, fx: Fx) -> ColumnElement[Any]:
 
 
 def _after(key: ColumnElement[Any], after: tuple[object, str], descending: bool) -> Any:
-    """Rows after ``after`` in ``ORDER BY key, account_id`` (ASC NULLS LAST) or its reverse
-    (DESC NULLS FIRST), so NULL sort values page correctly too."""
+    """Rows after ``after`` in ``ORDER BY key, account_id`` ASC or DESC, NULLS LAST both ways
+    (an account without the value, e.g. no MRR, is never on top), so NULL sort values page
+    correctly too."""
     value, account_id = after
     ident = qa.c.account_id
-    if not descending:
-        if value is None:
-            return and_(key.is_(None), ident > account_id)
-        return or_(tuple_(key, ident) > tuple_(literal(value), literal(account_id)), key.is_(None))
     if value is None:
-        return or_(and_(key.is_(None), ident < account_id), key.is_not(None))
-    return tuple_(key, ident) < tuple_(literal(value), literal(account_id))
+        return and_(key.is_(None), ident < account_id if descending else ident > account_id)
+    bound = tuple_(literal(value), literal(account_id))
+    return or_(tuple_(key, ident) < bound if descending else tuple_(key, ident) > bound,
+               key.is_(None))
 
 
 def _filters(q: AccountListQuery) -> list[ColumnElement[bool]]:
@@ -111,7 +110,7 @@ async def list_accounts(
     if q.after is not None:
         page_filters.append(_after(key, q.after, q.descending))
     order = (
-        [key.desc().nulls_first(), qa.c.account_id.desc()]
+        [key.desc().nulls_last(), qa.c.account_id.desc()]
         if q.descending
         else [key.asc().nulls_last(), qa.c.account_id.asc()]
     )

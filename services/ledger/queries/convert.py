@@ -133,6 +133,9 @@ def invoice_row(row: Row) -> pb.InvoiceRow:
         counts_toward_revenue=counted,
         revenue=money(row.revenue_amount, currency) if counted else None,
         revenue_at=to_timestamp(row.revenue_at) if counted else None,
+        charge_id=row.charge_id or "",
+        payment_intent_id=row.payment_intent_id or "",
+        refundable=money(row.refundable, currency),
     )
 
 

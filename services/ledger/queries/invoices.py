@@ -1,13 +1,34 @@
 """The invoice list: ``ledger.query_invoice_rows`` (migration 0004), one row per invoice, per
 credit note and per refund that no credit note covers, each dated by its own day
 (credit note: ``credit_noted_at ?? refunded_at ?? invoice date``; refund:
-``refunded_at ?? invoice date``) and carrying its net-revenue effect ex tax."""
+``refunded_at ?? invoice date``) and carrying its net-revenue effect ex tax.
+
+An invoice row also names the payment behind it and what is still refundable (read from the
+payment read models the projection keeps: ``payments``, ``invoice_payments``, ``charges``),
+so the back-office refunds a paid invoice without an operator typing a charge id. Read per
+page row, not stored in ``query_invoice_rows``: the refund side changes with every
+``charge.refunded`` and the projection already maintains exactly those columns."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, true, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    DateTime,
+    MetaData,
+    Table,
+    Text,
+    and_,
+    case,
+    func,
+    literal,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ledger.directory.tables import customer_links
@@ -18,6 +39,87 @@ from services.ledger.queries.tables import query_invoice_rows as qir
 Row = Any
 
 REVERSAL_KINDS = ("credit_note", "refund")
+
+# The payment read models (migrations 0002 and 0007), only the columns read here; their own
+# MetaData so nothing collides with the query_* tables' definitions.
+_payment_models = MetaData(schema="ledger")
+payments = Table(
+    "payments",
+    _payment_models,
+    Column("invoice_id", Text, primary_key=True),
+    Column("status", Text),
+    Column("amount_paid", BigInteger),
+    Column("amount_refunded", BigInteger),
+    Column("paid_at", DateTime(timezone=True)),
+    Column("invoice_charge_id", Text),
+    Column("payment_intent_id", Text),
+)
+invoice_payments = Table(
+    "invoice_payments",
+    _payment_models,
+    Column("invoice_payment_id", Text, primary_key=True),
+    Column("invoice_id", Text),
+    Column("charge_id", Text),
+    Column("state_event_created", DateTime(timezone=True)),
+    Column("state_event_id", Text),
+)
+charges = Table(
+    "charges",
+    _payment_models,
+    Column("charge_id", Text, primary_key=True),
+    Column("payment_intent_id", Text),
+    Column("status", Text),
+    Column("charge_created", DateTime(timezone=True)),
+)
+
+
+def _payment_columns() -> list[ColumnElement[object]]:
+    """charge_id, payment_intent_id and refundable of an invoice row (NULL on reversals).
+
+    The charge: the invoice's own ``charge`` (legacy payload shapes), else the newest
+    ``invoice_payment`` naming a charge, else the newest succeeded charge of the invoice's
+    payment intent (basil and later: neither the invoice nor the invoice_payment of a card
+    payment names the charge, ``charge.succeeded`` names the payment intent)."""
+    by_invoice_payment = (
+        select(invoice_payments.c.charge_id)
+        .where(
+            invoice_payments.c.invoice_id == payments.c.invoice_id,
+            invoice_payments.c.charge_id.is_not(None),
+        )
+        .order_by(
+            invoice_payments.c.state_event_created.desc(),
+            invoice_payments.c.state_event_id.desc(),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    by_intent = (
+        select(charges.c.charge_id)
+        .where(
+            charges.c.payment_intent_id == payments.c.payment_intent_id,
+            charges.c.status == "succeeded",
+        )
+        .order_by(charges.c.charge_created.desc(), charges.c.charge_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    paid = and_(payments.c.paid_at.is_not(None), payments.c.amount_paid > 0)
+    return [
+        func.coalesce(payments.c.invoice_charge_id, by_invoice_payment, by_intent).label(
+            "charge_id"
+        ),
+        payments.c.payment_intent_id.label("payment_intent_id"),
+        case(
+            (
+                paid,
+                func.greatest(
+                    literal(0),
+                    payments.c.amount_paid - func.coalesce(payments.c.amount_refunded, 0),
+                ),
+            ),
+            else_=None,
+        ).label("refundable"),
+    ]
 
 
 def _lens(lens: InvoiceLens) -> ColumnElement[bool]:
@@ -55,13 +157,19 @@ async def list_invoices(
                 func.coalesce(
                     customer_links.c.tenant_id, accounts.c.tenant_id, qir.c.stripe_customer_id
                 ).label("account_id"),
+                *_payment_columns(),
             )
             .select_from(
                 qir.outerjoin(
                     accounts, accounts.c.stripe_customer_id == qir.c.stripe_customer_id
-                ).outerjoin(
+                )
+                .outerjoin(
                     customer_links,
                     customer_links.c.stripe_customer_id == qir.c.stripe_customer_id,
+                )
+                .outerjoin(
+                    payments,
+                    and_(qir.c.kind == "invoice", payments.c.invoice_id == qir.c.invoice_id),
                 )
             )
             .where(and_(true(), *page_filters))

@@ -37,8 +37,8 @@ class Gw:
         return await asyncio.to_thread(self.browser.post_json, path, body or {})
 
 
-@pytest.fixture
-async def gw_app(stack: DriftStack) -> AsyncIterator[Flask]:
+async def start_gateway(stack: DriftStack) -> Flask:
+    """The gateway app over ``stack``, with an admin and a viewer operator."""
     app = create_app(GatewayConfig(
         database_url=stack.database_url,
         ledger_target=f"127.0.0.1:{stack.ledger.grpc.port}",
@@ -52,9 +52,19 @@ async def gw_app(stack: DriftStack) -> AsyncIterator[Flask]:
     store = app.extensions["gateway"].store
     await asyncio.to_thread(create, store, ADMIN, "admin", PASSWORD)
     await asyncio.to_thread(create, store, VIEWER, "viewer", PASSWORD)
-    yield app
+    return app
+
+
+def stop_gateway(app: Flask) -> None:
     app.extensions["gateway"].backends.close()
-    store.dispose()
+    app.extensions["gateway"].store.dispose()
+
+
+@pytest.fixture
+async def gw_app(stack: DriftStack) -> AsyncIterator[Flask]:
+    app = await start_gateway(stack)
+    yield app
+    stop_gateway(app)
 
 
 @pytest.fixture

@@ -116,18 +116,25 @@ async def test_sorting_and_paging_are_stable(
             value = a.renewal_at.ToDatetime() if a.HasField("renewal_at") else None
         else:
             value = a.created_at.ToDatetime() if a.HasField("created_at") else None
-        # NULLs last ascending, first descending (the reverse order exactly)
         return (value is None, value if value is not None else 0, a.account_id)
 
-    expected = sorted(full, key=key, reverse=descending)
+    # NULLs last in both directions: the values in order, then the accounts without one
+    with_value = [a for a in full if not key(a)[0]]
+    without = [a for a in full if key(a)[0]]
+    expected = sorted(with_value, key=key, reverse=descending) + sorted(
+        without, key=key, reverse=descending
+    )
     assert [a.account_id for a in full] == [a.account_id for a in expected]
 
 
 async def test_mrr_sort_uses_platform_currency(stub: Stub, ledger: Ledger) -> None:
     world.build(ledger)
     top = await stub.ListAccounts(pb.ListAccountsRequest(sort_by="mrr", descending=True))
-    # GBP (no rate) has no comparable value: first when descending (NULLs first)
-    assert [a.account_id for a in top.accounts][:3] == ["t_free", "cus_d", "cus_c"]
+    # GBP (no rate) and no subscription have no comparable value: last, also descending
+    # (between themselves by account id, descending too); the top MRR comes first.
+    ids = [a.account_id for a in top.accounts]
+    assert ids[0] == "cus_c" and ids[-2:] == ["t_free", "cus_d"]
+    assert all(a.HasField("committed_mrr_platform") for a in top.accounts[:-2])
 
 
 async def test_list_validation(stub: Stub, ledger: Ledger) -> None:
