@@ -584,12 +584,27 @@ BEGIN
     WITH old AS (
         DELETE FROM ledger.query_mrr_steps t USING unnest(p_subs) AS k(id)
         WHERE t.subscription_id = k.id
-        RETURNING day, currency, committed, forward, prev_currency, prev_committed, prev_forward
+        RETURNING day, currency, committed, forward, prev_currency, prev_committed, prev_forward,
+                  had_mrr_before, event_type
     ), contrib AS (
         SELECT day, currency, -committed AS c, -forward AS f FROM old WHERE currency IS NOT NULL
         UNION ALL
         SELECT day, prev_currency, prev_committed, prev_forward FROM old
         WHERE prev_currency IS NOT NULL
+    ), moves AS (
+        -- same-currency committed changes, by shape (0012): see query_mrr_moves_daily
+        INSERT INTO ledger.query_mrr_moves_daily AS m (day, currency, prev_sign, sign, rising,
+            had_mrr_before, reactivated, n, amount)
+        SELECT day, currency, sign(prev_committed)::smallint, sign(committed)::smallint,
+               committed > prev_committed,
+               had_mrr_before, event_type = 'SubscriptionReactivated',
+               -count(*), -sum(committed - prev_committed)
+        FROM old
+        WHERE currency IS NOT NULL AND (prev_currency IS NULL OR prev_currency = currency)
+          AND committed <> prev_committed
+        GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+        ON CONFLICT (day, currency, prev_sign, sign, rising, had_mrr_before, reactivated)
+        DO UPDATE SET n = m.n + EXCLUDED.n, amount = m.amount + EXCLUDED.amount
     )
     INSERT INTO ledger.query_mrr_daily AS d (day, currency, committed_delta, forward_delta)
     SELECT day, currency, sum(c), sum(f) FROM contrib
@@ -633,12 +648,26 @@ BEGIN
                event_type, cur, c, f, pcur, pc, pf, had
         FROM stepped
         WHERE (c, f, cur) IS DISTINCT FROM (pc, pf, pcur)
-        RETURNING day, currency, committed, forward, prev_currency, prev_committed, prev_forward
+        RETURNING day, currency, committed, forward, prev_currency, prev_committed, prev_forward,
+                  had_mrr_before, event_type
     ), contrib AS (
         SELECT day, currency, committed AS c, forward AS f FROM ins WHERE currency IS NOT NULL
         UNION ALL
         SELECT day, prev_currency, -prev_committed, -prev_forward FROM ins
         WHERE prev_currency IS NOT NULL
+    ), moves AS (
+        INSERT INTO ledger.query_mrr_moves_daily AS m (day, currency, prev_sign, sign, rising,
+            had_mrr_before, reactivated, n, amount)
+        SELECT day, currency, sign(prev_committed)::smallint, sign(committed)::smallint,
+               committed > prev_committed,
+               had_mrr_before, event_type = 'SubscriptionReactivated',
+               count(*), sum(committed - prev_committed)
+        FROM ins
+        WHERE currency IS NOT NULL AND (prev_currency IS NULL OR prev_currency = currency)
+          AND committed <> prev_committed
+        GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+        ON CONFLICT (day, currency, prev_sign, sign, rising, had_mrr_before, reactivated)
+        DO UPDATE SET n = m.n + EXCLUDED.n, amount = m.amount + EXCLUDED.amount
     )
     INSERT INTO ledger.query_mrr_daily AS d (day, currency, committed_delta, forward_delta)
     SELECT day, currency, sum(c), sum(f) FROM contrib
@@ -652,6 +681,7 @@ BEGIN
     -- has); the partial index query_mrr_daily_zero (0007) keeps this cheap.
     DELETE FROM ledger.query_mrr_daily
     WHERE committed_delta = 0 AND forward_delta = 0;
+    DELETE FROM ledger.query_mrr_moves_daily WHERE n = 0;
 END $function$;
 
 -- query_support_rebuild
@@ -661,7 +691,8 @@ CREATE OR REPLACE FUNCTION ledger.query_support_rebuild()
 AS $function$
 BEGIN
     TRUNCATE ledger.query_accounts, ledger.query_mrr_steps, ledger.query_mrr_daily,
-             ledger.query_invoice_rows, ledger.query_revenue_daily, ledger.query_event_daily;
+             ledger.query_mrr_moves_daily, ledger.query_invoice_rows, ledger.query_revenue_daily,
+             ledger.query_event_daily;
     PERFORM ledger.query_refresh_accounts(ARRAY(
         SELECT ledger.account_id(l.tenant_id, NULL, a.tenant_id, a.stripe_customer_id)
         FROM ledger.accounts a

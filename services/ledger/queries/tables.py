@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    SmallInteger,
     Table,
     Text,
 )
@@ -134,6 +135,21 @@ query_mrr_daily = Table(
     Column("forward_delta", BigInteger),
 )
 
+# Same-currency committed-MRR steps per day by shape (migration 0012).
+query_mrr_moves_daily = Table(
+    "query_mrr_moves_daily",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("currency", Text, primary_key=True),
+    Column("prev_sign", SmallInteger, primary_key=True),
+    Column("sign", SmallInteger, primary_key=True),
+    Column("rising", Boolean, primary_key=True),
+    Column("had_mrr_before", Boolean, primary_key=True),
+    Column("reactivated", Boolean, primary_key=True),
+    Column("n", BigInteger),
+    Column("amount", BigInteger),
+)
+
 query_invoice_rows = Table(
     "query_invoice_rows",
     metadata,
@@ -193,6 +209,7 @@ __all__ = [
     "query_invoice_rows",
     "query_login_days",
     "query_mrr_daily",
+    "query_mrr_moves_daily",
     "query_mrr_steps",
     "query_revenue_daily",
     "subscriptions",
