@@ -16,7 +16,11 @@
   of a few rows per day instead of a group-by over every step. Steps whose currency changed
   are compared in platform units at query time and still come from ``query_mrr_steps``.
   ``mrr_movements_from_steps`` is the per-step computation the daily table must equal.
-* **Accounts** - ``query_accounts`` (live accounts only).
+* **Accounts** - the KPI counts, signups per day and the plan distribution are sums over
+  ``query_account_mix`` (migration 0012: live accounts per UTC creation day, plan and currency,
+  with their committed MRR; the period bounds are whole UTC days, an unknown creation day is
+  '-infinity', i.e. before every period), so they do not grow with the accounts; the recent
+  signups are an index range of ``query_accounts`` (live accounts only).
 * **Directory activity** - the definitions of ``DirectoryStats``
   (:func:`services.ledger.directory.reads.directory_stats`): active users = listed users with a
   successful login in the window whose login tenant is none or not deleted; active sessions =
@@ -41,6 +45,7 @@ from services.ledger.domain.classifier import BillingEventType
 from services.ledger.domain.movements import MrrMovementCategory, mrr_movement
 from services.ledger.queries.fx import Blend, Fx
 from services.ledger.queries.inputs import Window
+from services.ledger.queries.tables import query_account_mix as qam
 from services.ledger.queries.tables import query_accounts as qa
 from services.ledger.queries.tables import query_login_days as qld
 from services.ledger.queries.tables import query_mrr_daily as qmd
@@ -337,6 +342,15 @@ def unlisted_users() -> Any:
 async def directory_activity(conn: AsyncConnection, w: Window) -> DirectoryActivity:
     """DirectoryStats' active users (period and prior) and active sessions at ``as_of``."""
     login_tenant = tenants.alias("login_tenant")
+    # "the login tenant is none or not deleted" as an anti-join against the deleted tenants (a
+    # few hundred) instead of an outer join of every tenant: the same rows, a 40% cheaper plan
+    # at 50,000 accounts (migration 0012's measurements, bench/RESULTS.md).
+    login_tenant_deleted = exists(
+        select(literal(1)).where(
+            login_tenant.c.tenant_id == func.nullif(qld.c.tenant_key, ""),
+            login_tenant.c.deleted_at.is_not(None),
+        )
+    )
     in_period = qld.c.days.op("&&")(func.daterange(w.start_day, w.end_day))
     in_prior = qld.c.days.op("&&")(func.daterange(w.prior_start_day, w.start_day))
     unlisted = unlisted_users()
@@ -346,13 +360,8 @@ async def directory_activity(conn: AsyncConnection, w: Window) -> DirectoryActiv
             func.bool_or(in_period).label("now"),
             func.bool_or(in_prior).label("prior"),
         )
-        .select_from(
-            qld.outerjoin(
-                login_tenant, login_tenant.c.tenant_id == func.nullif(qld.c.tenant_key, "")
-            )
-        )
         .where(
-            login_tenant.c.deleted_at.is_(None),
+            ~login_tenant_deleted,
             qld.c.days.op("&&")(func.daterange(w.prior_start_day, w.end_day)),
             qld.c.user_id.not_in(unlisted),
         )
@@ -388,31 +397,34 @@ class AccountCounts:
 
 
 async def account_counts(conn: AsyncConnection, w: Window) -> AccountCounts:
-    created = qa.c.created_at
-    known_before = lambda at: or_(created < at, created.is_(None))  # noqa: E731
+    day = qam.c.created_day
+
+    def accounts(*where: ColumnElement[bool]) -> Any:
+        return func.coalesce(func.sum(qam.c.n).filter(*where), 0)
+
     row = (
         await conn.execute(
             select(
-                func.count().filter(known_before(w.end)),
-                func.count().filter(known_before(w.start)),
-                func.count().filter(created >= w.start, created < w.end),
-                func.count().filter(created >= w.prior_start, created < w.start),
-            ).where(qa.c.deleted_at.is_(None))
+                accounts(day < w.end_day),
+                accounts(day < w.start_day),
+                accounts(day >= w.start_day, day < w.end_day),
+                accounts(day >= w.prior_start_day, day < w.start_day),
+            )
         )
     ).one()
     return AccountCounts(*(int(v) for v in row))
 
 
 async def signups_by_day(conn: AsyncConnection, w: Window) -> dict[date, int]:
-    day = func.ledger.query_day(qa.c.created_at)
+    day = qam.c.created_day
     rows = (
         await conn.execute(
-            select(day, func.count())
-            .where(qa.c.deleted_at.is_(None), qa.c.created_at >= w.start, qa.c.created_at < w.end)
+            select(day, func.sum(qam.c.n))
+            .where(day >= w.start_day, day < w.end_day)
             .group_by(day)
         )
     ).all()
-    return {r[0]: int(r[1]) for r in rows}
+    return {r[0]: int(r[1]) for r in rows if r[1]}
 
 
 async def plan_distribution(conn: AsyncConnection, w: Window) -> list[Any]:
@@ -421,16 +433,14 @@ async def plan_distribution(conn: AsyncConnection, w: Window) -> list[Any]:
         (
             await conn.execute(
                 select(
-                    qa.c.plan,
-                    qa.c.currency,
-                    func.count().label("accounts"),
-                    func.sum(qa.c.committed_mrr).label("mrr"),
+                    qam.c.plan,
+                    func.nullif(qam.c.currency, "").label("currency"),
+                    func.sum(qam.c.n).label("accounts"),
+                    func.sum(qam.c.committed_mrr).label("mrr"),
                 )
-                .where(
-                    qa.c.deleted_at.is_(None),
-                    or_(qa.c.created_at < w.end, qa.c.created_at.is_(None)),
-                )
-                .group_by(qa.c.plan, qa.c.currency)
+                .where(qam.c.created_day < w.end_day)
+                .group_by(qam.c.plan, qam.c.currency)
+                .having(func.sum(qam.c.n) > 0)
             )
         ).all()
     )

@@ -135,6 +135,18 @@ query_mrr_daily = Table(
     Column("forward_delta", BigInteger),
 )
 
+# Live accounts per (creation day, plan, currency) with their committed MRR (migration 0012):
+# created_day '-infinity' = unknown, currency '' = none.
+query_account_mix = Table(
+    "query_account_mix",
+    metadata,
+    Column("created_day", Date, primary_key=True),
+    Column("plan", Text, primary_key=True),
+    Column("currency", Text, primary_key=True),
+    Column("n", BigInteger),
+    Column("committed_mrr", BigInteger),
+)
+
 # Same-currency committed-MRR steps per day by shape (migration 0012).
 query_mrr_moves_daily = Table(
     "query_mrr_moves_daily",
@@ -204,6 +216,7 @@ query_login_days = Table(
 __all__ = [
     "accounts",
     "billing_events",
+    "query_account_mix",
     "query_accounts",
     "query_event_daily",
     "query_invoice_rows",
