@@ -97,8 +97,9 @@ def _app(url: str, ingest: IngestService, ledger: LedgerService) -> Flask:
         return jsonify({"ok": True})
 
     store = app.extensions["gateway"].store
-    create(store, "bench", "admin", "bench password 123")
-    app.config["BENCH_TOKEN"] = issue_token(store, "bench", "bench")
+    operator = f"bench-{uuid.uuid4().hex[:8]}"  # a reused database keeps earlier runs' ones
+    create(store, operator, "admin", "bench password 123")
+    app.config["BENCH_TOKEN"] = issue_token(store, operator, "bench")
     app.config["BENCH_CLOCK"] = _GrpcClock(app)
     return app
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.util import ClauseAdapter
 
 from services.ledger.directory.reads import LOGIN_WINDOW, escape_like
 from services.ledger.directory.tables import logins, memberships
@@ -114,9 +115,12 @@ async def list_accounts(
         if q.descending
         else [key.asc().nulls_last(), qa.c.account_id.asc()]
     )
+    columns = [*qa.c, key.label("sort_value"), mrr_platform(fx).label("mrr_platform")]
+    if q.search:
+        columns, page_filters, order = _from_matches(filters, columns, page_filters, order)
     rows = (
         await conn.execute(
-            select(*qa.c, key.label("sort_value"), mrr_platform(fx).label("mrr_platform"))
+            select(*columns)
             .where(and_(true(), *page_filters))
             .order_by(*order)
             .limit(q.page_size + 1)
@@ -126,6 +130,22 @@ async def list_accounts(
         await conn.execute(select(func.count()).select_from(qa).where(and_(true(), *filters)))
     ).scalar_one()
     return list(rows), int(total)
+
+
+def _from_matches(
+    filters: list[ColumnElement[bool]], *parts: list[Any]
+) -> tuple[list[Any], ...]:
+    """The page's columns, filters and order rewritten over a MATERIALIZED set of the matches.
+
+    The trigram indexes (migration 0012) find a search's matches in a few milliseconds, but
+    the planner underestimates how many a substring matches and walks the sort's index
+    instead, filtering row by row until the page is full (118 ms at 200,000 accounts for a
+    search matching 780). Materialising the matches first leaves it only the bitmap scans
+    and a sort of the matches. Same rows, same order: only where they are read from changes.
+    """
+    matches = select(qa).where(and_(true(), *filters)).cte("matches").prefix_with("MATERIALIZED")
+    adapter = ClauseAdapter(matches)
+    return tuple([adapter.traverse(element) for element in part] for part in parts)
 
 
 @dataclass(frozen=True, slots=True)

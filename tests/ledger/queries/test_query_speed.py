@@ -8,7 +8,9 @@
   plan and currency after accounts are created, change plan, lose their tenant and come back
   (and after a rebuild); the dashboard's counts, signups and distribution read from it equal
   the same figures computed over the accounts.
-* The account search's ILIKE is served by the trigram indexes (with the same rows).
+* The account search's ILIKE is served by the trigram indexes (with the same rows), and a
+  search's pages (read from the materialised matches) come in the full list's order for every
+  sort, across page tokens.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from services.ledger.queries import dashboard
 from services.ledger.queries.inputs import Window
 from tests.ledger.queries import world
 from tests.ledger.queries.conftest import FX, NOW, Ledger, days_ago
+from tests.ledger.queries.test_accounts import list_all
 
 pytestmark = pytest.mark.integration
 
@@ -213,3 +216,23 @@ async def test_account_search_is_served_by_trigram_indexes(
     for column in ("name", "email", "account_id"):
         assert f"query_accounts_{column}_trgm" in plan, plan
     assert indexed == scanned == ["cus_b"]
+
+
+@pytest.mark.parametrize("sort_by", ["name", "plan", "mrr", "renewal", "status", "created"])
+@pytest.mark.parametrize("descending", [False, True])
+async def test_search_pages_in_the_lists_order(
+    stub: Any, ledger: Ledger, sort_by: str, descending: bool
+) -> None:
+    world.build(ledger)
+    for i in range(5):  # ties on every key, and names the search matches
+        ledger.customer(f"cus_t{i}", name=f"Twin Co {i % 2}", created_at=days_ago(7))
+        ledger.subscription(f"sub_t{i}", f"cus_t{i}", plan="Pro", mrr=1500 * (i % 2))
+    full = [a.account_id for a in await list_all(stub, 100, sort_by=sort_by, descending=descending)]
+    searched = [
+        a.account_id
+        for a in await list_all(stub, 2, search="co", sort_by=sort_by, descending=descending)
+    ]
+    assert len(searched) >= 7 and len(set(searched)) == len(searched)
+    assert searched == [i for i in full if i in set(searched)]  # the list's order, paged
+    one_page = await list_all(stub, 100, search="co", sort_by=sort_by, descending=descending)
+    assert [a.account_id for a in one_page] == searched
