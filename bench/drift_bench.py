@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import hashlib
 import os
+import pickle
 import sys
 import tempfile
 import time
@@ -37,6 +38,23 @@ from services.devstack.embedded import free_port
 from services.stripe_simulator import World, WorldConfig, generate_world
 from services.stripe_simulator.faults import ApiFaults
 from services.stripe_simulator.server import ServerSettings, SimulatorServer
+
+
+def cached_world(config: WorldConfig, directory: Path | None) -> World:
+    """The world of ``config``, generated once per directory (generation is deterministic,
+    so a cached world equals a fresh one; only the minutes of generating it are saved)."""
+    if directory is None:
+        return generate_world(config)
+    path = directory / f"world-s{config.seed}-t{config.tenants}-m{config.months}.pickle"
+    if path.exists():
+        with path.open("rb") as f:
+            world: World = pickle.load(f)  # noqa: S301 - our own file, written below
+        return world
+    world = generate_world(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        pickle.dump(world, f, protocol=pickle.HIGHEST_PROTOCOL)
+    return world
 
 
 def load_world(database_url: str, world: World) -> int:
@@ -94,11 +112,17 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rps", type=float, default=100.0, help="simulator and drift limit")
     parser.add_argument("--naive-sample", type=int, default=300)
+    parser.add_argument(
+        "--world-cache",
+        type=Path,
+        default=None,
+        help="directory keeping generated worlds (pickled; saves minutes at 20,000+)",
+    )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     config = WorldConfig(seed=args.seed, tenants=args.tenants, months=args.months)
     started = time.perf_counter()
-    world = generate_world(config)
+    world = cached_world(config, args.world_cache)
     subs = len(world.objects["subscription"])
     print(
         f"world: {args.tenants} customers, {subs} subscriptions, {len(world.events)} events"

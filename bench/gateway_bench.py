@@ -9,6 +9,10 @@ app and middleware: a trivial route that answers ``{"ok": true}`` (token lookup 
 
     python -m bench.gateway_bench                   # small: 2,000 accounts, 40,000 events
     python -m bench.gateway_bench --full --runs 30  # 50,000 accounts, 1,000,000 events
+
+``--database-url URL --filled`` measures on a database an earlier run (or
+``bench.ledger_queries_bench``) already filled at the same size: it is migrated to the head and
+the 3-minute fill skipped (NATS still comes from an embedded server).
 """
 
 from __future__ import annotations
@@ -20,15 +24,18 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from flask import Flask, jsonify
 
 from bench.ledger_queries_bench import AS_OF, _pct, fill
-from bench.stack import bench_stack
+from bench.stack import BenchStack, bench_stack
+from services.common.migrate import upgrade_to_head
 from services.common.stripe_client import StripeSettings
-from services.devstack.embedded import free_port
+from services.devstack.embedded import EmbeddedNats, free_port
 from services.ingest.app import IngestService, start_ingest
 from services.ingest.settings import IngestSettings
 from services.ledger.app import LedgerService, start_ledger
@@ -180,24 +187,55 @@ def measure(app: Flask, name: str, path: str, runs: int) -> tuple[list[float], l
     return samples, grpc_parts
 
 
+@contextmanager
+def _stack(database_url: str) -> Iterator[BenchStack]:
+    """The throw-away stack, or the given database (migrated) with an embedded NATS."""
+    if not database_url:
+        with bench_stack() as stack:
+            yield stack
+        return
+    import shutil
+    import tempfile
+
+    upgrade_to_head(database_url)
+    root = Path(tempfile.mkdtemp(prefix="billing-bench-nats-"))
+    nats = EmbeddedNats(root / "nats", free_port())
+    nats.start()
+    try:
+        yield BenchStack(database_url, nats.url)
+    finally:
+        nats.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="gateway_bench", description=__doc__)
     parser.add_argument("--accounts", type=int, default=2_000)
     parser.add_argument("--events", type=int, default=40_000)
     parser.add_argument("--full", action="store_true", help="50,000 accounts, 1,000,000 events")
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--database-url", default="",
+                        help="a database to use instead of a throw-away one (empty, or --filled)")
+    parser.add_argument("--filled", action="store_true",
+                        help="with --database-url: already filled at this size, skip the fill")
     args = parser.parse_args(argv)
     if args.full:
         args.accounts, args.events = 50_000, 1_000_000
+    if args.filled and not args.database_url:
+        parser.error("--filled needs --database-url")
     for name in ("GRPC_ADMIN_TOKENS", "GRPC_CLIENT_TOKEN"):
         os.environ[name] = TOKEN
     os.environ.setdefault("FX_RATES", "EUR=1.08,JPY=0.0067")
-    with bench_stack() as stack:
-        print(f"gateway bench: filling {args.accounts} accounts, {args.events} billing events",
-              flush=True)
-        started = time.perf_counter()
-        fill(stack.database_url, args.accounts, args.events)
-        print(f"filled in {time.perf_counter() - started:.1f}s", flush=True)
+    with _stack(args.database_url) as stack:
+        if args.filled:
+            print(f"gateway bench: reusing the filled database ({args.accounts} accounts)",
+                  flush=True)
+        else:
+            print(f"gateway bench: filling {args.accounts} accounts, {args.events} billing "
+                  "events", flush=True)
+            started = time.perf_counter()
+            fill(stack.database_url, args.accounts, args.events)
+            print(f"filled in {time.perf_counter() - started:.1f}s", flush=True)
         loop = _Loop()
         ingest, ledger = loop.run(_start(stack.database_url, stack.nats_url))
         try:

@@ -11,7 +11,12 @@ ledger.accounts`` on the same engine (and a primary-key lookup for reference).
     python -m bench.ledger_queries_bench --accounts 10000 --events 200000 --runs 50
 
 Without ``--database-url`` an embedded PostgreSQL is started in a temporary folder; with it,
-the database must be freshly migrated and empty (billing_events is append-only).
+the database must be freshly migrated and empty (billing_events is append-only), unless
+``--filled`` says an earlier run already filled it at the same ``--accounts`` / ``--events``:
+then the fill (3 minutes at the full size) is skipped and the database only migrated to the
+head, so a query change can be measured again and again on the same rows:
+
+    python -m bench.ledger_queries_bench --full --database-url postgresql://... --filled
 """
 
 from __future__ import annotations
@@ -379,15 +384,23 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--full", action="store_true", help="50,000 accounts, 1,000,000 events")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--filled", action="store_true",
+                        help="with --database-url: already filled at this size, skip the fill")
     args = parser.parse_args(argv)
     if args.full:
         args.accounts, args.events = 50_000, 1_000_000
+    if args.filled and not args.database_url:
+        parser.error("--filled needs --database-url")
     with _database(args.database_url or None) as url:
-        print(f"filling {args.accounts} accounts, {args.events} billing events ...")
-        started = time.perf_counter()
-        timings = fill(url, args.accounts, args.events)
-        print(f"filled in {time.perf_counter() - started:.1f}s: "
-              + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+        if args.filled:
+            upgrade_to_head(url)
+            print(f"reusing the filled database ({args.accounts} accounts)")
+        else:
+            print(f"filling {args.accounts} accounts, {args.events} billing events ...")
+            started = time.perf_counter()
+            timings = fill(url, args.accounts, args.events)
+            print(f"filled in {time.perf_counter() - started:.1f}s: "
+                  + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
         with psycopg.connect(libpq_url(url)) as conn:
             for table in ("billing_events", "query_accounts", "query_invoice_rows",
                           "query_mrr_steps"):

@@ -175,6 +175,23 @@ BEGIN
     END LOOP;
 END $function$;
 
+-- query_move_account_mix: adds (p_sign 1) or removes (-1) the live rows of query_accounts
+-- for p_ids to / from query_account_mix (0012); query_refresh_accounts calls it around its
+-- rewrite, so the mix moves by (new - old).
+CREATE OR REPLACE FUNCTION ledger.query_move_account_mix(p_ids text[], p_sign integer)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+    INSERT INTO ledger.query_account_mix AS m (created_day, plan, currency, n, committed_mrr)
+    SELECT COALESCE(ledger.query_day(a.created_at), '-infinity'), a.plan,
+           COALESCE(a.currency, ''), p_sign * count(*), p_sign * sum(a.committed_mrr)
+    FROM ledger.query_accounts a JOIN unnest(p_ids) AS k(id) ON a.account_id = k.id
+    WHERE a.deleted_at IS NULL
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (created_day, plan, currency) DO UPDATE
+        SET n = m.n + EXCLUDED.n, committed_mrr = m.committed_mrr + EXCLUDED.committed_mrr
+$function$;
+
 -- query_on_accounts
 CREATE OR REPLACE FUNCTION ledger.query_on_accounts()
  RETURNS trigger
@@ -393,6 +410,7 @@ BEGIN
         RETURN;
     END IF;
     PERFORM ledger.query_lock(74001, p_ids);
+    PERFORM ledger.query_move_account_mix(p_ids, -1);
     DELETE FROM ledger.query_accounts t USING unnest(p_ids) AS k(id) WHERE t.account_id = k.id;
     INSERT INTO ledger.query_accounts (
         account_id, tenant_id, stripe_customer_ids, primary_customer_id, name, email,
@@ -469,6 +487,8 @@ BEGIN
                            AND l.tenant_id <> ids.account_id)) AS drift
     ) d ON true
     WHERE t.tenant_id IS NOT NULL OR c.n > 0;
+    PERFORM ledger.query_move_account_mix(p_ids, 1);
+    DELETE FROM ledger.query_account_mix WHERE n = 0;
 END $function$;
 
 -- query_refresh_invoices
@@ -584,12 +604,27 @@ BEGIN
     WITH old AS (
         DELETE FROM ledger.query_mrr_steps t USING unnest(p_subs) AS k(id)
         WHERE t.subscription_id = k.id
-        RETURNING day, currency, committed, forward, prev_currency, prev_committed, prev_forward
+        RETURNING day, currency, committed, forward, prev_currency, prev_committed, prev_forward,
+                  had_mrr_before, event_type
     ), contrib AS (
         SELECT day, currency, -committed AS c, -forward AS f FROM old WHERE currency IS NOT NULL
         UNION ALL
         SELECT day, prev_currency, prev_committed, prev_forward FROM old
         WHERE prev_currency IS NOT NULL
+    ), moves AS (
+        -- same-currency committed changes, by shape (0012): see query_mrr_moves_daily
+        INSERT INTO ledger.query_mrr_moves_daily AS m (day, currency, prev_sign, sign, rising,
+            had_mrr_before, reactivated, n, amount)
+        SELECT day, currency, sign(prev_committed)::smallint, sign(committed)::smallint,
+               committed > prev_committed,
+               had_mrr_before, event_type = 'SubscriptionReactivated',
+               -count(*), -sum(committed - prev_committed)
+        FROM old
+        WHERE currency IS NOT NULL AND (prev_currency IS NULL OR prev_currency = currency)
+          AND committed <> prev_committed
+        GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+        ON CONFLICT (day, currency, prev_sign, sign, rising, had_mrr_before, reactivated)
+        DO UPDATE SET n = m.n + EXCLUDED.n, amount = m.amount + EXCLUDED.amount
     )
     INSERT INTO ledger.query_mrr_daily AS d (day, currency, committed_delta, forward_delta)
     SELECT day, currency, sum(c), sum(f) FROM contrib
@@ -633,12 +668,26 @@ BEGIN
                event_type, cur, c, f, pcur, pc, pf, had
         FROM stepped
         WHERE (c, f, cur) IS DISTINCT FROM (pc, pf, pcur)
-        RETURNING day, currency, committed, forward, prev_currency, prev_committed, prev_forward
+        RETURNING day, currency, committed, forward, prev_currency, prev_committed, prev_forward,
+                  had_mrr_before, event_type
     ), contrib AS (
         SELECT day, currency, committed AS c, forward AS f FROM ins WHERE currency IS NOT NULL
         UNION ALL
         SELECT day, prev_currency, -prev_committed, -prev_forward FROM ins
         WHERE prev_currency IS NOT NULL
+    ), moves AS (
+        INSERT INTO ledger.query_mrr_moves_daily AS m (day, currency, prev_sign, sign, rising,
+            had_mrr_before, reactivated, n, amount)
+        SELECT day, currency, sign(prev_committed)::smallint, sign(committed)::smallint,
+               committed > prev_committed,
+               had_mrr_before, event_type = 'SubscriptionReactivated',
+               count(*), sum(committed - prev_committed)
+        FROM ins
+        WHERE currency IS NOT NULL AND (prev_currency IS NULL OR prev_currency = currency)
+          AND committed <> prev_committed
+        GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+        ON CONFLICT (day, currency, prev_sign, sign, rising, had_mrr_before, reactivated)
+        DO UPDATE SET n = m.n + EXCLUDED.n, amount = m.amount + EXCLUDED.amount
     )
     INSERT INTO ledger.query_mrr_daily AS d (day, currency, committed_delta, forward_delta)
     SELECT day, currency, sum(c), sum(f) FROM contrib
@@ -652,6 +701,7 @@ BEGIN
     -- has); the partial index query_mrr_daily_zero (0007) keeps this cheap.
     DELETE FROM ledger.query_mrr_daily
     WHERE committed_delta = 0 AND forward_delta = 0;
+    DELETE FROM ledger.query_mrr_moves_daily WHERE n = 0;
 END $function$;
 
 -- query_support_rebuild
@@ -660,8 +710,9 @@ CREATE OR REPLACE FUNCTION ledger.query_support_rebuild()
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-    TRUNCATE ledger.query_accounts, ledger.query_mrr_steps, ledger.query_mrr_daily,
-             ledger.query_invoice_rows, ledger.query_revenue_daily, ledger.query_event_daily;
+    TRUNCATE ledger.query_accounts, ledger.query_account_mix, ledger.query_mrr_steps,
+             ledger.query_mrr_daily, ledger.query_mrr_moves_daily, ledger.query_invoice_rows,
+             ledger.query_revenue_daily, ledger.query_event_daily;
     PERFORM ledger.query_refresh_accounts(ARRAY(
         SELECT ledger.account_id(l.tenant_id, NULL, a.tenant_id, a.stripe_customer_id)
         FROM ledger.accounts a

@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -51,7 +51,12 @@ from services.drift.findings import (
     UNSUPPORTED_VERSION,
     Finding,
 )
-from services.drift.stripe_calls import RequestCount, StripeCaller, StripeUnavailable
+from services.drift.stripe_calls import (
+    RequestCount,
+    StripeCaller,
+    StripeUnavailable,
+    created_slices,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,6 +73,8 @@ HWM_RESOURCES = "resources"
 HWM_MARGIN = 300
 RETENTION = 30 * 86_400
 PROGRESS_SECONDS = 2.0
+#: Concurrent ``created`` slices of a whole-account subscription list (see created_slices).
+LIST_SLICES = 8
 #: Resource lists audited against the ledger's read models (subscriptions come from the
 #: state comparison's own list).
 AUDITED = {
@@ -204,6 +211,9 @@ class _Pass:
         self.customers: set[str] | None = None
         self.unrecoverable: set[str] = set()
         self.checked: dict[str, tuple[str | None, str | None]] = {}
+        #: What the comparison could not settle at once (see recheck).
+        self.suspects: list[str] = []
+        self.missing_subs: dict[str, JSON] = {}
         self.new: list[Finding] = []
         self.known: dict[str, set[str]] = {}
         self.charge_customer: dict[str, str] = {}
@@ -243,7 +253,7 @@ class _Pass:
         """The ledger's subscriptions in scope; an account's Stripe customers come from the
         ledger's account (a ``cus_`` id is accepted as its own account)."""
         if self.account_id is None and self.incremental:
-            return {}  # read per customer of the touched subscriptions (compare_states)
+            return {}  # read per customer of the touched subscriptions (run)
         if self.account_id is None:
             states = await load_states(self.deps.ledger)
         else:
@@ -285,35 +295,37 @@ class _Pass:
         self.recovered_ids.extend(result.recovered_ids)
         return result
 
-    async def stripe_subscriptions(self, touched: set[str] | None) -> dict[str, JSON]:
-        """Stripe's subscriptions in scope (all statuses, latest invoice expanded)."""
-        out: dict[str, JSON] = {}
-        params: JSON = {"status": "all", "expand": ["data.latest_invoice"]}
-        if touched is not None:
-            for sid in sorted(touched):
-                try:
-                    sub = await self.caller.request(
-                        "get",
-                        f"/v1/subscriptions/{sid}",
-                        self.count,
-                        expand=["latest_invoice"],
-                    )
-                except stripe.InvalidRequestError:
-                    continue
-                if self.customers is None or _customer_of(sub) in self.customers:
-                    out[sub["id"]] = sub
-            return out
-        targets: list[JSON] = (
-            [{**params, "customer": c} for c in sorted(self.customers)]
-            if self.customers is not None
-            else [params]
-        )
-        for query in targets:
-            async for page in self.caller.pages("/v1/subscriptions", query, self.count):
-                for sub in page:
-                    out[sub["id"]] = sub
-                self.counters.subscriptions_total = len(out)
+    async def touched_subscriptions(self, touched: set[str]) -> list[JSON]:
+        """The subscriptions an incremental pass re-checks, one retrieve each."""
+        out: list[JSON] = []
+        for sid in sorted(touched):
+            try:
+                sub = await self.caller.request(
+                    "get", f"/v1/subscriptions/{sid}", self.count, expand=["latest_invoice"]
+                )
+            except stripe.InvalidRequestError:
+                continue
+            if self.customers is None or _customer_of(sub) in self.customers:
+                out.append(sub)
         return out
+
+    def subscription_pages(
+        self, states: dict[str, ledger_pb.SubscriptionState]
+    ) -> AsyncIterator[list[JSON]]:
+        """Stripe's subscriptions in scope (all statuses, latest invoice expanded), page by
+        page: a whole Stripe account in ``created`` slices walked side by side (the slices
+        cut at the ledger's subscription dates), an account's customers one query each."""
+        params: JSON = {"status": "all", "expand": ["data.latest_invoice"]}
+        if self.customers is not None:
+            queries = [{**params, "customer": c} for c in sorted(self.customers)]
+        else:
+            created = [
+                s.subscription_created.seconds
+                for s in states.values()
+                if s.HasField("subscription_created")
+            ]
+            queries = [{**params, **cut} for cut in created_slices(created, LIST_SLICES)]
+        return self.caller.pages_side_by_side("/v1/subscriptions", queries, self.count)
 
     async def stripe_resources(self, since: int | None) -> dict[str, dict[str, JSON]]:
         """Every audited kind's resources (created since ``since``), the lists side by side."""
@@ -421,38 +433,49 @@ class _Pass:
             )
         )
 
-    async def compare_states(
-        self,
-        stripe_subs: dict[str, JSON],
-        window_start: int,
-        cutoff_of: dict[str, int],
-        customer_cutoff: dict[str, int],
+    def compare_page(
+        self, page: list[JSON], states: dict[str, ledger_pb.SubscriptionState]
     ) -> None:
-        """Compare, then recheck the differences after the settle delay."""
-        only: set[str] | None = None
-        if self.incremental and self.customers is None:
-            only = {c for c in (_customer_of(sub) for sub in stripe_subs.values()) if c}
-        states = await self.current_states(only)
-        suspects: list[str] = []
-        missing: list[str] = []
-        for sid, sub in stripe_subs.items():
+        """Compare one page of Stripe's subscriptions with the ledger's rows (no waiting, so
+        it overlaps the next pages' requests): a difference, or a subscription the ledger
+        lacks, is only a suspect until :meth:`recheck`."""
+        for sub in page:
+            sid = str(sub["id"])
+            if sid in self.checked:
+                continue  # listed twice (a cursor moved past a concurrent change)
             state = states.get(sid)
             if state is None:
-                missing.append(sid)
+                self.missing_subs[sid] = sub
             elif compare(sub, state):
-                suspects.append(sid)
+                self.suspects.append(sid)
             self.counters.subscriptions_checked += 1
             customer = _customer_of(sub)
             self.checked[sid] = (self.account(customer), customer)
-        if suspects or missing:
-            await asyncio.sleep(self.deps.settle_seconds)
-            states = await self.current_states(only)
-        for sid in missing:
+        self.counters.subscriptions_total = max(
+            self.counters.subscriptions_total, self.counters.subscriptions_checked
+        )
+
+    async def compare_pages(
+        self, pages: AsyncIterator[list[JSON]], states: dict[str, ledger_pb.SubscriptionState]
+    ) -> None:
+        async for page in pages:
+            self.compare_page(page, states)
+
+    async def recheck(
+        self, window_start: int, cutoff_of: dict[str, int], customer_cutoff: dict[str, int]
+    ) -> None:
+        """A suspect is reported only if it survives the settle delay: the ledger read again
+        (only the customers concerned) and the subscription retrieved again from Stripe."""
+        if not self.suspects and not self.missing_subs:
+            return
+        await asyncio.sleep(self.deps.settle_seconds)
+        concerned = {self.checked[sid][1] for sid in self.suspects}
+        concerned |= {_customer_of(sub) for sub in self.missing_subs.values()}
+        states = await self.current_states({c for c in concerned if c})
+        for sid, sub in self.missing_subs.items():
             if sid not in states:
-                self.audit_missing(
-                    "subscription", stripe_subs[sid], window_start, cutoff_of, customer_cutoff
-                )
-        for sid in suspects:
+                self.audit_missing("subscription", sub, window_start, cutoff_of, customer_cutoff)
+        for sid in self.suspects:
             state = states.get(sid)
             if state is None:
                 continue
@@ -521,23 +544,32 @@ class _Pass:
                 if obj["id"] not in self.known[kind]:
                     self.audit_missing(kind, obj, window_start, cutoff_of, customer_cutoff)
 
-    async def resolve_known_resources(self, cutoff_of: dict[str, int]) -> None:
+    async def resolve_known_resources(
+        self, cutoff_of: dict[str, int], states: dict[str, ledger_pb.SubscriptionState]
+    ) -> None:
         """Passes after the first list only new resources, so an open "no archived event"
         finding is resolved by looking again: the ledger knows the object now (recovered),
-        or a recovery cutoff covers its subscription."""
-        self.known["subscription"] = {s for s in await self.current_states()}
+        or a recovery cutoff covers its subscription. The ledger's subscriptions are read
+        again only when such a finding names one the pass's first read lacked."""
+        rows = [
+            row
+            for kind in (MISSING_HISTORICAL, MISSING_UNRECOVERABLE)
+            for row in await store.open_of_kind(self.deps.engine, kind)
+        ]
+        self.known["subscription"] = set(states)
+        if any(r.field == "subscription" and r.stripe_object_id not in states for r in rows):
+            self.known["subscription"] = set(await self.current_states())
         done: list[int] = []
-        for kind in (MISSING_HISTORICAL, MISSING_UNRECOVERABLE):
-            for row in await store.open_of_kind(self.deps.engine, kind):
-                if self.customers is not None and row.account_id not in self.scope_accounts():
-                    continue
-                known = self.known.get(row.field or "", set())
-                covered = (
-                    row.subscription_id in cutoff_of
-                    and int(row.stripe_value or 0) < cutoff_of[row.subscription_id]
-                )
-                if row.stripe_object_id in known or covered:
-                    done.append(row.id)
+        for row in rows:
+            if self.customers is not None and row.account_id not in self.scope_accounts():
+                continue
+            known = self.known.get(row.field or "", set())
+            covered = (
+                row.subscription_id in cutoff_of
+                and int(row.stripe_value or 0) < cutoff_of[row.subscription_id]
+            )
+            if row.stripe_object_id in known or covered:
+                done.append(row.id)
         await store.resolve_ids(self.deps.engine, done)
 
     def scope_accounts(self) -> set[str]:
@@ -589,18 +621,24 @@ class _Pass:
         res_since = res_mark - HWM_MARGIN if res_mark is not None else None
         if self.incremental:
             listed, coverage, since = await self.list_events()
-            stripe_subs = await self.stripe_subscriptions(set(coverage.touched_subscriptions))
+            touched = await self.touched_subscriptions(set(coverage.touched_subscriptions))
+            if self.customers is None:
+                states = await self.current_states({c for c in map(_customer_of, touched) if c})
+            self.compare_page(touched, states)
             resources = await self.stripe_resources(res_since)
         else:
-            # The lists are independent cursors: walked side by side, they share the budget.
-            (listed, coverage, since), stripe_subs, resources = await self.step(
-                "stripe lists",
+            # The lists are independent cursors: walked side by side, they share the budget;
+            # each subscription page is compared as it arrives.
+            self.counters.subscriptions_total = len(states)
+            (listed, coverage, since), _, resources = await self.step(
+                "stripe lists and compare",
                 asyncio.gather(
                     self.list_events(),
-                    self.stripe_subscriptions(None),
+                    self.compare_pages(self.subscription_pages(states), states),
                     self.stripe_resources(res_since),
                 ),
             )
+        self.counters.subscriptions_total = len(self.checked)
         newest = max(coverage.newest_listed or 0, mark or 0)
         window_start = (newest or int(time.time())) - RETENTION
         cutoff_of = await store.recovery_cutoffs(engine)
@@ -610,10 +648,7 @@ class _Pass:
             if state is not None and state.stripe_customer_id:
                 prev = customer_cutoff.get(state.stripe_customer_id, 0)
                 customer_cutoff[state.stripe_customer_id] = max(prev, cutoff)
-        self.counters.subscriptions_total = len(stripe_subs)
-        await self.step(
-            "compare", self.compare_states(stripe_subs, window_start, cutoff_of, customer_cutoff)
-        )
+        await self.step("recheck", self.recheck(window_start, cutoff_of, customer_cutoff))
         coverage = await self.step("recover", self.recover(listed, coverage, since))
         self.findings.extend(coverage.findings)
         await self.step("signals", self.signals())
@@ -623,7 +658,7 @@ class _Pass:
         )
         await self.step("resolve events", self.resolve_recovered_events())
         if not self.incremental:
-            await self.step("resolve resources", self.resolve_known_resources(cutoff_of))
+            await self.step("resolve resources", self.resolve_known_resources(cutoff_of, states))
         newest_resource = max(
             (int(o.get("created") or 0) for objs in resources.values() for o in objs.values()),
             default=0,
@@ -634,7 +669,7 @@ class _Pass:
                 coverage,
                 newest_resource,
                 self.incremental,
-                set(stripe_subs),
+                set(self.checked),
                 full_window=since is None,
             ),
         )

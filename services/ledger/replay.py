@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,12 +43,15 @@ from services.ledger.db import DatabaseUnavailable, raw_transaction
 from services.ledger.dead_letters import record_replay_dead_letter
 from services.ledger.effects import BadEvent, Effects, project_event
 from services.ledger.projection import (
+    BatchResult,
     StagedBatch,
     apply_batch,
     apply_staged,
     merge_effects,
+    refresh_all_derived,
     stage_merged,
 )
+from services.ledger.tables import check_schema
 
 log = logging.getLogger(__name__)
 
@@ -162,33 +165,51 @@ _ANALYZED = (
 )
 
 
-async def _start_deferral(engine: AsyncEngine) -> bool:
-    """Whether this replay defers the query_* maintenance (and so must rebuild at the end)."""
+async def _start_deferral(engine: AsyncEngine) -> tuple[bool, bool]:
+    """Whether this replay defers the query_* maintenance (and so must rebuild at the end),
+    and whether the ledger is empty (its billing rows can be copied in directly)."""
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
-        await cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM ledger.query_support_deferred)"
-            " OR NOT (EXISTS (SELECT 1 FROM ledger.billing_events)"
-            " OR EXISTS (SELECT 1 FROM ledger.unsupported_events)"
-            " OR EXISTS (SELECT 1 FROM ledger.accounts)"
-            " OR EXISTS (SELECT 1 FROM ledger.subscriptions)"
-            " OR EXISTS (SELECT 1 FROM ledger.payments))"
-        )
+        await cur.execute("SELECT EXISTS (SELECT 1 FROM ledger.query_support_deferred)")
         row = await cur.fetchone()
-        defer = bool(row and row[0])
+        empty = await _schema_is_empty(cur, "ledger")
+        defer = bool(row and row[0]) or empty
         if defer:
             await cur.execute(
                 "INSERT INTO ledger.query_support_deferred DEFAULT VALUES ON CONFLICT DO NOTHING"
             )
-    return defer
+    return defer, empty
+
+
+async def _is_empty(engine: AsyncEngine, schema: str) -> bool:
+    async with raw_transaction(engine) as conn, conn.cursor() as cur:
+        return await _schema_is_empty(cur, schema)
+
+
+async def _schema_is_empty(cur: psycopg.AsyncCursor[Any], schema: str) -> bool:
+    """No row yet in ``schema``'s tables that a replay fills (keyed by event or object)."""
+    s = check_schema(schema)
+    await cur.execute(
+        f"SELECT NOT (EXISTS (SELECT 1 FROM {s}.billing_events)"  # noqa: S608 - checked name
+        f" OR EXISTS (SELECT 1 FROM {s}.unsupported_events)"
+        f" OR EXISTS (SELECT 1 FROM {s}.accounts)"
+        f" OR EXISTS (SELECT 1 FROM {s}.subscriptions)"
+        f" OR EXISTS (SELECT 1 FROM {s}.payments))"
+    )
+    row = await cur.fetchone()
+    return bool(row and row[0])
 
 
 async def _finish_deferral(engine: AsyncEngine) -> None:
-    """Rebuild the query_* tables from the ledger and clear the marker, in one transaction."""
+    """Refresh every derived column, rebuild the query_* tables from the ledger and clear the
+    marker, in one transaction (the batches of a deferring replay skipped both)."""
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
         for table in _ANALYZED:
             await cur.execute(f"ANALYZE ledger.{table}")
+        # The rebuild below recomputes the query_* tables: no trigger work for the refresh.
+        await _replay_session(conn, defer=True)
+        await refresh_all_derived(cur)
         await cur.execute("SELECT ledger.query_support_rebuild()")
         await cur.execute("DELETE FROM ledger.query_support_deferred")
 
@@ -200,21 +221,16 @@ async def _replay_session(conn: psycopg.AsyncConnection[Any], defer: bool) -> No
         await conn.execute("SET LOCAL ledger.defer_query_support = 'on'")
 
 
-async def replay_archive(
-    engine: AsyncEngine,
+async def _projected(
     stub: ingest_pb2_grpc.IngestServiceStub,
     *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    batch_size: int = 2000,
-    schema: str = "ledger",
-    executor: Executor | None = None,
-) -> ReplayReport:
-    """Stream the archive and apply it batch by batch; returns the counts."""
-    started = time.perf_counter()
-    report = ReplayReport()
-    bulk = schema == "ledger"
-    defer = bulk and await _start_deferral(engine)
+    since: datetime | None,
+    until: datetime | None,
+    batch_size: int,
+    executor: Executor | None,
+) -> AsyncGenerator[tuple[ProjectedBatch, list[Archived], tuple[datetime, str] | None], None]:
+    """The archive's batches, projected, in order: the stream is read and projected ahead
+    (one batch in flight per worker) while the caller writes the previous batch."""
     in_flight = max(getattr(executor, "_max_workers", 1), 1) if executor is not None else 1
     queue: asyncio.Queue[
         tuple[asyncio.Future[ProjectedBatch], list[Archived], tuple[datetime, str] | None] | None
@@ -248,7 +264,35 @@ async def replay_archive(
             if item is None:
                 break
             future, events, horizon = item
-            batch = await future
+            yield await future, events, horizon
+        await producer
+    finally:
+        if not producer.done():
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await producer
+
+
+async def replay_archive(
+    engine: AsyncEngine,
+    stub: ingest_pb2_grpc.IngestServiceStub,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    batch_size: int = 2000,
+    schema: str = "ledger",
+    executor: Executor | None = None,
+) -> ReplayReport:
+    """Stream the archive and apply it batch by batch; returns the counts."""
+    started = time.perf_counter()
+    report = ReplayReport()
+    bulk = schema == "ledger"
+    defer, fresh = (
+        await _start_deferral(engine) if bulk else (False, await _is_empty(engine, schema))
+    )
+    stream = _projected(stub, since=since, until=until, batch_size=batch_size, executor=executor)
+    async with contextlib.aclosing(stream):  # an error here stops the reader at once
+        async for batch, events, horizon in stream:
             report.examined += batch.examined
             REPLAYED.inc(batch.examined)
             for event_id, reason in batch.unreadable:
@@ -256,10 +300,15 @@ async def replay_archive(
             failed = list(batch.failed)
             readable = batch.examined - len(batch.unreadable) - len(batch.failed)
             try:
-                async with raw_transaction(engine) as conn:
-                    if bulk:
-                        await _replay_session(conn, defer)
-                    result = await apply_staged(conn, batch.staged, readable, schema=schema)
+                try:
+                    result = await _apply(engine, batch, readable, schema, defer, fresh)
+                except psycopg.errors.UniqueViolation:
+                    if not fresh:
+                        raise
+                    # Something else writes this ledger too (the consumer): from now on every
+                    # batch goes through ON CONFLICT, starting with this one again.
+                    fresh = False
+                    result = await _apply(engine, batch, readable, schema, defer, fresh)
                 report.applied += result.applied
                 report.unsupported += result.unsupported
             except DatabaseUnavailable:
@@ -278,16 +327,27 @@ async def replay_archive(
             for event_id, payload, error in failed:
                 await _failed(engine, report, event_id, payload, error, live=bulk)
             report.horizon = horizon or report.horizon
-        await producer
-        if defer:
-            await _finish_deferral(engine)
-    finally:
-        if not producer.done():
-            producer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await producer
+    if defer:
+        await _finish_deferral(engine)
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def _apply(
+    engine: AsyncEngine,
+    batch: ProjectedBatch,
+    readable: int,
+    schema: str,
+    defer: bool,
+    fresh: bool,
+) -> BatchResult:
+    """Write one projected batch in its own transaction."""
+    async with raw_transaction(engine) as conn:
+        if schema == "ledger":
+            await _replay_session(conn, defer)
+        return await apply_staged(
+            conn, batch.staged, readable, schema=schema, fresh=fresh, refresh=not defer
+        )
 
 
 def _unreadable(report: ReplayReport, event_id: str, reason: str) -> None:

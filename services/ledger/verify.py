@@ -42,11 +42,13 @@ from services.ledger.tables import REBUILT_TABLES, check_schema, q
 
 log = logging.getLogger(__name__)
 
-#: The read-side tables maintained by the query triggers (migrations 0004-0006).
+#: The read-side tables maintained by the query triggers (migrations 0004-0006, 0012).
 QUERY_TABLES: tuple[str, ...] = (
     "query_accounts",
+    "query_account_mix",
     "query_mrr_steps",
     "query_mrr_daily",
+    "query_mrr_moves_daily",
     "query_invoice_rows",
     "query_revenue_daily",
     "query_event_daily",

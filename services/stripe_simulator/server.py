@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from . import hooks
@@ -26,6 +27,7 @@ from .delivery import DeliveryFaults, DeliveryReport, WebhookDeliverer
 from .diff import previous_attributes
 from .faults import ApiFaults, FaultInjector
 from .ids import object_id
+from .listing import CreatedBounds, ListIndex
 from .model import Refund
 from .renderer import renderer_for
 from .world import World, generate_world
@@ -102,6 +104,12 @@ class StripeError(Exception):
         )
 
 
+def json_bytes(data: Any) -> web.Response:
+    """A 200 JSON answer serialised with orjson: list pages of 100 expanded subscriptions
+    are ~1 MB, and the stdlib encoder was a large part of serving one (same JSON value)."""
+    return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+
 def parse_params(pairs: Iterable[tuple[str, str]]) -> JSON:
     """Decode Stripe's form encoding: ``a[b]=1`` -> ``{"a": {"b": "1"}}``,
     ``a[]=x`` / ``a[0]=x`` -> ``{"a": ["x"]}``."""
@@ -155,6 +163,7 @@ class SimulatorApp:
         self.now = world.last_event_time
         self.delivered_upto = 0
         self.faults = FaultInjector(self.settings.api_faults)
+        self.lists = ListIndex(world.objects)
         self.stats: dict[str, int] = {
             "requests": 0,
             "injected_429": 0,
@@ -342,7 +351,18 @@ class SimulatorApp:
             return not types or et in exact or any(et.startswith(p) for p in prefixes)
 
         if not params.get("ending_before"):
-            return web.json_response(self._events_page(params, type_ok, created_ok))
+            positions, more = self._events_page(params, type_ok, created_ok)
+            # Each event's exact bytes are kept (what its webhook carried, what Stripe lists
+            # too): a page is spliced from them instead of serialising the dicts again.
+            bodies = self.world.bodies
+            return web.Response(
+                body=b'{"object":"list","data":['
+                + b",".join(bodies[i] for i in positions)
+                + b'],"has_more":'
+                + (b"true" if more else b"false")
+                + b',"url":"/v1/events"}',
+                content_type="application/json",
+            )
         items = [
             ev for ev in self._visible_events() if type_ok(ev["type"]) and created_ok(ev["created"])
         ]
@@ -353,8 +373,9 @@ class SimulatorApp:
         params: JSON,
         type_ok: Callable[[str], bool],
         created_ok: Callable[[int], bool],
-    ) -> JSON:
-        """One page walking back from the cursor (O(page), not O(window): big worlds)."""
+    ) -> tuple[list[int], bool]:
+        """One page walking back from the cursor (O(page), not O(window): big worlds): the
+        events' positions in the world and whether more follow."""
         limit = _int(params, "limit", 10) or 10
         if not 1 <= limit <= 100:
             raise StripeError(400, "Invalid limit: must be between 1 and 100", param="limit")
@@ -375,7 +396,7 @@ class SimulatorApp:
         floor = self.now - self.settings.retention_seconds
         if isinstance(created, dict) and created.get("gte") is not None:
             floor = max(floor, int(created["gte"]))
-        page: list[JSON] = []
+        page: list[int] = []
         i = start
         while i >= 0 and len(page) <= limit:
             ev = events[i]
@@ -383,10 +404,9 @@ class SimulatorApp:
             if t < floor:
                 break
             if t <= self.now and type_ok(ev["type"]) and created_ok(t):
-                page.append(ev)
+                page.append(i)
             i -= 1
-        more = len(page) > limit
-        return {"object": "list", "data": page[:limit], "has_more": more, "url": "/v1/events"}
+        return page[:limit], len(page) > limit
 
     async def get_event(self, request: web.Request) -> web.Response:
         """``GET /v1/events/{id}`` (404 once outside the retention window)."""
@@ -397,7 +417,7 @@ class SimulatorApp:
             or self.world.events[pos]["created"] < self.now - self.settings.retention_seconds
         ):
             raise StripeError(404, f"No such event: '{eid}'", code="resource_missing", param="id")
-        return web.json_response(self.world.events[pos])
+        return web.Response(body=self.world.bodies[pos], content_type="application/json")
 
     def _kind(self, request: web.Request) -> str:
         return RESOURCES[request.path.split("/")[2]]
@@ -406,15 +426,42 @@ class SimulatorApp:
         """List endpoints of customers, subscriptions, invoices, charges, refunds, credit notes."""
         kind = self._kind(request)
         params = parse_params(request.query.items())
-        created_ok = self._created_filter(params)
-        store = self.world.objects.get(kind, {})
-        items = [o for o in reversed(list(store.values())) if created_ok(o.get("created", 0))]
-        items.sort(key=lambda o: o.get("created", 0), reverse=True)
-        items = [o for o in items if self._matches(kind, o, params)]
-        page = self._paginate(items, params, request.path)
+        if params.get("ending_before"):
+            created_ok = self._created_filter(params)
+            store = self.world.objects.get(kind, {})
+            items = [o for o in reversed(list(store.values())) if created_ok(o.get("created", 0))]
+            items.sort(key=lambda o: o.get("created", 0), reverse=True)
+            items = [o for o in items if self._matches(kind, o, params)]
+            page = self._paginate(items, params, request.path)
+        else:
+            page = self._forward_page(kind, params, request.path)
         if params.get("expand"):
             page["data"] = [self._expand(o, params, "data.") for o in page["data"]]
-        return web.json_response(page)
+        return json_bytes(page)
+
+    def _forward_page(self, kind: str, params: JSON, url: str) -> JSON:
+        """A first page or one after ``starting_after``, walked from the cursor (listing)."""
+        limit = _int(params, "limit", 10) or 10
+        if not 1 <= limit <= 100:
+            raise StripeError(400, "Invalid limit: must be between 1 and 100", param="limit")
+        after = params.get("starting_after")
+        try:
+            created = CreatedBounds.of(params.get("created"))
+        except (TypeError, ValueError):
+            raise StripeError(400, "Invalid created filter", param="created") from None
+        found = self.lists.page(
+            kind,
+            limit=limit,
+            after=after,
+            created=created,
+            matches=lambda obj: self._matches(kind, obj, params),
+        )
+        if found is None:
+            raise StripeError(
+                400, f"No such object: '{after}'", code="resource_missing", param="starting_after"
+            )
+        data, more = found
+        return {"object": "list", "data": data, "has_more": more, "url": url}
 
     @staticmethod
     def _matches(kind: str, obj: JSON, params: JSON) -> bool:
@@ -459,7 +506,7 @@ class SimulatorApp:
         """Retrieve one object by id (404 ``resource_missing`` if unknown)."""
         params = parse_params(request.query.items())
         obj = self._lookup(self._kind(request), request.match_info["id"])
-        return web.json_response(self._expand(obj, params))
+        return json_bytes(self._expand(obj, params))
 
     def _expand(self, obj: JSON, params: JSON, prefix: str = "") -> JSON:
         """Stripe's ``expand[]``: the ``latest_invoice`` / ``customer`` ids replaced by the

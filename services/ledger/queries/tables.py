@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    SmallInteger,
     Table,
     Text,
 )
@@ -134,6 +135,33 @@ query_mrr_daily = Table(
     Column("forward_delta", BigInteger),
 )
 
+# Live accounts per (creation day, plan, currency) with their committed MRR (migration 0012):
+# created_day '-infinity' = unknown, currency '' = none.
+query_account_mix = Table(
+    "query_account_mix",
+    metadata,
+    Column("created_day", Date, primary_key=True),
+    Column("plan", Text, primary_key=True),
+    Column("currency", Text, primary_key=True),
+    Column("n", BigInteger),
+    Column("committed_mrr", BigInteger),
+)
+
+# Same-currency committed-MRR steps per day by shape (migration 0012).
+query_mrr_moves_daily = Table(
+    "query_mrr_moves_daily",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("currency", Text, primary_key=True),
+    Column("prev_sign", SmallInteger, primary_key=True),
+    Column("sign", SmallInteger, primary_key=True),
+    Column("rising", Boolean, primary_key=True),
+    Column("had_mrr_before", Boolean, primary_key=True),
+    Column("reactivated", Boolean, primary_key=True),
+    Column("n", BigInteger),
+    Column("amount", BigInteger),
+)
+
 query_invoice_rows = Table(
     "query_invoice_rows",
     metadata,
@@ -188,11 +216,13 @@ query_login_days = Table(
 __all__ = [
     "accounts",
     "billing_events",
+    "query_account_mix",
     "query_accounts",
     "query_event_daily",
     "query_invoice_rows",
     "query_login_days",
     "query_mrr_daily",
+    "query_mrr_moves_daily",
     "query_mrr_steps",
     "query_revenue_daily",
     "subscriptions",

@@ -53,6 +53,13 @@ def support_snapshot(ledger: Ledger) -> dict[str, list[tuple[Any, ...]]]:
     snap["revenue_daily"] = ledger.execute(
         "SELECT * FROM ledger.query_revenue_daily WHERE amount <> 0 ORDER BY 1, 2"
     )
+    snap["account_mix"] = ledger.execute(
+        "SELECT created_day::text, plan, currency, n, committed_mrr"
+        " FROM ledger.query_account_mix ORDER BY 1, 2, 3"
+    )
+    snap["mrr_moves_daily"] = ledger.execute(
+        "SELECT * FROM ledger.query_mrr_moves_daily ORDER BY 1, 2, 3, 4, 5, 6, 7"
+    )
     return snap
 
 
