@@ -128,6 +128,8 @@ def _pages(app: Flask, account: str) -> list[tuple[str, str]]:
         ("api invoices", "/api/v1/invoices"),
         ("api users", "/api/v1/users"),
         ("api webhooks", "/api/v1/webhooks"),
+        ("api webhooks by account", f"/api/v1/webhooks?account_id={account}&outcome=published"),
+        ("api plans", "/api/v1/plans"),
         ("api dead letters", "/api/v1/dead-letters"),
         ("api banners", "/api/v1/banners"),
     ]

@@ -53,6 +53,7 @@ READ_ONLY_METHODS = frozenset(
         "ListBillingEvents",
         "ListInvoices",
         "CheckMrrConsistency",
+        "ListPlans",
         *DRIFT_READ_METHODS,
     }
 )

@@ -241,3 +241,40 @@ def test_sync_with_stripe_from_the_account_menu(browser: Browser, office: Backof
     expect(page.locator("[data-testid=action-result]")).to_contain_text("Done")
     shot(page, "10-sync-step-2")
     page.context.close()
+
+
+def test_preferences_set_the_offset_dates_follow(browser: Browser, office: Backoffice) -> None:
+    page = signed_in(browser, office, VIEWER)
+    page.click("[data-testid=preferences-link]")
+    page.wait_for_url(re.compile(r".*/preferences$"))
+    page.select_option("[data-testid=utc-offset]", "330")
+    page.click("form[action='/preferences'] button[type=submit]")
+    page.wait_for_url(re.compile(r".*/preferences\?saved=1$"))
+    expect(page.locator("[data-testid=action-result]")).to_contain_text("UTC+05:30")
+    page.goto("/events")
+    expect(page.locator("main table tbody").first).to_contain_text("UTC+05:30)")
+    shot(page, "09-preferences-offset")
+    page.goto("/preferences")
+    page.select_option("[data-testid=utc-offset]", "")
+    page.click("form[action='/preferences'] button[type=submit]")
+    expect(page.locator("[data-testid=action-result]")).to_contain_text("browser")
+    page.context.close()
+
+
+def test_refund_from_the_invoices_tab(browser: Browser, office: Backoffice) -> None:
+    page = signed_in(browser, office, ADMIN)
+    page.goto("/invoices?lens=invoices")
+    links = page.locator("main table tbody a[href^='/accounts/']").all()
+    hrefs = list(dict.fromkeys(str(a.get_attribute("href")) for a in links))
+    for href in hrefs:
+        page.goto(href + "?tab=invoices")
+        if page.locator("[data-testid=refund-invoice]").count():
+            break
+    refund = page.locator("[data-testid=refund-invoice]").first
+    refund.click()
+    page.wait_for_url(re.compile(r".*/refund\?invoice=in_"))
+    expect(page.locator("[data-testid=refund-selected]")).to_contain_text("refundable")
+    charge = page.locator("input[name=payment_id]").input_value()
+    assert re.fullmatch(r"(ch|py|pi)_\w+", charge), charge
+    shot(page, "10-refund-prefilled")
+    page.context.close()

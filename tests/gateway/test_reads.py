@@ -212,3 +212,17 @@ def test_dashboard_snapshot_and_prior_trend_are_reused(gw_database_url: str,
     browser.client.get("/api/v1/dashboard?period=30")
     assert calls[-2:] == ["start", "call"]
     app.extensions["gateway"].store.dispose()
+
+
+def test_plan_filter_offers_every_known_plan(viewer: Browser) -> None:
+    plans = viewer.client.get("/api/v1/plans").get_json()["items"]
+    by_name = {p["plan"]: p["accounts"] for p in plans}
+    assert by_name["Pro"] == 2 and by_name["Business"] == 1
+    assert "Starter" in by_name, "a plan whose only subscription ended is still a plan"
+    dashboard = viewer.client.get("/api/v1/dashboard?period=7").get_json()
+    assert set(by_name) >= {p["plan"] for p in dashboard["plan_distribution"] if p["plan"]}
+    page = viewer.client.get("/accounts?plan=Gold").get_data(as_text=True)
+    for name, count in by_name.items():
+        assert f'name="plan" value="{name}"' in page
+        assert f'data-plan-accounts="{count}"' in page
+    assert 'name="plan" value="Gold" checked' in page, "a plan named by the URL stays offered"

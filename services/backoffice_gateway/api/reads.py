@@ -111,6 +111,12 @@ def list_accounts(args: dict[str, Any]) -> Page[accounts.AccountRow]:
     return accounts.list_accounts(_b(), account_filters(args))
 
 
+@endpoint("/plans", summary="Every plan the ledger knows, with its live accounts (the plan "
+          "filter's choices)", tag="accounts")
+def list_plans(args: dict[str, Any]) -> dict[str, Any]:
+    return {"items": accounts.list_plans(_b())}
+
+
 @endpoint("/accounts/<account_id>", summary="One account", tag="accounts", path_params=(ACCOUNT,))
 def get_account(args: dict[str, Any]) -> accounts.AccountDetailView:
     return accounts.account_detail(_b(), args["account_id"])

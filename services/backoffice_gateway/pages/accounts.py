@@ -13,8 +13,6 @@ import threading
 import time
 from typing import Any
 
-from billing.ledger.v1 import queries_pb2 as q
-
 from services.backoffice_gateway.auth.decorators import login_required
 from services.backoffice_gateway.context import gateway
 from services.backoffice_gateway.errors import ApiError
@@ -50,11 +48,13 @@ def account_filters() -> acc.AccountFilters:
     )
 
 
-def _plan_choices(selected: list[str]) -> list[str]:
-    """The plans to offer: every plan with accounts (the ledger's plan distribution, cached
-    for a minute per process), plus any selected one (a link may name a plan that has no
-    account any more)."""
-    return sorted({*_PLANS.get(), *(s for s in selected if s)})
+def _plan_choices(selected: list[str]) -> list[tuple[str, int | None]]:
+    """The plans to offer, with their live account counts: every plan the ledger knows
+    (its ListPlans, cached for a minute per process), plus any selected one it does not (a
+    link may name a plan from elsewhere; no count then)."""
+    known = {p.plan: p.accounts for p in _PLANS.get()}
+    extra = {s: None for s in selected if s and s not in known}
+    return sorted({**known, **extra}.items())
 
 
 class _PlanCache:
@@ -63,26 +63,20 @@ class _PlanCache:
     def __init__(self, ttl: float) -> None:
         self._ttl = ttl
         self._lock = threading.Lock()
-        self._names: list[str] = []
+        self._plans: list[acc.PlanChoice] = []
         self._at = -ttl
 
-    def get(self) -> list[str]:
+    def get(self) -> list[acc.PlanChoice]:
         with self._lock:
             if time.monotonic() - self._at < self._ttl:
-                return self._names
-        gw = gateway()
+                return self._plans
         try:
-            answer = gw.backends.call(
-                "ledger",
-                gw.backends.ledger.GetDashboard,
-                q.GetDashboardRequest(period_days=7, recent_limit=1),
-            )
-            names = [p.plan for p in answer.plan_distribution if p.plan]
+            plans = acc.list_plans(gateway().backends)
         except ApiError:
-            return self._names  # keep what we had; the filter still works by URL
+            return self._plans  # keep what we had; the filter still works by URL
         with self._lock:
-            self._names, self._at = names, time.monotonic()
-        return names
+            self._plans, self._at = plans, time.monotonic()
+        return plans
 
 
 _PLANS = _PlanCache(60.0)

@@ -199,3 +199,14 @@ def account_detail(
         as_of=field_time(d, "as_of"),
     )
 
+
+@dataclass(frozen=True)
+class PlanChoice:
+    plan: str
+    accounts: int  # live accounts on it now (0: a plan nobody is on any more)
+
+
+def list_plans(backends: Backends) -> list[PlanChoice]:
+    """Every plan the ledger knows, by name: the plan filter's choices."""
+    answer = backends.call("ledger", backends.ledger.ListPlans, q.ListPlansRequest())
+    return [PlanChoice(p.plan, p.accounts) for p in answer.plans]

@@ -28,7 +28,7 @@ from services.common.grpc_errors import run_rpc
 from services.common.timeconv import from_timestamp, to_timestamp
 from services.ledger.db import is_unavailable
 from services.ledger.domain.movements import MrrMovementCategory
-from services.ledger.queries import accounts, dashboard, events, invoices
+from services.ledger.queries import accounts, dashboard, events, invoices, plans
 from services.ledger.queries.convert import (
     account_summary,
     billing_event_row,
@@ -456,6 +456,18 @@ class LedgerQueriesMixin:
             return pb.ListInvoicesResponse(
                 rows=[invoice_row(r) for r in rows],
                 page=common_pb2.PageInfo(next_page_token=token, total_count=total),
+            )
+
+        return await self._run(context, work)
+
+    async def ListPlans(
+        self, request: pb.ListPlansRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPlansResponse:
+        async def work() -> pb.ListPlansResponse:
+            async with self._snapshot() as conn:
+                found = await plans.list_plans(conn)
+            return pb.ListPlansResponse(
+                plans=[pb.PlanChoice(plan=p.plan, accounts=p.accounts) for p in found]
             )
 
         return await self._run(context, work)
