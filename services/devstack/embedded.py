@@ -282,12 +282,25 @@ class EmbeddedNats:
             start_new_session=True,
             preexec_fn=die_with_parent,
         )
-        wait_for_port(self.port, timeout, self.process)
+        try:
+            wait_for_port(self.port, timeout, self.process)
+        except RuntimeError as exc:
+            # The server's own words (a Go runtime abort, a port in use) are in its log, which
+            # lives in a temporary directory gone by the time anyone reads a CI report.
+            raise RuntimeError(f"{exc}; nats.log ends with:\n{_log_tail(log.name)}") from exc
 
     def stop(self, timeout: float = 10.0) -> None:
         """Graceful stop; JetStream flushes its file store."""
         _stop_process(self.process, signal.SIGTERM, timeout)
         self.process = None
+
+
+def _log_tail(path: str | bytes | int, max_bytes: int = 4000) -> str:
+    """The last few KB of a child's log file, for an error message."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, handle.tell() - max_bytes))
+        return handle.read().decode("utf-8", "replace")
 
 
 def _stop_process(process: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> None:
