@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
+
 
 class InvalidEnvelope(ValueError):
     """The body is not a Stripe event object; the message says which part is wrong."""
@@ -46,8 +48,13 @@ def _checked_text(name: str, value: str) -> str:
         raise InvalidEnvelope(f'"{name}" is longer than {MAX_TEXT} characters')
     if "\x00" in value:
         raise InvalidEnvelope(f'"{name}" contains a NUL character')
-    if any("\ud800" <= ch <= "\udfff" for ch in value):
-        raise InvalidEnvelope(f'"{name}" contains a lone surrogate (not valid Unicode)')
+    if not value.isascii():
+        try:  # strict UTF-8 refuses exactly the surrogates (in C, not a loop per character)
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidEnvelope(
+                f'"{name}" contains a lone surrogate (not valid Unicode)'
+            ) from exc
     return value
 
 
@@ -89,13 +96,23 @@ def parse_event(payload: bytes) -> IncomingEvent:
         # section 8.1; Stripe never sends one). Refused here, the ledger never sees one.
         raise InvalidEnvelope("body starts with a byte order mark (JSON must not)")
     try:
+        # orjson (~3x faster, issue 12) accepts a subset of what json.loads accepts (strict
+        # UTF-8, no lone surrogates, NaN or 65-bit integers) and gives the same document for
+        # it; anything it refuses goes through json.loads, so the answers stay as they were.
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        document = _standard_loads(payload)
+    return event_from_document(document, payload)
+
+
+def _standard_loads(payload: bytes) -> object:
+    try:
         # Decoded as UTF-8 explicitly: json.loads would guess UTF-16/32 from raw bytes.
-        document = json.loads(payload.decode("utf-8"))
+        return json.loads(payload.decode("utf-8"))
     except RecursionError as exc:
         raise InvalidEnvelope("body is nested too deeply") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidEnvelope(f"body is not JSON: {str(exc)[:200]}") from exc
-    return event_from_document(document, payload)
 
 
 def event_from_document(document: object, payload: bytes) -> IncomingEvent:

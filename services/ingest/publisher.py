@@ -103,10 +103,11 @@ class OutboxPublisher:
 
     async def _mark_published(self, event_ids: Sequence[str]) -> None:
         async with self._engine.begin() as conn:
-            # ANY(array): one statement text for every batch size (see archive.INSERT_BATCH_SQL).
+            # ANY(array): one statement text for every batch size (see archive.INSERT_BATCH_SQL),
+            # the ids in binary (``%b``: no text escaping per element, issue 12).
             await conn.exec_driver_sql(
                 "UPDATE ingest.stripe_events SET published_at = %s"
-                " WHERE event_id = ANY(%s) AND published_at IS NULL",
+                " WHERE event_id = ANY(%b) AND published_at IS NULL",
                 (datetime.now(UTC), list(event_ids)),
             )
 

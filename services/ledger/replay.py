@@ -17,7 +17,12 @@ Bulk replays into the live ``ledger`` schema take two shortcuts, both re-runnabl
   one ``ledger.query_support_rebuild()`` runs at the end, after an ANALYZE of the freshly
   loaded tables. The marker row ``ledger.query_support_deferred`` is committed before the
   first batch and removed with the rebuild, so a replay that dies half-way is finished by the
-  next one (which sees the marker and defers and rebuilds again).
+  next one (which sees the marker and defers and rebuilds again). Such a replay also leaves
+  the derived columns to one ``refresh_all_derived`` in that final transaction.
+* Into an empty ledger (or VerifyLedger's new scratch schema), billing rows are copied
+  straight into their table (``apply_staged(fresh=True)``); should another writer have
+  applied one of the events meanwhile, the unique key refuses the batch and the rest of the
+  replay goes through ``ON CONFLICT`` as usual (issue 12).
 """
 
 from __future__ import annotations
