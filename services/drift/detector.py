@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -73,6 +73,12 @@ HWM_RESOURCES = "resources"
 HWM_MARGIN = 300
 RETENTION = 30 * 86_400
 PROGRESS_SECONDS = 2.0
+#: States per message of a whole-account read (the ledger's largest batch).
+STATE_BATCH = 5000
+#: Pages whose ledger rows are being read at once (a whole-account pass).
+PAGE_READS = 4
+#: Ids per keyed "which of these does the ledger know" read (the ledger's limit).
+KEYED_IDS = 10_000
 #: Concurrent ``created`` slices of a whole-account subscription list (see created_slices).
 LIST_SLICES = 8
 #: Resource lists audited against the ledger's read models (subscriptions come from the
@@ -83,6 +89,8 @@ AUDITED = {
     "refund": "/v1/refunds",
     "credit_note": "/v1/credit_notes",
 }
+#: The kinds the ledger's read models answer for (a finding's ``field`` names one).
+KNOWN_KINDS = frozenset({"subscription", *AUDITED})
 ALL_KINDS = frozenset(
     {
         MISSING_EVENT,
@@ -130,18 +138,57 @@ async def load_states(
 ) -> dict[str, ledger_pb.SubscriptionState]:
     """The ledger's subscriptions (one customer's, or all), by id."""
     out: dict[str, ledger_pb.SubscriptionState] = {}
-    request = ledger_pb.StreamSubscriptionStatesRequest(stripe_customer_id=customer)
+    request = ledger_pb.StreamSubscriptionStatesRequest(
+        stripe_customer_id=customer, batch_size=0 if customer else STATE_BATCH
+    )
     async for batch in ledger.StreamSubscriptionStates(request):
         for state in batch.states:
             out[state.subscription_id] = state
     return out
 
 
-async def known_objects(ledger: ledger_pb2_grpc.LedgerServiceAsyncStub, kind: str) -> set[str]:
+async def subscription_dates(ledger: ledger_pb2_grpc.LedgerServiceAsyncStub) -> list[int]:
+    """Every subscription's date as the ledger knows it (no joins: a cheap read), the cut
+    points of a whole-account list's slices."""
+    request = ledger_pb.StreamSubscriptionStatesRequest(created_only=True, batch_size=STATE_BATCH)
+    out: list[int] = []
+    async for batch in ledger.StreamSubscriptionStates(request):
+        out.extend(
+            s.subscription_created.seconds
+            for s in batch.states
+            if s.HasField("subscription_created")
+        )
+    return out
+
+
+async def states_of(
+    ledger: ledger_pb2_grpc.LedgerServiceAsyncStub, ids: list[str]
+) -> dict[str, ledger_pb.SubscriptionState]:
+    """The ledger's rows of these subscriptions (one page of Stripe's list), by id."""
+    out: dict[str, ledger_pb.SubscriptionState] = {}
+    for start in range(0, len(ids), KEYED_IDS):
+        request = ledger_pb.StreamSubscriptionStatesRequest(
+            subscription_ids=ids[start : start + KEYED_IDS], batch_size=STATE_BATCH
+        )
+        async for batch in ledger.StreamSubscriptionStates(request):
+            for state in batch.states:
+                out[state.subscription_id] = state
+    return out
+
+
+async def known_objects(
+    ledger: ledger_pb2_grpc.LedgerServiceAsyncStub, kind: str, ids: Iterable[str]
+) -> set[str]:
+    """Which of ``ids`` the ledger's read model of ``kind`` holds (keyed lookups of up to
+    KEYED_IDS ids: a pass audits the resources created since its mark, not every id)."""
+    wanted = sorted(set(ids))
     out: set[str] = set()
-    request = ledger_pb.StreamKnownObjectsRequest(kind=kind)
-    async for batch in ledger.StreamKnownObjects(request):
-        out.update(batch.ids)
+    for start in range(0, len(wanted), KEYED_IDS):
+        request = ledger_pb.StreamKnownObjectsRequest(
+            kind=kind, ids=wanted[start : start + KEYED_IDS], batch_size=KEYED_IDS
+        )
+        async for batch in ledger.StreamKnownObjects(request):
+            out.update(batch.ids)
     return out
 
 
@@ -214,6 +261,11 @@ class _Pass:
         #: What the comparison could not settle at once (see recheck).
         self.suspects: list[str] = []
         self.missing_subs: dict[str, JSON] = {}
+        #: A whole-account pass: the ledger's subscription dates, and the rows read so far.
+        self.dates: list[int] = []
+        self.states: dict[str, ledger_pb.SubscriptionState] = {}
+        #: Subscriptions whose check rows were written while the lists ran.
+        self.saved: set[str] = set()
         self.new: list[Finding] = []
         self.known: dict[str, set[str]] = {}
         self.charge_customer: dict[str, str] = {}
@@ -255,7 +307,10 @@ class _Pass:
         if self.account_id is None and self.incremental:
             return {}  # read per customer of the touched subscriptions (run)
         if self.account_id is None:
-            states = await load_states(self.deps.ledger)
+            # A whole account: each page's rows are read by id as the page arrives
+            # (compare_pages); here only the dates that cut Stripe's list into slices.
+            self.dates = await subscription_dates(self.deps.ledger)
+            return {}
         else:
             self.customers = await account_customers(self.deps.ledger, self.account_id)
             states = await self.current_states()
@@ -309,9 +364,7 @@ class _Pass:
                 out.append(sub)
         return out
 
-    def subscription_pages(
-        self, states: dict[str, ledger_pb.SubscriptionState]
-    ) -> AsyncIterator[list[JSON]]:
+    def subscription_pages(self) -> AsyncIterator[list[JSON]]:
         """Stripe's subscriptions in scope (all statuses, latest invoice expanded), page by
         page: a whole Stripe account in ``created`` slices walked side by side (the slices
         cut at the ledger's subscription dates), an account's customers one query each."""
@@ -319,12 +372,7 @@ class _Pass:
         if self.customers is not None:
             queries = [{**params, "customer": c} for c in sorted(self.customers)]
         else:
-            created = [
-                s.subscription_created.seconds
-                for s in states.values()
-                if s.HasField("subscription_created")
-            ]
-            queries = [{**params, **cut} for cut in created_slices(created, LIST_SLICES)]
+            queries = [{**params, **cut} for cut in created_slices(self.dates, LIST_SLICES)]
         return self.caller.pages_side_by_side("/v1/subscriptions", queries, self.count)
 
     async def stripe_resources(self, since: int | None) -> dict[str, dict[str, JSON]]:
@@ -456,10 +504,54 @@ class _Pass:
         )
 
     async def compare_pages(
-        self, pages: AsyncIterator[list[JSON]], states: dict[str, ledger_pb.SubscriptionState]
+        self,
+        pages: AsyncIterator[list[JSON]],
+        states: dict[str, ledger_pb.SubscriptionState] | None,
     ) -> None:
-        async for page in pages:
-            self.compare_page(page, states)
+        """Compare every page with ``states``, or (``None``: a whole account) with the
+        ledger's rows of that page, read by id while the next pages are requested: the
+        ledger's 100,000 rows are never one long read before the first comparison."""
+        if states is not None:
+            async for page in pages:
+                self.compare_page(page, states)
+            return
+        reads = asyncio.Semaphore(PAGE_READS)
+        running: list[asyncio.Future[None]] = []
+
+        async def keyed(page: list[JSON]) -> None:
+            try:
+                rows = await states_of(self.deps.ledger, [str(sub["id"]) for sub in page])
+            finally:
+                reads.release()
+            self.remember(rows)
+            self.compare_page(page, rows)
+            # The page's check rows are written now, while Stripe pages on, not all
+            # 100,000 in the final transaction (the findings and flags still are).
+            done = [
+                (sid, *self.checked[sid])
+                for sid in (str(sub["id"]) for sub in page)
+                if sid in self.checked and sid not in self.saved
+            ]
+            async with self.deps.engine.begin() as conn:
+                await store.mark_checked(conn, self.run_id, done)
+            self.saved.update(sid for sid, _, _ in done)
+
+        try:
+            async for page in pages:
+                await reads.acquire()
+                running.append(asyncio.ensure_future(keyed(page)))
+            await asyncio.gather(*running)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    def remember(self, states: dict[str, ledger_pb.SubscriptionState]) -> None:
+        """Keep the rows read (the recovery cutoffs' customers) and their accounts."""
+        self.states.update(states)
+        for state in states.values():
+            if state.stripe_customer_id and state.account_id:
+                self.account_of[state.stripe_customer_id] = state.account_id
 
     async def recheck(
         self, window_start: int, cutoff_of: dict[str, int], customer_cutoff: dict[str, int]
@@ -532,38 +624,37 @@ class _Pass:
             if owner:
                 self.charge_customer[charge["id"]] = owner
         for kind, objects in resources.items():
-            self.known[kind] = await known_objects(self.deps.ledger, kind)
-            pending[kind] = [obj for oid, obj in objects.items() if oid not in self.known[kind]]
+            known = await known_objects(self.deps.ledger, kind, objects)
+            pending[kind] = [obj for oid, obj in objects.items() if oid not in known]
         if any(pending.values()):
             await asyncio.sleep(self.deps.settle_seconds)
         for kind, unknown in pending.items():
             if not unknown:
                 continue
-            self.known[kind] = await known_objects(self.deps.ledger, kind)
+            known = await known_objects(self.deps.ledger, kind, (o["id"] for o in unknown))
             for obj in unknown:
-                if obj["id"] not in self.known[kind]:
+                if obj["id"] not in known:
                     self.audit_missing(kind, obj, window_start, cutoff_of, customer_cutoff)
 
-    async def resolve_known_resources(
-        self, cutoff_of: dict[str, int], states: dict[str, ledger_pb.SubscriptionState]
-    ) -> None:
+    async def resolve_known_resources(self, cutoff_of: dict[str, int]) -> None:
         """Passes after the first list only new resources, so an open "no archived event"
         finding is resolved by looking again: the ledger knows the object now (recovered),
-        or a recovery cutoff covers its subscription. The ledger's subscriptions are read
-        again only when such a finding names one the pass's first read lacked."""
+        or a recovery cutoff covers its subscription."""
         rows = [
             row
             for kind in (MISSING_HISTORICAL, MISSING_UNRECOVERABLE)
             for row in await store.open_of_kind(self.deps.engine, kind)
+            if self.customers is None or row.account_id in self.scope_accounts()
         ]
-        self.known["subscription"] = set(states)
-        if any(r.field == "subscription" and r.stripe_object_id not in states for r in rows):
-            self.known["subscription"] = set(await self.current_states())
+        named: dict[str, set[str]] = {}
+        for row in rows:
+            if row.field in KNOWN_KINDS and row.stripe_object_id:
+                named.setdefault(row.field, set()).add(row.stripe_object_id)
+        known: set[str] = set()
+        for kind, ids in named.items():
+            known |= await known_objects(self.deps.ledger, kind, ids)
         done: list[int] = []
         for row in rows:
-            if self.customers is not None and row.account_id not in self.scope_accounts():
-                continue
-            known = self.known.get(row.field or "", set())
             covered = (
                 row.subscription_id in cutoff_of
                 and int(row.stripe_value or 0) < cutoff_of[row.subscription_id]
@@ -629,15 +720,18 @@ class _Pass:
         else:
             # The lists are independent cursors: walked side by side, they share the budget;
             # each subscription page is compared as it arrives.
-            self.counters.subscriptions_total = len(states)
+            self.counters.subscriptions_total = max(len(states), len(self.dates))
             (listed, coverage, since), _, resources = await self.step(
                 "stripe lists and compare",
                 asyncio.gather(
                     self.list_events(),
-                    self.compare_pages(self.subscription_pages(states), states),
+                    self.compare_pages(
+                        self.subscription_pages(), states if self.customers is not None else None
+                    ),
                     self.stripe_resources(res_since),
                 ),
             )
+            states = self.states if self.customers is None else states
         self.counters.subscriptions_total = len(self.checked)
         newest = max(coverage.newest_listed or 0, mark or 0)
         window_start = (newest or int(time.time())) - RETENTION
@@ -658,7 +752,7 @@ class _Pass:
         )
         await self.step("resolve events", self.resolve_recovered_events())
         if not self.incremental:
-            await self.step("resolve resources", self.resolve_known_resources(cutoff_of, states))
+            await self.step("resolve resources", self.resolve_known_resources(cutoff_of))
         newest_resource = max(
             (int(o.get("created") or 0) for objs in resources.values() for o in objs.values()),
             default=0,
@@ -702,9 +796,7 @@ class _Pass:
         async with engine.begin() as conn:
             new = await store.record_findings(conn, self.run_id, self.findings)
             await store.resolve_unseen(conn, scope, (f.fingerprint for f in self.findings), started)
-            await store.mark_checked(
-                conn, self.run_id, [(sid, a, c) for sid, (a, c) in self.checked.items()]
-            )
+            synced: set[str] = set()
             if not incremental and self.customers is None:
                 # Synced: the account's history is complete as far as Stripe can tell (no
                 # gap left open by this pass); the banner counts the others as never synced.
@@ -713,9 +805,10 @@ class _Pass:
                     for f in self.findings
                     if f.kind in (MISSING_HISTORICAL, MISSING_UNRECOVERABLE, MISSING_EVENT)
                 }
-                await store.mark_synced(
-                    conn, {a for a, _ in self.checked.values() if a and a not in gaps}
-                )
+                synced = {a for a, _ in self.checked.values() if a and a not in gaps}
+            rest = [(sid, a, c) for sid, (a, c) in self.checked.items() if sid not in self.saved]
+            await store.mark_checked(conn, self.run_id, rest, synced=synced)
+            await store.mark_synced(conn, synced - {a for _, a, _ in rest if a})
             if coverage.newest_listed and self.customers is None:
                 await store.set_high_water_mark(conn, HWM_EVENTS, coverage.newest_listed)
             if newest_resource and self.customers is None:

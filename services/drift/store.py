@@ -7,7 +7,7 @@ again sets ``resolved_at``. Nothing is deleted: every run and every finding is k
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -189,9 +189,13 @@ ON CONFLICT (subscription_id) DO UPDATE SET
 )
 _UPSERT_ACCOUNTS = text(
     """
-INSERT INTO drift.accounts (account_id, stripe_customer_id, checked_at)
-SELECT a, c, now() FROM unnest(CAST(:accounts AS text[]), CAST(:customers AS text[])) AS t(a, c)
-ON CONFLICT (account_id) DO UPDATE SET checked_at = EXCLUDED.checked_at
+INSERT INTO drift.accounts (account_id, stripe_customer_id, checked_at, synced_at)
+SELECT a, c, now(), CASE WHEN y THEN now() END
+FROM unnest(CAST(:accounts AS text[]), CAST(:customers AS text[]), CAST(:synced AS boolean[]))
+    AS t(a, c, y)
+ON CONFLICT (account_id) DO UPDATE SET
+    checked_at = EXCLUDED.checked_at,
+    synced_at = COALESCE(EXCLUDED.synced_at, drift.accounts.synced_at)
 """
 )
 
@@ -200,10 +204,12 @@ async def mark_checked(
     conn: AsyncConnection,
     run_id: str,
     checked: Sequence[tuple[str, str | None, str | None]],
+    synced: Collection[str] = (),
 ) -> None:
     """Upsert ``(subscription id, account id, customer id)`` check rows and the accounts
-    (one array statement each: 100,000 rows cost one round trip, not a giant VALUES list),
-    then recompute both flags from the open, unacknowledged discrepancies."""
+    (one array statement each: 100,000 rows cost one round trip, not a giant VALUES list);
+    the accounts in ``synced`` are marked synced by the same statement (see mark_synced).
+    The caller refreshes the flags (refresh_flags) once its writes are done."""
     if not checked:
         return
     await conn.execute(
@@ -221,9 +227,12 @@ async def mark_checked(
             owners[account] = customer
     await conn.execute(
         _UPSERT_ACCOUNTS,
-        {"accounts": list(owners), "customers": list(owners.values())},
+        {
+            "accounts": list(owners),
+            "customers": list(owners.values()),
+            "synced": [account in synced for account in owners],
+        },
     )
-    await refresh_flags(conn)
 
 
 #: The one statement of "this discrepancy raises its subject's drift flag": neither resolved by
@@ -234,19 +243,26 @@ FLAGGING = "{d}resolved_at IS NULL AND {d}acknowledged_at IS NULL"
 
 def _refresh_flag(table: str, key: str) -> TextClause:
     """``has_drift_detected`` of every row of ``drift.<table>`` (keyed by ``key``) recomputed
-    from its flagging discrepancies; only rows whose flag changes are written."""
+    from its flagging discrepancies; only rows whose flag changes are written.
+
+    Only two kinds of rows can change: the flagged ones (a discrepancy may have been
+    resolved or acknowledged) and those with a flagging discrepancy. Those candidates are
+    found with one scan and a hashed set; the per-row EXISTS runs for them alone, not for
+    each of the 100,000 subscriptions of a full pass."""
     # table, key: this module's two call sites below, never input.
     return text(
         f"""
-UPDATE drift.{table} t SET has_drift_detected = f.flag
-FROM (
-    SELECT t2.{key}, EXISTS (
-        SELECT 1 FROM drift.discrepancies d
-        WHERE d.{key} = t2.{key} AND {FLAGGING.format(d="d.")}
-    ) AS flag
-    FROM drift.{table} t2
-) f
-WHERE f.{key} = t.{key} AND t.has_drift_detected IS DISTINCT FROM f.flag
+UPDATE drift.{table} t SET has_drift_detected = NOT t.has_drift_detected
+WHERE (
+    t.has_drift_detected
+    OR t.{key} IN (
+        SELECT d.{key} FROM drift.discrepancies d WHERE {FLAGGING.format(d="d.")}
+    )
+)
+AND t.has_drift_detected <> EXISTS (
+    SELECT 1 FROM drift.discrepancies d
+    WHERE d.{key} = t.{key} AND {FLAGGING.format(d="d.")}
+)
 """  # noqa: S608
     )
 

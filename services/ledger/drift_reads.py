@@ -29,6 +29,8 @@ from services.ledger.db import raw_transaction
 
 DEFAULT_BATCH = 1000
 MAX_BATCH = 5000
+#: Ids per keyed read (a page of subscriptions, the new resources of a pass).
+MAX_KEYED = 10_000
 
 #: Read model of each auditable Stripe kind: (table, key column). Identifiers only.
 KNOWN_OBJECT_TABLES: dict[str, tuple[str, str]] = {
@@ -59,9 +61,19 @@ LEFT JOIN LATERAL (
     ORDER BY p.invoice_created DESC NULLS LAST, p.invoice_id DESC
     LIMIT 1
 ) inv ON true
-WHERE s.subscription_id > %(after)s
-  AND (%(customer)s::text IS NULL OR s.stripe_customer_id = %(customer)s::text)
+WHERE {where}
 ORDER BY s.subscription_id
+LIMIT %(limit)s
+"""
+_STATES_PAGE_SQL = _STATES_SQL.format(
+    where="s.subscription_id > %(after)s"
+    " AND (%(customer)s::text IS NULL OR s.stripe_customer_id = %(customer)s::text)"
+)
+_STATES_KEYED_SQL = _STATES_SQL.format(where="s.subscription_id = ANY(%(ids)s)")
+_CREATED_SQL = """
+SELECT subscription_id, subscribed_since FROM ledger.subscriptions
+WHERE subscription_id > %(after)s
+ORDER BY subscription_id
 LIMIT %(limit)s
 """
 
@@ -117,7 +129,33 @@ async def stream_subscription_states(
     after = ""
     while True:
         async with raw_transaction(engine) as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(_STATES_SQL, {"after": after, "customer": customer, "limit": size})
+            await cur.execute(
+                _STATES_PAGE_SQL, {"after": after, "customer": customer, "limit": size}
+            )
+            rows = await cur.fetchall()
+        if not rows:
+            return
+        yield rows
+        if len(rows) < size:
+            return
+        after = rows[-1]["subscription_id"]
+
+
+async def subscription_states_of(engine: AsyncEngine, ids: list[str]) -> list[dict[str, Any]]:
+    """The states of these subscriptions (at most ``MAX_KEYED``; unknown ids are absent)."""
+    async with raw_transaction(engine) as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_STATES_KEYED_SQL, {"ids": ids, "limit": len(ids)})
+        return list(await cur.fetchall())
+
+
+async def stream_subscription_created(
+    engine: AsyncEngine, size: int
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every subscription's id and ``subscribed_since`` (no joins), ``size`` per batch."""
+    after = ""
+    while True:
+        async with raw_transaction(engine) as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(_CREATED_SQL, {"after": after, "limit": size})
             rows = await cur.fetchall()
         if not rows:
             return
@@ -147,6 +185,18 @@ async def stream_known_objects(
         if len(ids) < size:
             return
         after = ids[-1]
+
+
+async def known_among(engine: AsyncEngine, kind: str, ids: list[str]) -> list[str]:
+    """Which of ``ids`` (at most ``MAX_KEYED``) the ledger holds for ``kind``, in id order
+    (``KeyError`` for an unknown kind): one indexed lookup instead of the whole kind."""
+    table, key = KNOWN_OBJECT_TABLES[kind]
+    sql = (  # identifiers from KNOWN_OBJECT_TABLES only; values are parameters
+        f"SELECT {key} AS id FROM {table} WHERE {key} = ANY(%(ids)s) ORDER BY {key}"  # noqa: S608
+    )
+    async with raw_transaction(engine) as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql, {"ids": ids})
+        return [row["id"] for row in await cur.fetchall()]
 
 
 async def list_drift_signals(engine: AsyncEngine, limit: int) -> list[DriftSignalRow]:

@@ -19,10 +19,14 @@ from services.common.grpc_errors import InvalidArgument
 from services.common.timeconv import from_timestamp, to_timestamp
 from services.ledger.drift_reads import (
     KNOWN_OBJECT_TABLES,
+    MAX_KEYED,
     batch_size,
+    known_among,
     list_drift_signals,
     stream_known_objects,
+    stream_subscription_created,
     stream_subscription_states,
+    subscription_states_of,
 )
 from services.ledger.snapshots import parse_snapshot, record_snapshot
 
@@ -70,6 +74,27 @@ class LedgerDriftReadsMixin:
         self, request: pb.StreamSubscriptionStatesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.SubscriptionStateBatch]:
         size = _size(request.batch_size)
+        if request.subscription_ids:
+            if len(request.subscription_ids) > MAX_KEYED:
+                raise InvalidArgument(f"at most {MAX_KEYED} subscription ids per request")
+            rows = await subscription_states_of(self._engine, list(request.subscription_ids))
+            for start in range(0, len(rows), size):
+                yield pb.SubscriptionStateBatch(
+                    states=[subscription_state(r) for r in rows[start : start + size]]
+                )
+            return
+        if request.created_only:
+            async for rows in stream_subscription_created(self._engine, size):
+                yield pb.SubscriptionStateBatch(
+                    states=[
+                        pb.SubscriptionState(
+                            subscription_id=r["subscription_id"],
+                            subscription_created=to_timestamp(r["subscribed_since"]),
+                        )
+                        for r in rows
+                    ]
+                )
+            return
         customer = request.stripe_customer_id or None
         async for rows in stream_subscription_states(self._engine, customer, size):
             yield pb.SubscriptionStateBatch(states=[subscription_state(r) for r in rows])
@@ -80,6 +105,13 @@ class LedgerDriftReadsMixin:
         if request.kind not in KNOWN_OBJECT_TABLES:
             raise InvalidArgument(f"kind must be one of {sorted(KNOWN_OBJECT_TABLES)}")
         size = _size(request.batch_size)
+        if request.ids:
+            if len(request.ids) > MAX_KEYED:
+                raise InvalidArgument(f"at most {MAX_KEYED} ids per request")
+            known = await known_among(self._engine, request.kind, list(request.ids))
+            for start in range(0, len(known), size):
+                yield pb.KnownObjectBatch(ids=known[start : start + size])
+            return
         async for ids in stream_known_objects(self._engine, request.kind, size):
             yield pb.KnownObjectBatch(ids=ids)
 

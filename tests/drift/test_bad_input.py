@@ -148,3 +148,59 @@ async def test_ledger_snapshot_requests(stack: DriftStack) -> None:
         again = await ledger.RecordStripeSnapshot(good)
         assert first.created and not again.created
         assert first.object_id == sub["id"] and first.object_type == "subscription"
+
+
+async def test_keyed_known_objects(stack: DriftStack) -> None:
+    """The ledger's keyed "which of these ids do you know" read (the audit's lookups):
+    known ids come back, unknown ones do not, and too many ids are INVALID_ARGUMENT."""
+    from billing.ledger.v1 import drift_inputs_pb2, ledger_pb2_grpc
+
+    from services.common.grpc_client import aio_channel
+
+    await stack.deliver()
+    await stack.settled()
+    invoices = sorted(stack.sim.world.objects["invoice"])[:3]
+    asked = [*invoices, "in_not_a_known_invoice"]
+    async with aio_channel(f"127.0.0.1:{stack.ledger.grpc.port}") as channel:
+        ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
+        request = drift_inputs_pb2.StreamKnownObjectsRequest(kind="invoice", ids=asked)
+        known = [i async for batch in ledger.StreamKnownObjects(request) for i in batch.ids]
+        assert sorted(known) == invoices
+        too_many = drift_inputs_pb2.StreamKnownObjectsRequest(
+            kind="invoice", ids=[f"in_{n}" for n in range(10_001)]
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in ledger.StreamKnownObjects(too_many):
+                pass
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_keyed_and_dated_subscription_states(stack: DriftStack) -> None:
+    """Reads of a whole-account pass: the states of one page's subscriptions by id (unknown
+    ids absent, too many refused) and every subscription's date without the joins."""
+    from billing.ledger.v1 import drift_inputs_pb2, ledger_pb2_grpc
+
+    from services.common.grpc_client import aio_channel
+
+    await stack.deliver()
+    await stack.settled()
+    subs = sorted(stack.sim.world.objects["subscription"])
+    async with aio_channel(f"127.0.0.1:{stack.ledger.grpc.port}") as channel:
+        ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
+        keyed = drift_inputs_pb2.StreamSubscriptionStatesRequest(
+            subscription_ids=[subs[0], subs[-1], "sub_not_known"]
+        )
+        states = [s async for batch in ledger.StreamSubscriptionStates(keyed) for s in batch.states]
+        assert sorted(s.subscription_id for s in states) == [subs[0], subs[-1]]
+        assert all(s.status and s.stripe_customer_id for s in states)
+        dated = drift_inputs_pb2.StreamSubscriptionStatesRequest(created_only=True, batch_size=3)
+        dates = [s async for batch in ledger.StreamSubscriptionStates(dated) for s in batch.states]
+        assert sorted(s.subscription_id for s in dates) == subs
+        assert all(s.HasField("subscription_created") and not s.status for s in dates)
+        too_many = drift_inputs_pb2.StreamSubscriptionStatesRequest(
+            subscription_ids=[f"sub_{n}" for n in range(10_001)]
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in ledger.StreamSubscriptionStates(too_many):
+                pass
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
