@@ -140,9 +140,11 @@ def _movements(d: q.GetDashboardResponse) -> list[MovementView]:
     return result
 
 
-def _request(period_days: int, as_of_seconds: int | None, recent_limit: int
-             ) -> q.GetDashboardRequest:
-    request = q.GetDashboardRequest(period_days=period_days, recent_limit=recent_limit)
+def _request(period_days: int, as_of_seconds: int | None, recent_limit: int,
+             trend_only: bool = False) -> q.GetDashboardRequest:
+    request = q.GetDashboardRequest(
+        period_days=period_days, recent_limit=recent_limit, trend_only=trend_only
+    )
     if as_of_seconds is not None:
         request.as_of.FromSeconds(as_of_seconds)
     return request
@@ -192,7 +194,8 @@ def _dashboard(
     prior_call = None
     if prior_points is None:
         prior_call = backends.start(
-            "ledger", backends.ledger.GetDashboard, _request(period_days, prior_end - 1, 1)
+            "ledger", backends.ledger.GetDashboard,
+            _request(period_days, prior_end - 1, 1, trend_only=True),
         )
     d = backends.call(
         "ledger", backends.ledger.GetDashboard,

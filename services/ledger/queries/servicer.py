@@ -45,6 +45,7 @@ from services.ledger.queries.errors import (
 from services.ledger.queries.fx import Blend, Fx
 from services.ledger.queries.inputs import (
     InvoiceLens,
+    Window,
     account_list_query,
     account_token,
     event_list_query,
@@ -146,6 +147,10 @@ class LedgerQueriesMixin:
             w = window(request.period_days, as_of, _now())
             limit = recent_limit(request.recent_limit)
             fx = self._fx()
+            if request.trend_only:
+                async with self._snapshot() as conn:
+                    only_curve = await dashboard.mrr_curve(conn, w.start_day, w.end_day)
+                return self._dashboard_frame(w, fx, only_curve)
 
             # Three independent groups of reads on three connections in parallel: each group
             # is one snapshot (the MRR trend with its movements, revenue and events; the
@@ -200,15 +205,6 @@ class LedgerQueriesMixin:
                 unconverted.update(b.unconverted)
                 return b.total
 
-            mrr_points = []
-            for day, committed, forward in curve.points:
-                mrr_points.append(
-                    pb.MrrPoint(
-                        date=day.isoformat(),
-                        committed_mrr=platform_money(blend(committed), fx),
-                        forward_mrr=platform_money(blend(forward), fx),
-                    )
-                )
             last_committed, last_forward = (
                 (curve.points[-1][1], curve.points[-1][2]) if curve.points else curve.before
             )
@@ -290,16 +286,11 @@ class LedgerQueriesMixin:
                 active_users_prior=activity.active_users_prior,
                 active_sessions=activity.active_sessions,
             )
-            response = pb.GetDashboardResponse(
-                as_of=to_timestamp(w.as_of),
-                period_days=w.days,
-                period=common_pb2.Period(start=to_timestamp(w.start), end=to_timestamp(w.end)),
-                prior_period=common_pb2.Period(
-                    start=to_timestamp(w.prior_start), end=to_timestamp(w.start)
-                ),
-                platform_currency=fx.platform,
+            response = self._dashboard_frame(w, fx, curve)
+            unconverted.update(response.unconverted_currencies)
+            del response.unconverted_currencies[:]
+            response.MergeFrom(pb.GetDashboardResponse(
                 kpis=kpis,
-                mrr_trend=mrr_points,
                 revenue_trend=revenue_points,
                 plan_distribution=shares,
                 account_growth=growth,
@@ -307,7 +298,7 @@ class LedgerQueriesMixin:
                 recent_events=[billing_event_row(r) for r in recent_rows],
                 mrr_movements=movement_totals(moves),
                 mrr_movements_prior=movement_totals(moves_prior),
-            )
+            ))
             for row in recent:
                 if row.currency and fx.rate(row.currency) is None:
                     unconverted.add(row.currency)
@@ -315,6 +306,39 @@ class LedgerQueriesMixin:
             return response
 
         return await self._run(context, work)
+
+    @staticmethod
+    def _dashboard_frame(
+        w: Window, fx: Fx, curve: dashboard.MrrCurve
+    ) -> pb.GetDashboardResponse:
+        """The periods and the MRR trend: the whole of a ``trend_only`` answer and the start
+        of a full one, so the overlay's points are the dashboard's own by construction."""
+        unconverted: set[str] = set()
+
+        def blend(native: dict[str, int]) -> int:
+            b = Blend(fx).extend(native.items())
+            unconverted.update(b.unconverted)
+            return b.total
+
+        response = pb.GetDashboardResponse(
+            as_of=to_timestamp(w.as_of),
+            period_days=w.days,
+            period=common_pb2.Period(start=to_timestamp(w.start), end=to_timestamp(w.end)),
+            prior_period=common_pb2.Period(
+                start=to_timestamp(w.prior_start), end=to_timestamp(w.start)
+            ),
+            platform_currency=fx.platform,
+            mrr_trend=[
+                pb.MrrPoint(
+                    date=day.isoformat(),
+                    committed_mrr=platform_money(blend(committed), fx),
+                    forward_mrr=platform_money(blend(forward), fx),
+                )
+                for day, committed, forward in curve.points
+            ],
+        )
+        response.unconverted_currencies.extend(sorted(unconverted))
+        return response
 
     # ------------------------------------------------------------------ accounts
     async def ListAccounts(

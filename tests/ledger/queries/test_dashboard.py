@@ -137,6 +137,25 @@ async def test_mrr_trend_and_movements(stub: Stub, ledger: Ledger) -> None:
     assert prior["new"] == (1, 500)
 
 
+async def test_trend_only_is_the_full_answers_trend(stub: Stub, ledger: Ledger) -> None:
+    """The back-office's prior-period overlay asks for the trend alone: the same points and
+    periods as the full dashboard (JPY included: unconverted currencies too), none of the rest."""
+    world.build(ledger)
+    ledger.customer("cus_j", name="J", created_at=days_ago(40), currency="JPY")
+    for days in (7, 30):
+        full = await dashboard(stub, days)
+        trend = await dashboard(stub, days, trend_only=True)
+        assert len(trend.mrr_trend) == days
+        assert list(trend.mrr_trend) == list(full.mrr_trend)
+        assert (trend.period, trend.prior_period, trend.as_of, trend.period_days) == (
+            full.period, full.prior_period, full.as_of, full.period_days
+        )
+        assert trend.platform_currency == full.platform_currency
+        assert set(trend.unconverted_currencies) <= set(full.unconverted_currencies)
+        assert not trend.HasField("kpis")
+        assert not (trend.revenue_trend or trend.mrr_movements or trend.recent_signups)
+
+
 async def test_reactivation_and_contraction(stub: Stub, ledger: Ledger) -> None:
     ev = ledger.event
     ev("SubscriptionCreated", days_ago(30), subscription_id="sub_r", committed=800)
