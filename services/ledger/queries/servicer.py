@@ -150,7 +150,10 @@ class LedgerQueriesMixin:
             if request.trend_only:
                 async with self._snapshot() as conn:
                     only_curve = await dashboard.mrr_curve(conn, w.start_day, w.end_day)
-                return self._dashboard_frame(w, fx, only_curve)
+                missing: set[str] = set()
+                trend = self._dashboard_frame(w, fx, only_curve, missing)
+                trend.unconverted_currencies.extend(sorted(missing))
+                return trend
 
             # Three independent groups of reads on three connections in parallel: each group
             # is one snapshot (the MRR trend with its movements, revenue and events; the
@@ -286,9 +289,7 @@ class LedgerQueriesMixin:
                 active_users_prior=activity.active_users_prior,
                 active_sessions=activity.active_sessions,
             )
-            response = self._dashboard_frame(w, fx, curve)
-            unconverted.update(response.unconverted_currencies)
-            del response.unconverted_currencies[:]
+            response = self._dashboard_frame(w, fx, curve, unconverted)
             response.MergeFrom(pb.GetDashboardResponse(
                 kpis=kpis,
                 revenue_trend=revenue_points,
@@ -309,11 +310,11 @@ class LedgerQueriesMixin:
 
     @staticmethod
     def _dashboard_frame(
-        w: Window, fx: Fx, curve: dashboard.MrrCurve
+        w: Window, fx: Fx, curve: dashboard.MrrCurve, unconverted: set[str]
     ) -> pb.GetDashboardResponse:
         """The periods and the MRR trend: the whole of a ``trend_only`` answer and the start
-        of a full one, so the overlay's points are the dashboard's own by construction."""
-        unconverted: set[str] = set()
+        of a full one, so the overlay's points are the dashboard's own by construction.
+        Currencies without a rate are added to ``unconverted`` for the caller to report."""
 
         def blend(native: dict[str, int]) -> int:
             b = Blend(fx).extend(native.items())
@@ -337,7 +338,6 @@ class LedgerQueriesMixin:
                 for day, committed, forward in curve.points
             ],
         )
-        response.unconverted_currencies.extend(sorted(unconverted))
         return response
 
     # ------------------------------------------------------------------ accounts
