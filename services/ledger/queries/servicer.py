@@ -171,7 +171,7 @@ class LedgerQueriesMixin:
             )
             fx = self._fx()
             async with self._snapshot() as conn:
-                rows, total = await accounts.list_accounts(conn, q, fx)
+                rows, total, lower_bound = await accounts.list_accounts(conn, q, fx)
             rows, token = _page(
                 rows, q.page_size, lambda last: account_token(q, last.sort_value, last.account_id)
             )
@@ -180,7 +180,11 @@ class LedgerQueriesMixin:
             )
             return pb.ListAccountsResponse(
                 accounts=[account_summary(r, fx) for r in rows],
-                page=common_pb2.PageInfo(next_page_token=token, total_count=total),
+                page=common_pb2.PageInfo(
+                    next_page_token=token,
+                    total_count=total,
+                    total_count_is_lower_bound=lower_bound,
+                ),
                 platform_currency=fx.platform,
                 unconverted_currencies=unconverted,
             )
