@@ -175,6 +175,58 @@ BEGIN
     END LOOP;
 END $function$;
 
+
+-- query_login_day_pairs: each day of a user's counted login days with the counted day before
+-- it ('-infinity' for the first) (0014). A user is active in [a, b) exactly when one of its
+-- days d in [a, b) has its previous day before a, so counting those pairs counts the users.
+CREATE OR REPLACE FUNCTION ledger.query_login_day_pairs(p_days datemultirange)
+ RETURNS TABLE(day date, prev_day date)
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+    SELECT g.d::date,
+           CASE WHEN g.d::date = lower(r.rng) THEN COALESCE(r.prev_end - 1, '-infinity'::date)
+                ELSE g.d::date - 1 END
+    FROM (SELECT u.rng, lag(upper(u.rng)) OVER (ORDER BY lower(u.rng)) AS prev_end
+          FROM unnest(p_days) AS u(rng)) r
+    CROSS JOIN LATERAL generate_series(lower(r.rng), upper(r.rng) - 1, interval '1 day') AS g(d)
+$function$;
+
+-- query_login_user_days: the login days that count for the dashboard's active users, per
+-- user of p_users (0014): successful logins (query_login_days) whose login tenant is none or
+-- not deleted, of users the directory lists (no membership, or one in a live tenant:
+-- services.ledger.directory.reads.listed_user).
+CREATE OR REPLACE FUNCTION ledger.query_login_user_days(p_users text[])
+ RETURNS TABLE(user_id text, days datemultirange)
+ LANGUAGE sql
+ STABLE
+AS $function$
+    SELECT d.user_id, range_agg(d.days)
+    FROM ledger.query_login_days d JOIN unnest(p_users) AS k(id) ON d.user_id = k.id
+    WHERE NOT EXISTS (
+              SELECT 1 FROM ledger.tenants t
+              WHERE t.tenant_id = NULLIF(d.tenant_key, '') AND t.deleted_at IS NOT NULL)
+      AND (NOT EXISTS (SELECT 1 FROM ledger.memberships m WHERE m.user_id = d.user_id)
+           OR EXISTS (SELECT 1 FROM ledger.memberships m
+                      JOIN ledger.tenants t ON t.tenant_id = m.tenant_id
+                      WHERE m.user_id = d.user_id AND t.deleted_at IS NULL))
+    GROUP BY d.user_id
+$function$;
+
+-- query_move_account_facets: adds (p_sign 1) or removes (-1) the live rows of
+-- query_accounts for p_ids to / from query_account_facets (0014); query_refresh_accounts
+-- calls it around its rewrite, like query_move_account_mix.
+CREATE OR REPLACE FUNCTION ledger.query_move_account_facets(p_ids text[], p_sign integer)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+    INSERT INTO ledger.query_account_facets AS f (plan, status, drift_detected, unsynced, n)
+    SELECT a.plan, a.status, a.drift_detected, a.unsynced, p_sign * count(*)
+    FROM ledger.query_accounts a JOIN unnest(p_ids) AS k(id) ON a.account_id = k.id
+    WHERE a.deleted_at IS NULL
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (plan, status, drift_detected, unsynced) DO UPDATE SET n = f.n + EXCLUDED.n
+$function$;
 -- query_move_account_mix: adds (p_sign 1) or removes (-1) the live rows of query_accounts
 -- for p_ids to / from query_account_mix (0012); query_refresh_accounts calls it around its
 -- rewrite, so the mix moves by (new - old).
@@ -301,9 +353,31 @@ BEGIN
     FROM new_rows WHERE outcome = 'success'
     GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (user_id, tenant_key) DO UPDATE SET days = d.days + EXCLUDED.days;
+    PERFORM ledger.query_refresh_login_users(ARRAY(
+        SELECT DISTINCT user_id FROM new_rows WHERE outcome = 'success'));
     RETURN NULL;
 END $function$;
 
+
+-- query_on_memberships: a membership decides whether its user is listed (0014)
+CREATE OR REPLACE FUNCTION ledger.query_on_memberships()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM ledger.query_refresh_login_users(ARRAY(SELECT user_id FROM new_rows));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM ledger.query_refresh_login_users(ARRAY(
+            SELECT user_id FROM (SELECT user_id, tenant_id FROM new_rows
+                                 EXCEPT SELECT user_id, tenant_id FROM old_rows) came
+            UNION SELECT user_id FROM (SELECT user_id, tenant_id FROM old_rows
+                                       EXCEPT SELECT user_id, tenant_id FROM new_rows) gone));
+    ELSE
+        PERFORM ledger.query_refresh_login_users(ARRAY(SELECT user_id FROM old_rows));
+    END IF;
+    RETURN NULL;
+END $function$;
 -- query_on_payments
 CREATE OR REPLACE FUNCTION ledger.query_on_payments()
  RETURNS trigger
@@ -351,6 +425,39 @@ BEGIN
     RETURN NULL;
 END $function$;
 
+
+-- query_on_subscription_totals: committed MRR per currency of every subscription (0014),
+-- moved by (new - old) of the statement's rows; rows that do not move it are not touched.
+CREATE OR REPLACE FUNCTION ledger.query_on_subscription_totals()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO ledger.query_mrr_totals AS t (currency, n, committed_mrr)
+        SELECT currency, count(*), COALESCE(sum(committed_mrr), 0) FROM new_rows
+        WHERE currency IS NOT NULL GROUP BY 1 ORDER BY 1
+        ON CONFLICT (currency) DO UPDATE
+            SET n = t.n + EXCLUDED.n, committed_mrr = t.committed_mrr + EXCLUDED.committed_mrr;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO ledger.query_mrr_totals AS t (currency, n, committed_mrr)
+        SELECT currency, sum(n), sum(c)
+        FROM (SELECT currency, 1 AS n, COALESCE(committed_mrr, 0) AS c FROM new_rows
+              UNION ALL
+              SELECT currency, -1, -COALESCE(committed_mrr, 0) FROM old_rows) x
+        WHERE currency IS NOT NULL GROUP BY 1 HAVING sum(n) <> 0 OR sum(c) <> 0 ORDER BY 1
+        ON CONFLICT (currency) DO UPDATE
+            SET n = t.n + EXCLUDED.n, committed_mrr = t.committed_mrr + EXCLUDED.committed_mrr;
+    ELSE
+        INSERT INTO ledger.query_mrr_totals AS t (currency, n, committed_mrr)
+        SELECT currency, -count(*), -COALESCE(sum(committed_mrr), 0) FROM old_rows
+        WHERE currency IS NOT NULL GROUP BY 1 ORDER BY 1
+        ON CONFLICT (currency) DO UPDATE
+            SET n = t.n + EXCLUDED.n, committed_mrr = t.committed_mrr + EXCLUDED.committed_mrr;
+    END IF;
+    DELETE FROM ledger.query_mrr_totals WHERE n = 0;
+    RETURN NULL;
+END $function$;
 -- query_on_subscriptions
 CREATE OR REPLACE FUNCTION ledger.query_on_subscriptions()
  RETURNS trigger
@@ -393,6 +500,15 @@ BEGIN
             SELECT n.tenant_id FROM new_rows n JOIN old_rows o USING (tenant_id)
             WHERE (n.name, n.created_at, n.deleted_at)
                   IS DISTINCT FROM (o.name, o.created_at, o.deleted_at)));
+        -- active users (0014): a tenant's deletion changes which of its logins count and
+        -- whether its members are listed
+        PERFORM ledger.query_refresh_login_users(ARRAY(
+            SELECT m.user_id FROM new_rows n JOIN old_rows o USING (tenant_id)
+            JOIN ledger.memberships m ON m.tenant_id = n.tenant_id
+            WHERE n.deleted_at IS DISTINCT FROM o.deleted_at
+            UNION SELECT d.user_id FROM new_rows n JOIN old_rows o USING (tenant_id)
+            JOIN ledger.query_login_days d ON d.tenant_key = n.tenant_id
+            WHERE n.deleted_at IS DISTINCT FROM o.deleted_at));
     ELSE
         PERFORM ledger.query_refresh_accounts(ARRAY(SELECT tenant_id FROM old_rows));
     END IF;
@@ -411,6 +527,7 @@ BEGIN
     END IF;
     PERFORM ledger.query_lock(74001, p_ids);
     PERFORM ledger.query_move_account_mix(p_ids, -1);
+    PERFORM ledger.query_move_account_facets(p_ids, -1);
     DELETE FROM ledger.query_accounts t USING unnest(p_ids) AS k(id) WHERE t.account_id = k.id;
     INSERT INTO ledger.query_accounts (
         account_id, tenant_id, stripe_customer_ids, primary_customer_id, name, email,
@@ -488,7 +605,9 @@ BEGIN
     ) d ON true
     WHERE t.tenant_id IS NOT NULL OR c.n > 0;
     PERFORM ledger.query_move_account_mix(p_ids, 1);
+    PERFORM ledger.query_move_account_facets(p_ids, 1);
     DELETE FROM ledger.query_account_mix WHERE n = 0;
+    DELETE FROM ledger.query_account_facets WHERE n = 0;
 END $function$;
 
 -- query_refresh_invoices
@@ -505,7 +624,12 @@ BEGIN
     WITH old AS (
         DELETE FROM ledger.query_invoice_rows t USING unnest(p_invoices) AS k(id)
         WHERE t.invoice_id = k.id
-        RETURNING revenue_day, currency, revenue_amount
+        RETURNING row_day, kind, revenue_day, currency, revenue_amount
+    ), uncounted AS (
+        -- rows per day and kind (0014): the invoice list's total
+        INSERT INTO ledger.query_invoice_daily AS c (day, kind, n)
+        SELECT row_day, kind, -count(*) FROM old GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (day, kind) DO UPDATE SET n = c.n + EXCLUDED.n
     )
     INSERT INTO ledger.query_revenue_daily AS d (day, currency, amount)
     SELECT revenue_day, currency, -sum(revenue_amount) FROM old
@@ -581,15 +705,56 @@ BEGIN
                ledger.query_day(revenue_at), revenue_amount
         FROM rows
         ON CONFLICT (row_id) DO NOTHING
-        RETURNING revenue_day, currency, revenue_amount
+        RETURNING row_day, kind, revenue_day, currency, revenue_amount
+    ), counted AS (
+        INSERT INTO ledger.query_invoice_daily AS c (day, kind, n)
+        SELECT row_day, kind, count(*) FROM ins GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (day, kind) DO UPDATE SET n = c.n + EXCLUDED.n
     )
     INSERT INTO ledger.query_revenue_daily AS d (day, currency, amount)
     SELECT revenue_day, currency, sum(revenue_amount) FROM ins
     WHERE revenue_amount IS NOT NULL AND currency IS NOT NULL
     GROUP BY revenue_day, currency ORDER BY revenue_day, currency
     ON CONFLICT (day, currency) DO UPDATE SET amount = d.amount + EXCLUDED.amount;
+    DELETE FROM ledger.query_invoice_daily WHERE n = 0;
 END $function$;
 
+
+-- query_refresh_login_users: query_login_users and query_login_pairs for p_users (0014).
+-- Both the old and the new pairs of each user are computed; only their difference is
+-- written, so a login on a day already counted writes nothing and a new day a few rows.
+CREATE OR REPLACE FUNCTION ledger.query_refresh_login_users(p_users text[])
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    p_users := ARRAY(SELECT DISTINCT k FROM unnest(p_users) AS u(k) WHERE k IS NOT NULL);
+    IF cardinality(p_users) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM ledger.query_lock(74004, p_users);
+    WITH old_pairs AS (
+        SELECT x.day, x.prev_day
+        FROM ledger.query_login_users u JOIN unnest(p_users) AS k(id) ON u.user_id = k.id
+        CROSS JOIN LATERAL ledger.query_login_day_pairs(u.days) AS x
+    ), new_pairs AS (
+        SELECT x.day, x.prev_day FROM ledger.query_login_user_days(p_users) AS u
+        CROSS JOIN LATERAL ledger.query_login_day_pairs(u.days) AS x
+    ), delta AS (
+        SELECT day, prev_day, -1 AS n
+        FROM (SELECT * FROM old_pairs EXCEPT ALL SELECT * FROM new_pairs) gone
+        UNION ALL
+        SELECT day, prev_day, 1 FROM (SELECT * FROM new_pairs EXCEPT ALL SELECT * FROM old_pairs) came
+    )
+    INSERT INTO ledger.query_login_pairs AS p (day, prev_day, n)
+    SELECT day, prev_day, sum(n) FROM delta
+    GROUP BY 1, 2 HAVING sum(n) <> 0 ORDER BY 1, 2
+    ON CONFLICT (day, prev_day) DO UPDATE SET n = p.n + EXCLUDED.n;
+    DELETE FROM ledger.query_login_pairs WHERE n = 0;
+    DELETE FROM ledger.query_login_users t USING unnest(p_users) AS k(id) WHERE t.user_id = k.id;
+    INSERT INTO ledger.query_login_users (user_id, days)
+    SELECT user_id, days FROM ledger.query_login_user_days(p_users);
+END $function$;
 -- query_refresh_mrr
 CREATE OR REPLACE FUNCTION ledger.query_refresh_mrr(p_subs text[])
  RETURNS void
@@ -712,7 +877,8 @@ AS $function$
 BEGIN
     TRUNCATE ledger.query_accounts, ledger.query_account_mix, ledger.query_mrr_steps,
              ledger.query_mrr_daily, ledger.query_mrr_moves_daily, ledger.query_invoice_rows,
-             ledger.query_revenue_daily, ledger.query_event_daily;
+             ledger.query_revenue_daily, ledger.query_event_daily, ledger.query_account_facets,
+             ledger.query_invoice_daily, ledger.query_mrr_totals;
     PERFORM ledger.query_refresh_accounts(ARRAY(
         SELECT ledger.account_id(l.tenant_id, NULL, a.tenant_id, a.stripe_customer_id)
         FROM ledger.accounts a
@@ -723,13 +889,18 @@ BEGIN
         WHERE subscription_id IS NOT NULL
           AND (committed_mrr IS NOT NULL OR forward_mrr IS NOT NULL)));
     PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM ledger.payments));
+    INSERT INTO ledger.query_mrr_totals (currency, n, committed_mrr)
+    SELECT currency, count(*), COALESCE(sum(committed_mrr), 0) FROM ledger.subscriptions
+    WHERE currency IS NOT NULL GROUP BY 1;
     INSERT INTO ledger.query_event_daily (day, event_type, has_delta, n)
     SELECT ledger.query_day(occurred_at), event_type, COALESCE(amount_delta, 0) <> 0, count(*)
     FROM ledger.billing_events GROUP BY 1, 2, 3;
-    TRUNCATE ledger.query_login_days;
+    TRUNCATE ledger.query_login_days, ledger.query_login_users, ledger.query_login_pairs;
     INSERT INTO ledger.query_login_days (user_id, tenant_key, days)
     SELECT user_id, COALESCE(tenant_id, ''),
            range_agg(daterange(ledger.query_day(at), ledger.query_day(at) + 1))
     FROM ledger.logins WHERE outcome = 'success' GROUP BY 1, 2;
+    PERFORM ledger.query_refresh_login_users(ARRAY(
+        SELECT DISTINCT user_id FROM ledger.query_login_days));
 END $function$;
 

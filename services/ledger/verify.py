@@ -42,7 +42,7 @@ from services.ledger.tables import REBUILT_TABLES, check_schema, q
 
 log = logging.getLogger(__name__)
 
-#: The read-side tables maintained by the query triggers (migrations 0004-0006, 0012).
+#: The read-side tables maintained by the query triggers (migrations 0004-0006, 0012, 0014).
 QUERY_TABLES: tuple[str, ...] = (
     "query_accounts",
     "query_account_mix",
@@ -53,6 +53,11 @@ QUERY_TABLES: tuple[str, ...] = (
     "query_revenue_daily",
     "query_event_daily",
     "query_login_days",
+    "query_login_users",
+    "query_login_pairs",
+    "query_account_facets",
+    "query_invoice_daily",
+    "query_mrr_totals",
 )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from services.backoffice_gateway.app import create_app
+from services.ledger.queries import accounts as ledger_accounts
 from tests.gateway.conftest import VIEWER, Browser, gateway_config, signed_in
 from tests.gateway.stack import Services
 from tests.ledger.queries import world
@@ -226,3 +227,19 @@ def test_plan_filter_offers_every_known_plan(viewer: Browser) -> None:
         assert f'name="plan" value="{name}"' in page
         assert f'data-plan-accounts="{count}"' in page
     assert 'name="plan" value="Gold" checked' in page, "a plan named by the URL stays offered"
+
+
+def test_a_bounded_search_count_is_shown_as_a_lower_bound(
+    viewer: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger counts a search's matches up to a cap (migration 0014); beyond it the API
+    says the total is a lower bound and the page shows "N+", never a wrong exact total."""
+    exact = viewer.client.get("/api/v1/accounts?q=example&page_size=100").get_json()
+    assert exact["total_count"] == len(exact["items"]) > 2
+    assert exact["total_count_is_lower_bound"] is False
+    monkeypatch.setattr(ledger_accounts, "SEARCH_COUNT_CAP", 2)
+    bounded = viewer.client.get("/api/v1/accounts?q=example&page_size=100").get_json()
+    assert (bounded["total_count"], bounded["total_count_is_lower_bound"]) == (2, True)
+    assert bounded["items"] == exact["items"]  # the rows themselves are not bounded
+    page = viewer.client.get("/accounts?q=example").get_data(as_text=True)
+    assert "2+ in all" in page

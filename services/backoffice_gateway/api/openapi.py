@@ -28,6 +28,11 @@ PAGE_SCHEMA = {
         "items": {"type": "array", "items": {"type": "object"}},
         "next_page_token": {"type": "string"},
         "total_count": {"type": "integer"},
+        "total_count_is_lower_bound": {
+            "type": "boolean",
+            "description": "total_count is a lower bound: counting stopped there (a search"
+            " matching more accounts than the ledger counts exactly)",
+        },
     },
 }
 

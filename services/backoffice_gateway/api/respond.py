@@ -38,6 +38,7 @@ def json_response(value: Any, status: int = 200) -> Response:
             "items": value.items,
             "next_page_token": value.next_page_token,
             "total_count": value.total_count,
+            "total_count_is_lower_bound": value.total_is_lower_bound,
             **value.extra,
         }
     else:

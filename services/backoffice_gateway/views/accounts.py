@@ -109,6 +109,7 @@ def list_accounts(backends: Backends, f: AccountFilters) -> Page[AccountRow]:
         items=[account_row(a) for a in answer.accounts],
         next_page_token=answer.page.next_page_token,
         total_count=answer.page.total_count,
+        total_is_lower_bound=answer.page.total_count_is_lower_bound,
         extra={
             "platform_currency": answer.platform_currency,
             "unconverted_currencies": list(answer.unconverted_currencies),

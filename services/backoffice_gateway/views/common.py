@@ -64,6 +64,9 @@ class Page(Generic[T]):
     next_page_token: str = ""
     total_count: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: total_count is only a lower bound (the ledger stopped counting a broad search there):
+    #: shown as "N+", never as the exact total
+    total_is_lower_bound: bool = False
 
 
 def jsonable(value: Any) -> Any:

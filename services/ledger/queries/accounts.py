@@ -8,22 +8,30 @@ tenant) never appear in lists or counts; ``GetAccount`` still shows them, with d
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Numeric,
     and_,
     case,
+    cast,
     exists,
     func,
     literal,
+    null,
     or_,
     select,
+    text,
     true,
     tuple_,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.util import ClauseAdapter
@@ -33,6 +41,7 @@ from services.ledger.directory.tables import logins, memberships
 from services.ledger.queries.errors import NotFound
 from services.ledger.queries.fx import Fx
 from services.ledger.queries.inputs import AccountListQuery, AccountSort
+from services.ledger.queries.tables import query_account_facets as qaf
 from services.ledger.queries.tables import query_accounts as qa
 from services.ledger.queries.tables import query_invoice_rows as qir
 from services.ledger.queries.tables import subscriptions
@@ -101,10 +110,73 @@ def _filters(q: AccountListQuery) -> list[ColumnElement[bool]]:
     return filters
 
 
+#: A search's total is counted up to this many matches; beyond it the answer says "at least"
+#: (an operator narrows a search that broad rather than reading its exact size).
+SEARCH_COUNT_CAP = 10_000
+
+
 async def list_accounts(
     conn: AsyncConnection, q: AccountListQuery, fx: Fx
-) -> tuple[list[Row], int]:
-    """Up to ``page_size + 1`` rows (with their ``sort_value``) and the total match count."""
+) -> tuple[list[Row], int, bool]:
+    """Up to ``page_size + 1`` rows (with their ``sort_value``), the total match count and
+    whether that total is only a lower bound (a search matching more than the cap)."""
+    filters = _filters(q)
+    total, capped = await count_accounts(conn, q, filters)
+    if q.sort is AccountSort.MRR and not q.search:
+        rows = await _mrr_page(conn, q, fx, filters)
+    else:
+        # A search matching few accounts reads a materialised set of them; one matching more
+        # than the cap is dense enough that walking the sort's index finds a page at once.
+        rows = await account_page(conn, q, fx, materialise=bool(q.search) and not capped)
+    return rows, total, capped
+
+
+async def count_accounts(
+    conn: AsyncConnection, q: AccountListQuery, filters: list[ColumnElement[bool]]
+) -> tuple[int, bool]:
+    """The total of the list and whether it is a lower bound.
+
+    Without a search the live accounts are counted per (plan, status, drift, unsynced) in
+    ``query_account_facets`` (migration 0014), a few dozen rows whatever the size, so any
+    combination of those filters is an exact sum. A search's matches are counted up to
+    ``SEARCH_COUNT_CAP`` on the trigram indexes."""
+    if q.search:
+        matches = select(literal(1)).where(and_(true(), *filters)).limit(SEARCH_COUNT_CAP + 1)
+        n = int(
+            (await conn.execute(select(func.count()).select_from(matches.subquery()))).scalar_one()
+        )
+        return min(n, SEARCH_COUNT_CAP), n > SEARCH_COUNT_CAP
+    where: list[ColumnElement[bool]] = []
+    if q.plans:
+        where.append(qaf.c.plan.in_(q.plans))
+    if q.statuses:
+        where.append(qaf.c.status.in_(q.statuses))
+    if q.drift_detected is not None:
+        where.append(qaf.c.drift_detected.is_(q.drift_detected))
+    if q.unsynced is not None:
+        where.append(qaf.c.unsynced.is_(q.unsynced))
+    total = (
+        await conn.execute(select(func.coalesce(func.sum(qaf.c.n), 0)).where(and_(true(), *where)))
+    ).scalar_one()
+    return int(total), False
+
+
+async def count_accounts_by_rows(conn: AsyncConnection, q: AccountListQuery) -> int:
+    """The exact total counted row by row (the definition ``count_accounts`` must equal)."""
+    return int(
+        (
+            await conn.execute(
+                select(func.count()).select_from(qa).where(and_(true(), *_filters(q)))
+            )
+        ).scalar_one()
+    )
+
+
+async def account_page(
+    conn: AsyncConnection, q: AccountListQuery, fx: Fx, *, materialise: bool
+) -> list[Row]:
+    """The page as one query ordered by the sort expression (for the MRR sort, the
+    definition ``_mrr_page`` must equal; tests compare the two)."""
     key = sort_key(q.sort, fx)
     filters = _filters(q)
     page_filters = list(filters)
@@ -116,7 +188,7 @@ async def list_accounts(
         else [key.asc().nulls_last(), qa.c.account_id.asc()]
     )
     columns = [*qa.c, key.label("sort_value"), mrr_platform(fx).label("mrr_platform")]
-    if q.search:
+    if materialise:
         columns, page_filters, order = _from_matches(filters, columns, page_filters, order)
     rows = (
         await conn.execute(
@@ -126,10 +198,85 @@ async def list_accounts(
             .limit(q.page_size + 1)
         )
     ).all()
-    total = (
-        await conn.execute(select(func.count()).select_from(qa).where(and_(true(), *filters)))
-    ).scalar_one()
-    return list(rows), int(total)
+    return list(rows)
+
+
+_NO_MRR = cast(null(), Numeric)  # typed, so the UNION ALL with the numeric keys resolves
+
+_LIVE_CURRENCIES = text(
+    """
+    WITH RECURSIVE c AS (
+        (SELECT currency FROM ledger.query_accounts
+         WHERE deleted_at IS NULL AND currency IS NOT NULL ORDER BY currency LIMIT 1)
+        UNION ALL
+        SELECT (SELECT a.currency FROM ledger.query_accounts a
+                WHERE a.deleted_at IS NULL AND a.currency > c.currency
+                ORDER BY a.currency LIMIT 1)
+        FROM c WHERE c.currency IS NOT NULL
+    )
+    SELECT currency FROM c WHERE currency IS NOT NULL
+    """
+)
+
+
+async def _mrr_page(
+    conn: AsyncConnection, q: AccountListQuery, fx: Fx, filters: list[ColumnElement[bool]]
+) -> list[Row]:
+    """The MRR-sorted page as a merge of one index walk per currency (migration 0014).
+
+    Within a currency the platform MRR is ``committed_mrr`` times the currency's positive
+    factor, so ``(currency, committed_mrr, account_id)`` holds each currency's order and the
+    page is the first ``page_size + 1`` of the merged walks; the accounts without a platform
+    MRR (no currency, or one without a rate) follow, by account id, from
+    ``(currency, account_id)``. The currencies come from a skip scan of that index (one probe
+    per currency). A page costs O(currencies x page) index reads at any size."""
+    limit = q.page_size + 1
+    desc = q.descending
+    ident = qa.c.account_id
+    in_null_tail = q.after is not None and q.after[0] is None
+    currencies = [str(r.currency) for r in await conn.execute(_LIVE_CURRENCIES)]
+    branches = []
+    for currency in currencies:
+        factor = fx.factor(currency)
+        if factor is None or in_null_tail:
+            continue
+        key = qa.c.committed_mrr * literal(factor)
+        where = [*filters, qa.c.currency == currency]
+        if q.after is not None:
+            value, after_id = q.after
+            exact = Fraction(Decimal(str(value))) / Fraction(factor)
+            bound = tuple_(literal(value), literal(after_id))
+            if desc:  # m * f <= v  <=>  m <= floor(v / f): the index range, then the exact test
+                where += [qa.c.committed_mrr <= math.floor(exact), tuple_(key, ident) < bound]
+            else:
+                where += [qa.c.committed_mrr >= math.ceil(exact), tuple_(key, ident) > bound]
+        order = [qa.c.committed_mrr, ident]
+        branches.append(
+            select(*qa.c, key.label("sort_value"), key.label("mrr_platform"))
+            .where(*where)
+            .order_by(*(c.desc() if desc else c.asc() for c in order))
+            .limit(limit)
+        )
+    unrated: list[ColumnElement[bool]] = [
+        qa.c.currency == c for c in currencies if fx.factor(c) is None
+    ]
+    for which in [*unrated, qa.c.currency.is_(None)]:
+        where = [*filters, which]
+        if in_null_tail and q.after is not None:
+            where.append(ident < q.after[1] if desc else ident > q.after[1])
+        branches.append(
+            select(*qa.c, _NO_MRR.label("sort_value"), _NO_MRR.label("mrr_platform"))
+            .where(*where)
+            .order_by(ident.desc() if desc else ident.asc())
+            .limit(limit)
+        )
+    merged = union_all(*(select(b.subquery()) for b in branches)).subquery("merged")
+    order_by = (
+        [merged.c.sort_value.desc().nulls_last(), merged.c.account_id.desc()]
+        if desc
+        else [merged.c.sort_value.asc().nulls_last(), merged.c.account_id.asc()]
+    )
+    return list((await conn.execute(select(merged).order_by(*order_by).limit(limit))).all())
 
 
 def _from_matches(
@@ -237,8 +384,12 @@ async def account_customers(conn: AsyncConnection, account_id: str) -> tuple[lis
 
 
 __all__ = [
+    "SEARCH_COUNT_CAP",
     "AccountDetailRows",
     "account_customers",
+    "account_page",
+    "count_accounts",
+    "count_accounts_by_rows",
     "get_account",
     "list_accounts",
     "live_account",

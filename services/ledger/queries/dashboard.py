@@ -24,9 +24,10 @@
 * **Directory activity** - the definitions of ``DirectoryStats``
   (:func:`services.ledger.directory.reads.directory_stats`): active users = listed users with a
   successful login in the window whose login tenant is none or not deleted; active sessions =
-  the directory's 24-hour rule. Active users of the day-aligned windows come from
-  ``query_login_days`` (one multirange overlap per user and tenant, both windows in one pass);
-  a test checks the counts equal ``directory_stats``.
+  the directory's 24-hour rule. Active users of the day-aligned windows are a sum over
+  ``query_login_pairs`` (migration 0014: users per (counted login day, previous counted day));
+  tests check the counts equal the per-user reading of ``query_login_days`` and
+  ``directory_stats``.
 """
 
 from __future__ import annotations
@@ -48,9 +49,11 @@ from services.ledger.queries.inputs import Window
 from services.ledger.queries.tables import query_account_mix as qam
 from services.ledger.queries.tables import query_accounts as qa
 from services.ledger.queries.tables import query_login_days as qld
+from services.ledger.queries.tables import query_login_pairs as qlp
 from services.ledger.queries.tables import query_mrr_daily as qmd
 from services.ledger.queries.tables import query_mrr_moves_daily as qmm
 from services.ledger.queries.tables import query_mrr_steps as qms
+from services.ledger.queries.tables import query_mrr_totals as qmt
 from services.ledger.queries.tables import query_revenue_daily as qrd
 from services.ledger.queries.tables import subscriptions
 
@@ -111,7 +114,18 @@ async def mrr_at_end_of(conn: AsyncConnection, day: date) -> Native:
 
 
 async def kpi_mrr(conn: AsyncConnection) -> Native:
-    """Committed MRR per currency now stored on the subscriptions (compute_mrr's results)."""
+    """Committed MRR per currency now stored on the subscriptions (compute_mrr's results),
+    read from their per-currency totals (``query_mrr_totals``, migration 0014: kept by a
+    trigger on subscriptions, diffed by VerifyLedger), a few rows whatever the size."""
+    rows = (
+        await conn.execute(select(qmt.c.currency, qmt.c.committed_mrr))
+    ).all()
+    return {str(r.currency): int(r.committed_mrr) for r in rows}
+
+
+async def kpi_mrr_from_subscriptions(conn: AsyncConnection) -> Native:
+    """The same figures summed over every subscription (the definition ``kpi_mrr``'s
+    maintained totals must equal; tests compare the two)."""
     rows = (
         await conn.execute(
             select(subscriptions.c.currency, func.sum(subscriptions.c.committed_mrr))
@@ -341,6 +355,49 @@ def unlisted_users() -> Any:
 
 async def directory_activity(conn: AsyncConnection, w: Window) -> DirectoryActivity:
     """DirectoryStats' active users (period and prior) and active sessions at ``as_of``."""
+    now, prior = await active_users(conn, w)
+    as_of = w.as_of
+    active_sessions = (
+        await conn.execute(
+            select(func.count()).where(
+                sessions.c.started_at <= as_of,
+                or_(sessions.c.revoked_at.is_(None), sessions.c.revoked_at > as_of),
+                sessions.c.last_seen_at > as_of - SESSION_ACTIVITY_WINDOW,
+                sessions.c.last_seen_at <= as_of,
+                sessions.c.user_id.not_in(unlisted_users()),
+            )
+        )
+    ).scalar_one()
+    return DirectoryActivity(now, prior, int(active_sessions))
+
+
+async def active_users(conn: AsyncConnection, w: Window) -> tuple[int, int]:
+    """Active users of the period and of the prior one, from ``query_login_pairs``.
+
+    A user is active in [a, b) exactly when one of its counted login days d in [a, b) has its
+    previous counted day before a (there is exactly one such d: the first in the window), so
+    the count is a sum over the pairs of the two windows' days: bounded by days, not users.
+    """
+
+    def users(start: date, end: date) -> Any:
+        return func.coalesce(
+            func.sum(qlp.c.n).filter(qlp.c.day >= start, qlp.c.day < end, qlp.c.prev_day < start),
+            0,
+        )
+
+    row = (
+        await conn.execute(
+            select(users(w.start_day, w.end_day), users(w.prior_start_day, w.start_day)).where(
+                qlp.c.day >= w.prior_start_day, qlp.c.day < w.end_day
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def active_users_by_user(conn: AsyncConnection, w: Window) -> tuple[int, int]:
+    """The same counts read per user from ``query_login_days`` (migration 0012's way, the
+    definition ``active_users`` must equal; tests compare the two)."""
     login_tenant = tenants.alias("login_tenant")
     # "the login tenant is none or not deleted" as an anti-join against the deleted tenants (a
     # few hundred) instead of an outer join of every tenant: the same rows, a 40% cheaper plan
@@ -373,19 +430,7 @@ async def directory_activity(conn: AsyncConnection, w: Window) -> DirectoryActiv
             select(func.count().filter(per_user.c.now), func.count().filter(per_user.c.prior))
         )
     ).one()
-    as_of = w.as_of
-    active_sessions = (
-        await conn.execute(
-            select(func.count()).where(
-                sessions.c.started_at <= as_of,
-                or_(sessions.c.revoked_at.is_(None), sessions.c.revoked_at > as_of),
-                sessions.c.last_seen_at > as_of - SESSION_ACTIVITY_WINDOW,
-                sessions.c.last_seen_at <= as_of,
-                sessions.c.user_id.not_in(unlisted_users()),
-            )
-        )
-    ).scalar_one()
-    return DirectoryActivity(int(active[0]), int(active[1]), int(active_sessions))
+    return int(active[0]), int(active[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,8 +510,11 @@ __all__ = [
     "MovementTotals",
     "MrrCurve",
     "account_counts",
+    "active_users",
+    "active_users_by_user",
     "directory_activity",
     "kpi_mrr",
+    "kpi_mrr_from_subscriptions",
     "mrr_at_end_of",
     "mrr_curve",
     "mrr_movements",

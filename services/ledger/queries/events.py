@@ -13,14 +13,15 @@ flagged as carried, exactly as GetBillingEvent does.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ledger.directory.tables import customer_links
-from services.ledger.queries.inputs import EventListQuery, TimeRange, day_start, utc_day
+from services.ledger.queries.daily_counts import count_over_days, in_period
+from services.ledger.queries.inputs import EventListQuery, TimeRange
 from services.ledger.queries.lenses import Lens, lens_condition
 from services.ledger.queries.tables import accounts, billing_events, query_event_daily
 
@@ -63,12 +64,7 @@ def _events_from() -> Any:
 
 
 def _period(period: TimeRange) -> list[ColumnElement[bool]]:
-    out: list[ColumnElement[bool]] = []
-    if period.start is not None:
-        out.append(be.c.occurred_at >= period.start)
-    if period.end is not None:
-        out.append(be.c.occurred_at < period.end)
-    return out
+    return in_period(be.c.occurred_at, period)
 
 
 def _account(customers: list[str], account_id: str) -> ColumnElement[bool]:
@@ -128,60 +124,15 @@ async def count_events(
     conn: AsyncConnection, period: TimeRange, lens: Lens, include_noop: bool
 ) -> int:
     """Exact count of billing events in ``period`` and ``lens``, mostly from daily counts."""
-    in_lens_daily = lens_condition(lens, qed.c.event_type, qed.c.has_delta, include_noop)
-    in_lens_rows = lens_condition(lens, be.c.event_type, has_delta(), include_noop)
-    first_full: date | None = None  # whole days [first_full, end_full) come from the aggregate
-    end_full: date | None = None
-    edges: list[TimeRange] = []
-    if period.start is not None:
-        first_full = utc_day(period.start)
-        if day_start(first_full) < period.start:
-            first_full += timedelta(days=1)
-            edges.append(TimeRange(period.start, day_start(first_full)))
-    if period.end is not None:
-        end_full = utc_day(period.end)
-        if day_start(end_full) < period.end:
-            edges.append(TimeRange(day_start(end_full), period.end))
-    if first_full is not None and end_full is not None and end_full <= first_full:
-        # the period lies within one or two days: count it directly
-        edges = [period]
-        first_full = end_full = None
-        daily_filters: list[ColumnElement[bool]] | None = None
-    else:
-        daily_filters = [in_lens_daily]
-        if first_full is not None:
-            daily_filters.append(qed.c.day >= first_full)
-        if end_full is not None:
-            daily_filters.append(qed.c.day < end_full)
-    total = 0
-    if daily_filters is not None:
-        total += int(
-            (
-                await conn.execute(
-                    select(func.coalesce(func.sum(qed.c.n), 0)).where(and_(*daily_filters))
-                )
-            ).scalar_one()
-        )
-    for edge in edges:
-        bounds = _clip(edge, period)
-        total += int(
-            (
-                await conn.execute(
-                    select(func.count()).select_from(be).where(in_lens_rows, *_period(bounds))
-                )
-            ).scalar_one()
-        )
-    return total
-
-
-def _clip(edge: TimeRange, period: TimeRange) -> TimeRange:
-    start = edge.start if edge.start is not None else period.start
-    end = edge.end if edge.end is not None else period.end
-    if period.start is not None and start is not None:
-        start = max(start, period.start)
-    if period.end is not None and end is not None:
-        end = min(end, period.end)
-    return TimeRange(start, end)
+    return await count_over_days(
+        conn,
+        period,
+        daily=qed,
+        daily_where=lens_condition(lens, qed.c.event_type, qed.c.has_delta, include_noop),
+        rows=be,
+        rows_at=be.c.occurred_at,
+        rows_where=lens_condition(lens, be.c.event_type, has_delta(), include_noop),
+    )
 
 
 async def recent_events(conn: AsyncConnection, until: datetime, limit: int) -> list[Row]:

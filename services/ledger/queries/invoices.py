@@ -32,8 +32,10 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ledger.directory.tables import customer_links
+from services.ledger.queries.daily_counts import count_over_days, in_period
 from services.ledger.queries.inputs import InvoiceLens, InvoiceListQuery
 from services.ledger.queries.tables import accounts
+from services.ledger.queries.tables import query_invoice_daily as qid
 from services.ledger.queries.tables import query_invoice_rows as qir
 
 Row = Any
@@ -122,24 +124,25 @@ def _payment_columns() -> list[ColumnElement[object]]:
     ]
 
 
-def _lens(lens: InvoiceLens) -> ColumnElement[bool]:
+def _lens(lens: InvoiceLens, kind: Any = qir.c.kind) -> ColumnElement[bool]:
     if lens is InvoiceLens.INVOICES:
-        return qir.c.kind == "invoice"
+        return kind == "invoice"
     if lens is InvoiceLens.REVERSALS:
-        return qir.c.kind.in_(REVERSAL_KINDS)
+        return kind.in_(REVERSAL_KINDS)  # type: ignore[no-any-return]
     return true()
+
+
+def _filters(q: InvoiceListQuery, customers: list[str] | None) -> list[ColumnElement[bool]]:
+    filters: list[ColumnElement[bool]] = [_lens(q.lens), *in_period(qir.c.row_at, q.period)]
+    if customers is not None:
+        filters.append(qir.c.stripe_customer_id.in_(customers))
+    return filters
 
 
 async def list_invoices(
     conn: AsyncConnection, q: InvoiceListQuery, customers: list[str] | None
 ) -> tuple[list[Row], int]:
-    filters: list[ColumnElement[bool]] = [_lens(q.lens)]
-    if customers is not None:
-        filters.append(qir.c.stripe_customer_id.in_(customers))
-    if q.period.start is not None:
-        filters.append(qir.c.row_at >= q.period.start)
-    if q.period.end is not None:
-        filters.append(qir.c.row_at < q.period.end)
+    filters = _filters(q, customers)
     page_filters = list(filters)
     key = tuple_(qir.c.row_at, qir.c.row_id)
     if q.after is not None:
@@ -177,10 +180,32 @@ async def list_invoices(
             .limit(q.page_size + 1)
         )
     ).all()
-    total = (
-        await conn.execute(select(func.count()).select_from(qir).where(and_(true(), *filters)))
-    ).scalar_one()
-    return list(rows), int(total)
+    if customers is not None:  # one account's rows: an index range of its own
+        total = await count_invoices_by_rows(conn, q, customers)
+    else:  # whole days from query_invoice_daily (0014), the edge days by the row_at index
+        total = await count_over_days(
+            conn,
+            q.period,
+            daily=qid,
+            daily_where=_lens(q.lens, qid.c.kind),
+            rows=qir,
+            rows_at=qir.c.row_at,
+            rows_where=_lens(q.lens),
+        )
+    return list(rows), total
 
 
-__all__ = ["REVERSAL_KINDS", "list_invoices"]
+async def count_invoices_by_rows(
+    conn: AsyncConnection, q: InvoiceListQuery, customers: list[str] | None
+) -> int:
+    """The list's total counted row by row (the definition the daily counts must equal)."""
+    return int(
+        (
+            await conn.execute(
+                select(func.count()).select_from(qir).where(and_(true(), *_filters(q, customers)))
+            )
+        ).scalar_one()
+    )
+
+
+__all__ = ["REVERSAL_KINDS", "count_invoices_by_rows", "list_invoices"]

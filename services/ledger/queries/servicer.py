@@ -12,12 +12,11 @@ environment on first use, unless ``self._query_fx`` was set.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
-from typing import Any, NoReturn, TypeVar
+from datetime import UTC, datetime
+from typing import NoReturn, TypeVar
 
 import grpc
 from billing.common.v1 import common_pb2
@@ -27,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.common.grpc_errors import run_rpc
 from services.common.timeconv import from_timestamp, to_timestamp
 from services.ledger.db import is_unavailable
-from services.ledger.domain.movements import MrrMovementCategory
 from services.ledger.queries import accounts, dashboard, events, invoices, plans
 from services.ledger.queries.convert import (
     account_summary,
@@ -37,6 +35,7 @@ from services.ledger.queries.convert import (
     plan_card,
     platform_money,
 )
+from services.ledger.queries.dashboard_report import dashboard_report
 from services.ledger.queries.errors import (
     InvalidArgument,
     QueryError,
@@ -45,7 +44,6 @@ from services.ledger.queries.errors import (
 from services.ledger.queries.fx import Blend, Fx
 from services.ledger.queries.inputs import (
     InvoiceLens,
-    Window,
     account_list_query,
     account_token,
     event_list_query,
@@ -74,7 +72,6 @@ _INVOICE_LENSES = {
     pb.INVOICE_LENS_INVOICES: InvoiceLens.INVOICES,
     pb.INVOICE_LENS_REVERSALS: InvoiceLens.REVERSALS,
 }
-_CATEGORIES = tuple(MrrMovementCategory)
 
 
 def _now() -> datetime:
@@ -144,201 +141,15 @@ class LedgerQueriesMixin:
     ) -> pb.GetDashboardResponse:
         async def work() -> pb.GetDashboardResponse:
             as_of = from_timestamp(request.as_of, request.HasField("as_of"))
-            w = window(request.period_days, as_of, _now())
-            limit = recent_limit(request.recent_limit)
-            fx = self._fx()
-            if request.trend_only:
-                async with self._snapshot() as conn:
-                    only_curve = await dashboard.mrr_curve(conn, w.start_day, w.end_day)
-                missing: set[str] = set()
-                trend = self._dashboard_frame(w, fx, only_curve, missing)
-                trend.unconverted_currencies.extend(sorted(missing))
-                return trend
-
-            # Three independent groups of reads on three connections in parallel: each group
-            # is one snapshot (the MRR trend with its movements, revenue and events; the
-            # account counts; the directory); a write landing between them can only make
-            # groups that share no figure a few milliseconds apart.
-            async def money() -> tuple[
-                dashboard.MrrCurve,
-                dict[date, dict[str, int]],
-                tuple[dashboard.MovementTotals, dashboard.MovementTotals],
-                list[Any],
-            ]:
-                async with self._snapshot() as conn:
-                    return (
-                        await dashboard.mrr_curve(conn, w.start_day, w.end_day),
-                        await dashboard.revenue_by_day(conn, w.prior_start_day, w.end_day),
-                        await dashboard.mrr_movements(conn, w, fx),
-                        await events.recent_events(conn, w.end, limit),
-                    )
-
-            async def account_reads() -> tuple[
-                dashboard.AccountCounts, dict[date, int], list[Any], list[Any]
-            ]:
-                async with self._snapshot() as conn:
-                    return (
-                        await dashboard.account_counts(conn, w),
-                        await dashboard.signups_by_day(conn, w),
-                        await dashboard.plan_distribution(conn, w),
-                        await dashboard.recent_signups(conn, w, limit),
-                    )
-
-            async def directory() -> dashboard.DirectoryActivity:
-                async with self._snapshot() as conn:
-                    return await dashboard.directory_activity(conn, w)
-
-            tasks = [
-                money_task := asyncio.ensure_future(money()),
-                accounts_task := asyncio.ensure_future(account_reads()),
-                directory_task := asyncio.ensure_future(directory()),
-            ]
-            try:
-                curve, revenue, (moves, moves_prior), recent_rows = await money_task
-                counts, signups, plans, recent = await accounts_task
-                activity = await directory_task
-            finally:
-                for task in tasks:
-                    task.cancel()  # no-op once done; stops the others after a failure
-                await asyncio.gather(*tasks, return_exceptions=True)
-            unconverted: set[str] = set()
-
-            def blend(native: dict[str, int]) -> int:
-                b = Blend(fx).extend(native.items())
-                unconverted.update(b.unconverted)
-                return b.total
-
-            last_committed, last_forward = (
-                (curve.points[-1][1], curve.points[-1][2]) if curve.points else curve.before
+            return await dashboard_report(
+                self._snapshot,
+                window(request.period_days, as_of, _now()),
+                self._fx(),
+                recent_limit(request.recent_limit),
+                trend_only=request.trend_only,
             )
-            prior_committed, prior_forward = curve.before
-
-            revenue_points = []
-            cumulative: dict[str, int] = {}
-            prior_total: dict[str, int] = {}
-            for day, native in revenue.items():
-                if day < w.start_day:
-                    for cur, amount in native.items():
-                        prior_total[cur] = prior_total.get(cur, 0) + amount
-            for day in w.days_of_period():
-                today = revenue.get(day, {})
-                for cur, amount in today.items():
-                    cumulative[cur] = cumulative.get(cur, 0) + amount
-                revenue_points.append(
-                    pb.RevenuePoint(
-                        date=day.isoformat(),
-                        net_revenue=platform_money(blend(today), fx),
-                        cumulative=platform_money(blend(cumulative), fx),
-                    )
-                )
-            net_revenue = blend(cumulative)
-            net_revenue_prior = blend(prior_total)
-
-            growth = []
-            total = counts.before_period
-            for day in w.days_of_period():
-                new = signups.get(day, 0)
-                total += new
-                growth.append(
-                    pb.GrowthPoint(date=day.isoformat(), new_accounts=new, total_accounts=total)
-                )
-
-            plan_accounts: dict[str, int] = {}
-            plan_mrr: dict[str, dict[str, int]] = {}
-            for row in plans:
-                plan = row.plan or ""
-                plan_accounts[plan] = plan_accounts.get(plan, 0) + int(row.accounts)
-                if row.currency:
-                    per = plan_mrr.setdefault(plan, {})
-                    per[row.currency] = per.get(row.currency, 0) + int(row.mrr or 0)
-            shares = [
-                pb.PlanShare(
-                    plan=plan,
-                    accounts=n,
-                    committed_mrr=platform_money(blend(plan_mrr.get(plan, {})), fx),
-                )
-                for plan, n in sorted(plan_accounts.items(), key=lambda kv: (-kv[1], kv[0]))
-            ]
-
-            def movement_totals(totals: dashboard.MovementTotals) -> list[pb.MrrMovementTotal]:
-                unconverted.update(totals.all_unconverted())
-                return [
-                    pb.MrrMovementTotal(
-                        category=c.value,
-                        count=totals.counts.get(c, 0),
-                        amount=platform_money(totals.amount(c), fx),
-                    )
-                    for c in _CATEGORIES
-                ]
-
-            forward_now, forward_prior = blend(last_forward), blend(prior_forward)
-            kpis = pb.DashboardKpis(
-                total_accounts=counts.total,
-                new_accounts=counts.new,
-                new_accounts_prior=counts.new_prior,
-                new_accounts_delta=counts.new - counts.new_prior,
-                forward_mrr=platform_money(forward_now, fx),
-                forward_mrr_prior=platform_money(forward_prior, fx),
-                forward_mrr_delta=platform_money(forward_now - forward_prior, fx),
-                committed_mrr=platform_money(blend(last_committed), fx),
-                committed_mrr_prior=platform_money(blend(prior_committed), fx),
-                net_revenue=platform_money(net_revenue, fx),
-                net_revenue_prior=platform_money(net_revenue_prior, fx),
-                net_revenue_delta=platform_money(net_revenue - net_revenue_prior, fx),
-                active_users=activity.active_users,
-                active_users_prior=activity.active_users_prior,
-                active_sessions=activity.active_sessions,
-            )
-            response = self._dashboard_frame(w, fx, curve, unconverted)
-            response.MergeFrom(pb.GetDashboardResponse(
-                kpis=kpis,
-                revenue_trend=revenue_points,
-                plan_distribution=shares,
-                account_growth=growth,
-                recent_signups=[account_summary(r, fx) for r in recent],
-                recent_events=[billing_event_row(r) for r in recent_rows],
-                mrr_movements=movement_totals(moves),
-                mrr_movements_prior=movement_totals(moves_prior),
-            ))
-            for row in recent:
-                if row.currency and fx.rate(row.currency) is None:
-                    unconverted.add(row.currency)
-            response.unconverted_currencies.extend(sorted(unconverted))
-            return response
 
         return await self._run(context, work)
-
-    @staticmethod
-    def _dashboard_frame(
-        w: Window, fx: Fx, curve: dashboard.MrrCurve, unconverted: set[str]
-    ) -> pb.GetDashboardResponse:
-        """The periods and the MRR trend: the whole of a ``trend_only`` answer and the start
-        of a full one, so the overlay's points are the dashboard's own by construction.
-        Currencies without a rate are added to ``unconverted`` for the caller to report."""
-
-        def blend(native: dict[str, int]) -> int:
-            b = Blend(fx).extend(native.items())
-            unconverted.update(b.unconverted)
-            return b.total
-
-        response = pb.GetDashboardResponse(
-            as_of=to_timestamp(w.as_of),
-            period_days=w.days,
-            period=common_pb2.Period(start=to_timestamp(w.start), end=to_timestamp(w.end)),
-            prior_period=common_pb2.Period(
-                start=to_timestamp(w.prior_start), end=to_timestamp(w.start)
-            ),
-            platform_currency=fx.platform,
-            mrr_trend=[
-                pb.MrrPoint(
-                    date=day.isoformat(),
-                    committed_mrr=platform_money(blend(committed), fx),
-                    forward_mrr=platform_money(blend(forward), fx),
-                )
-                for day, committed, forward in curve.points
-            ],
-        )
-        return response
 
     # ------------------------------------------------------------------ accounts
     async def ListAccounts(
@@ -360,7 +171,7 @@ class LedgerQueriesMixin:
             )
             fx = self._fx()
             async with self._snapshot() as conn:
-                rows, total = await accounts.list_accounts(conn, q, fx)
+                rows, total, lower_bound = await accounts.list_accounts(conn, q, fx)
             rows, token = _page(
                 rows, q.page_size, lambda last: account_token(q, last.sort_value, last.account_id)
             )
@@ -369,7 +180,11 @@ class LedgerQueriesMixin:
             )
             return pb.ListAccountsResponse(
                 accounts=[account_summary(r, fx) for r in rows],
-                page=common_pb2.PageInfo(next_page_token=token, total_count=total),
+                page=common_pb2.PageInfo(
+                    next_page_token=token,
+                    total_count=total,
+                    total_count_is_lower_bound=lower_bound,
+                ),
                 platform_currency=fx.platform,
                 unconverted_currencies=unconverted,
             )

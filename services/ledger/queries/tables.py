@@ -213,17 +213,67 @@ query_login_days = Table(
     Column("days", DATEMULTIRANGE),
 )
 
+# Counted login days per listed user, and users per (day, previous counted day) (0014).
+query_login_users = Table(
+    "query_login_users",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("days", DATEMULTIRANGE),
+)
+
+query_login_pairs = Table(
+    "query_login_pairs",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("prev_day", Date, primary_key=True),
+    Column("n", BigInteger),
+)
+
+# Live accounts per (plan, status, drift_detected, unsynced) (0014).
+query_account_facets = Table(
+    "query_account_facets",
+    metadata,
+    Column("plan", Text, primary_key=True),
+    Column("status", Text, primary_key=True),
+    Column("drift_detected", Boolean, primary_key=True),
+    Column("unsynced", Boolean, primary_key=True),
+    Column("n", BigInteger),
+)
+
+# Invoice-list rows per (UTC day, kind) (0014).
+query_invoice_daily = Table(
+    "query_invoice_daily",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("n", BigInteger),
+)
+
+# Subscriptions and their summed committed MRR per currency (0014).
+query_mrr_totals = Table(
+    "query_mrr_totals",
+    metadata,
+    Column("currency", Text, primary_key=True),
+    Column("n", BigInteger),
+    Column("committed_mrr", BigInteger),
+)
+
 __all__ = [
     "accounts",
     "billing_events",
+    "query_account_facets",
     "query_account_mix",
     "query_accounts",
     "query_event_daily",
+    "query_invoice_daily",
     "query_invoice_rows",
     "query_login_days",
+    "query_login_pairs",
+    "query_login_users",
     "query_mrr_daily",
     "query_mrr_moves_daily",
     "query_mrr_steps",
+    "query_mrr_totals",
     "query_revenue_daily",
     "subscriptions",
 ]
