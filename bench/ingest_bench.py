@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -110,12 +111,15 @@ def wait_published(database_url: str, count: int, timeout: float = 600) -> None:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux ``/proc``; 0 elsewhere)."""
+    """User + system CPU seconds of a process and its running children (the copies of
+    ``INGEST_PROCESSES``) so far (Linux ``/proc``; 0 elsewhere)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(process_cpu_seconds(int(child)) for child in children)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -123,7 +127,8 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def run(count: int, concurrency: int, baseline_rows: int) -> dict[str, float]:
+def run(count: int, concurrency: int, baseline_rows: int, processes: int = 1) -> dict[str, float]:
+    """One measurement on a fresh stack; ``processes``: ``INGEST_PROCESSES`` (behind one port)."""
     bodies = make_bodies(count)
     with bench_stack() as stack:
         baseline = insert_commit_baseline(stack.database_url, baseline_rows)
@@ -131,7 +136,8 @@ def run(count: int, concurrency: int, baseline_rows: int) -> dict[str, float]:
         env = dict(os.environ, DATABASE_URL=stack.database_url, NATS_URL=stack.nats_url,
                    STRIPE_WEBHOOK_SECRETS=SECRET, INGEST_HTTP_PORT=str(http_port),
                    INGEST_GRPC_PORT=str(free_port()), INGEST_ADMIN_PORT=str(admin_port),
-                   INGEST_HOST="127.0.0.1", LOG_LEVEL="WARNING")
+                   INGEST_HOST="127.0.0.1", LOG_LEVEL="WARNING",
+                   INGEST_PROCESSES=str(processes))
         command = [sys.executable, "-m", "services.ingest"]
         if os.environ.get("BENCH_INGEST_SCRIPT"):  # e.g. a profiling wrapper
             command = [sys.executable, os.environ["BENCH_INGEST_SCRIPT"]]
@@ -139,13 +145,22 @@ def run(count: int, concurrency: int, baseline_rows: int) -> dict[str, float]:
                                    cwd=REPO_ROOT)
         try:
             wait_for_port(http_port, 60, service)
+            wait_for_copies(service.pid, processes)
             url = f"http://127.0.0.1:{http_port}/webhooks/stripe"
             started = time.perf_counter()
             cpu_before = process_cpu_seconds(service.pid)
+            servers = [pid for pid in (stack.postgres_pid, stack.nats_pid) if pid]
+            servers_before = [process_cpu_seconds(pid) for pid in servers]
+            client_before = time.process_time()
             posting, latencies = asyncio.run(post_all(url, bodies, concurrency))
+            client_cpu = time.process_time() - client_before
             wait_published(stack.database_url, count)
             total = time.perf_counter() - started
             cpu = process_cpu_seconds(service.pid) - cpu_before
+            servers_cpu = [
+                process_cpu_seconds(pid) - before
+                for pid, before in zip(servers, servers_before, strict=True)
+            ]
             if os.environ.get("BENCH_INGEST_SCRIPT"):
                 service.send_signal(signal.SIGUSR1)
                 service.wait(30)
@@ -155,6 +170,7 @@ def run(count: int, concurrency: int, baseline_rows: int) -> dict[str, float]:
     result = {
         "webhooks": count,
         "concurrency": concurrency,
+        "ingest_processes": processes,
         "archived_per_s": count / posting,
         "archived_and_published_per_s": count / total,
         "p50_ms": statistics.median(latencies) * 1000,
@@ -163,9 +179,48 @@ def run(count: int, concurrency: int, baseline_rows: int) -> dict[str, float]:
         # CPU the ingest process spent per webhook: on a shared machine far steadier than
         # the rates, which also depend on what else runs (the load generator included).
         "ingest_cpu_us_per_webhook": cpu / count * 1e6,
+        # The load generator shares the machine: its CPU per webhook, to see who saturates.
+        "client_cpu_us_per_webhook": client_cpu / count * 1e6,
+        # PostgreSQL (every backend) and NATS, same window.
+        "postgres_cpu_us_per_webhook": (servers_cpu[0] if servers_cpu else 0) / count * 1e6,
+        "nats_cpu_us_per_webhook": (servers_cpu[1] if len(servers_cpu) > 1 else 0) / count * 1e6,
+        "load_average_1m": os.getloadavg()[0],
     }
     result["ratio_to_baseline"] = result["archived_and_published_per_s"] / baseline
     return result
+
+
+def wait_for_copies(pid: int, processes: int, timeout: float = 120) -> None:
+    """With ``INGEST_PROCESSES`` > 1, wait until every copy listens (the port answers as soon
+    as the first one does); approximated by every copy's admin site having started."""
+    if processes <= 1:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            children = []
+        if len(children) == processes and all(_listens(int(c)) for c in children):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{processes} ingest processes did not all start")
+
+
+def _listens(pid: int) -> bool:
+    """Whether ``pid`` holds at least 3 listening TCP sockets (HTTP, admin, gRPC)."""
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A":
+                    listening.add(fields[9])
+    try:
+        fds = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+    except OSError:
+        return False
+    return sum(1 for fd in fds if fd.startswith("socket:[") and fd[8:-1] in listening) >= 3
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,11 +228,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--webhooks", type=int, default=50_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--baseline-rows", type=int, default=3_000)
+    parser.add_argument(
+        "--processes",
+        default="1",
+        help="INGEST_PROCESSES per measurement, comma-separated (e.g. 1,2,2,1: one run each,"
+        " in this order; rates compared with the first)",
+    )
     args = parser.parse_args(argv)
-    result = run(args.webhooks, args.concurrency, args.baseline_rows)
-    print("ingest benchmark")
-    for key, value in result.items():
-        print(f"  {key:32s} {value:12.1f}")
+    results = []
+    for processes in (int(p) for p in args.processes.split(",")):
+        result = run(args.webhooks, args.concurrency, args.baseline_rows, processes)
+        results.append(result)
+        print(f"ingest benchmark, INGEST_PROCESSES={processes}", flush=True)
+        for key, value in result.items():
+            print(f"  {key:32s} {value:12.1f}", flush=True)
+    if len(results) > 1:
+        first = results[0]["archived_and_published_per_s"]
+        print("webhooks/s relative to the first run: " + ", ".join(
+            f"{int(r['ingest_processes'])} proc {r['archived_and_published_per_s'] / first:.2f}x"
+            f" (p99 {r['p99_ms']:.0f} ms, {r['ratio_to_baseline']:.2f}x its baseline)"
+            for r in results
+        ))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from services.common.grpc_client import aio_channel
 from services.common.migrate import upgrade_to_head
 from services.common.nats_link import subject_for
 from services.devstack.embedded import free_port
-from services.ledger.tables import BILLING_EVENT_COLUMNS
+from services.ledger.tables import BILLING_EVENT_COLUMNS, REBUILT_TABLES, q
 from services.stripe_simulator import WorldConfig, iter_events, serialize_event
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -187,6 +188,100 @@ async def publish_archive(database_url: str, nats_url: str, limit: int) -> int:
     return sent
 
 
+@dataclass(frozen=True)
+class LiveRun:
+    processes: int
+    batch: int | None  # LEDGER_BATCH_SIZE (None: the service's default)
+    rate: float  # events/s including the process start
+    steady: float  # billing rows/s from the first row applied
+    digest: str  # of every rebuilt ledger table's compared columns
+
+
+def ledger_digest(database_url: str) -> str:
+    """One hash over every rebuilt table (the columns VerifyLedger compares), in key order."""
+    digest = hashlib.sha256()
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        for table, key, ignored in REBUILT_TABLES:
+            columns = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+                    " 'ledger' AND table_name = %s ORDER BY ordinal_position",
+                    (table,),
+                )
+                if row[0] not in ignored
+            ]
+            listed = ", ".join(q(c) for c in columns)
+            cur = conn.cursor(name=f"digest_{table}")
+            cur.execute(f"SELECT {listed} FROM ledger.{table} ORDER BY {q(key)}")  # noqa: S608
+            while rows := cur.fetchmany(5000):
+                for row in rows:
+                    digest.update(repr(row).encode())
+    return digest.hexdigest()
+
+
+def live_run(
+    database_url: str,
+    env: dict[str, str],
+    logs: Path,
+    sent: int,
+    expected: int,
+    processes: int,
+    batch: int | None,
+    index: int,
+) -> LiveRun:
+    """A fresh ledger database fed from the stream by ``processes`` ledger processes
+    (``LEDGER_PROCESSES``) on one new durable consumer; returns rates and a digest."""
+    name = f"bench_live_{index}"
+    live_url = database_url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    upgrade_to_head(live_url)
+    live_env = dict(
+        env,
+        DATABASE_URL=live_url,
+        LEDGER_CONSUME="1",
+        LEDGER_CONSUMER_NAME=f"live_{index}",
+        LEDGER_PROCESSES=str(processes),
+        LEDGER_GRPC_PORT=str(free_port()),
+        LEDGER_ADMIN_PORT=str(free_port()),
+    )
+    if batch is not None:
+        live_env["LEDGER_BATCH_SIZE"] = str(batch)
+    started = time.perf_counter()
+    child = spawn("services.ledger", live_env, logs / f"bench-live-{index}.log")
+    try:
+        # Also timed from the first row applied: on a loaded machine the process start
+        # (imports, connections) takes seconds that say nothing about consumption.
+        first: tuple[float, int] | None = None
+        while (done := count(live_url, "SELECT count(*) FROM ledger.billing_events")) < expected:
+            if child.poll() is not None:
+                raise RuntimeError("live ledger exited")
+            if first is None and done > 0:
+                first = (time.perf_counter(), done)
+            time.sleep(0.2)
+        finished = time.perf_counter()
+    finally:
+        child.terminate()
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    elapsed = finished - started
+    rate = sent / elapsed
+    steady = 0.0
+    if first is not None and finished > first[0]:
+        steady = (expected - first[1]) / (finished - first[0])
+    print(
+        f"live, LEDGER_PROCESSES={processes} LEDGER_BATCH_SIZE={batch or 'default'}:"
+        f" {sent} events consumed from JetStream in"
+        f" {elapsed:.1f}s = {rate:,.0f} events/s (incl. process start);"
+        f" from the first row applied: {steady:,.0f} billing rows/s;"
+        f" load average {os.getloadavg()[0]:.1f}"
+    )
+    return LiveRun(processes, batch, rate, steady, ledger_digest(live_url))
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="ledger_bench", description=__doc__)
     parser.add_argument("--tenants", type=int, default=1000, help="simulated accounts")
@@ -205,10 +300,26 @@ def main(argv: list[str]) -> None:
         help="also measure ingest (bench.ingest_bench, concurrency 64) with this many webhooks"
         " and print live consumption / ingest rate (0: skip)",
     )
+    parser.add_argument(
+        "--live-processes",
+        default="1",
+        help="LEDGER_PROCESSES of each live run, comma-separated, each optionally with its"
+        " LEDGER_BATCH_SIZE after a colon (e.g. 1,2 or 1:256,1:2000,2:2000: one vs two ledger"
+        " processes on one durable consumer, same stream, compared; the first run's rate is"
+        " the one compared with ingest)",
+    )
+    parser.add_argument(
+        "--ingest-processes", type=int, default=1, help="INGEST_PROCESSES of the ingest run"
+    )
     args = parser.parse_args(argv)
+    live_processes = [
+        (int(p), int(b) if b else None)
+        for p, _, b in (item.partition(":") for item in args.live_processes.split(","))
+    ]
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     config = WorldConfig(seed=args.seed, tenants=args.tenants, months=args.months)
     live_rate = 0.0
+    live_rates: list[tuple[int, float]] = []
 
     with bench_stack() as stack:
         logs = Path(os.environ.get("BENCH_LOG_DIR", tempfile.gettempdir()))
@@ -262,10 +373,6 @@ def main(argv: list[str]) -> None:
             print(f"ratio replay/COPY: {replay_rate / copy_rate:.3f} ({rows} rows)")
 
             if args.live_events:
-                live_url = stack.database_url.rsplit("/", 1)[0] + "/bench_live"
-                with psycopg.connect(libpq_url(stack.database_url), autocommit=True) as conn:
-                    conn.execute("CREATE DATABASE bench_live")
-                upgrade_to_head(live_url)
                 sent = asyncio.run(
                     publish_archive(stack.database_url, stack.nats_url, args.live_events)
                 )
@@ -276,33 +383,31 @@ def main(argv: list[str]) -> None:
                     " LIMIT %s) e ON e.event_id = b.stripe_event_id",
                     sent,
                 )
-                live_env = dict(env, DATABASE_URL=live_url, LEDGER_CONSUME="1")
-                live_env.update(
-                    LEDGER_GRPC_PORT=str(free_port()), LEDGER_ADMIN_PORT=str(free_port())
-                )
-                started = time.perf_counter()
-                children.append(spawn("services.ledger", live_env, logs / "bench-live.log"))
-                # Also timed from the first row applied: on a loaded machine the process start
-                # (imports, connections) takes seconds that say nothing about consumption.
-                first: tuple[float, int] | None = None
-                while (done := count(live_url, "SELECT count(*) FROM ledger.billing_events")) < (
-                    expected
-                ):
-                    if children[-1].poll() is not None:
-                        raise RuntimeError("live ledger exited")
-                    if first is None and done > 0:
-                        first = (time.perf_counter(), done)
-                    time.sleep(0.2)
-                finished = time.perf_counter()
-                elapsed = finished - started
-                live_rate = sent / elapsed
-                print(
-                    f"live: {sent} events consumed from JetStream in {elapsed:.1f}s"
-                    f" = {live_rate:,.0f} events/s (incl. process start)"
-                )
-                if first is not None and finished > first[0]:
-                    steady = (expected - first[1]) / (finished - first[0])
-                    print(f"live, from the first row applied: {steady:,.0f} billing rows/s")
+                runs: list[LiveRun] = []
+                for index, (processes, batch) in enumerate(live_processes):
+                    runs.append(
+                        live_run(
+                            stack.database_url, env, logs, sent, expected, processes, batch, index
+                        )
+                    )
+                live_rate = runs[0].rate
+                live_rates = [(r.processes, r.rate) for r in runs]
+                if len(runs) > 1:
+                    first = runs[0]
+                    print(
+                        "live relative to the first run (same stream, own database and durable"
+                        " consumer each): "
+                        + ", ".join(
+                            f"{r.processes} proc batch {r.batch} {r.rate / first.rate:.2f}x"
+                            f" ({r.steady / first.steady:.2f}x from the first row)"
+                            for r in runs
+                        )
+                    )
+                    same = all(r.digest == first.digest for r in runs)
+                    print(
+                        "ledger tables identical across runs (billing rows, unsupported,"
+                        f" read models): {'yes' if same else 'NO'}"
+                    )
         finally:
             for child in children:
                 child.terminate()
@@ -313,12 +418,16 @@ def main(argv: list[str]) -> None:
                     child.kill()
     if live_rate and args.ingest_webhooks:
         # Its own stack, after this one is down: the two never compete for the cores.
-        ingest = ingest_bench.run(args.ingest_webhooks, 64, 1000)
+        ingest = ingest_bench.run(args.ingest_webhooks, 64, 1000, args.ingest_processes)
         ingest_rate = ingest["archived_and_published_per_s"]
         print(
             f"ingest: {ingest_rate:,.0f} webhooks/s archived + published"
-            f" (p99 {ingest['p99_ms']:.1f} ms);"
+            f" (p99 {ingest['p99_ms']:.1f} ms, INGEST_PROCESSES={args.ingest_processes});"
             f" live consumption / ingest = {live_rate / ingest_rate:.2f}"
+            + "".join(
+                f"; LEDGER_PROCESSES={processes}: {rate / ingest_rate:.2f}"
+                for processes, rate in live_rates[1:]
+            )
         )
 
 

@@ -17,6 +17,10 @@ from services.devstack.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 class BenchStack:
     database_url: str
     nats_url: str
+    # The servers' processes (PostgreSQL's postmaster: its backends are its children), so a
+    # bench can report their CPU as well as the services'.
+    postgres_pid: int | None = None
+    nats_pid: int | None = None
 
 
 @contextmanager
@@ -29,7 +33,12 @@ def bench_stack() -> Iterator[BenchStack]:
     try:
         url = pg.create_database("bench")
         upgrade_to_head(url)
-        yield BenchStack(url, nats.url)
+        yield BenchStack(
+            url,
+            nats.url,
+            postgres_pid=pg.process.pid if pg.process else None,
+            nats_pid=nats.process.pid if nats.process else None,
+        )
     finally:
         nats.stop()
         pg.stop()

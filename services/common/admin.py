@@ -115,16 +115,22 @@ def nats_check(link: NatsLink) -> HealthCheck:
 
 
 async def start_site(
-    app: web.Application, host: str, port: int, **runner_options: Any
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool = False,
+    **runner_options: Any,
 ) -> web.AppRunner:
     """Start ``app`` on host:port and return the runner (``await runner.cleanup()`` stops it).
 
-    ``runner_options`` go to aiohttp's request handler (e.g. ``keepalive_timeout``).
+    ``runner_options`` go to aiohttp's request handler (e.g. ``keepalive_timeout``);
+    ``reuse_port``: several processes of one service share the port (``SO_REUSEPORT``).
     """
     server_log = logging.getLogger("aiohttp.server")
     if _CLIENT_MISTAKES not in server_log.filters:
         server_log.addFilter(_CLIENT_MISTAKES)
     runner = web.AppRunner(app, access_log=None, **runner_options)
     await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    await web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None).start()
     return runner

@@ -100,11 +100,13 @@ async def start_ingest(settings: IngestSettings) -> IngestService:
             settings.http_port,
             keepalive_timeout=settings.read_timeout,
             lingering_time=0,
+            reuse_port=settings.reuse_port,
         ),
         await start_site(
             admin_app(database_check(engine), degraded_by=nats_check(link)),
             settings.host,
             settings.admin_port,
+            reuse_port=settings.reuse_port,
         ),
     ]
     grpc_server = GrpcServer(settings.grpc_port, settings.host)

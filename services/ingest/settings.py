@@ -36,6 +36,8 @@ class IngestSettings:
     stripe: StripeSettings
     # Seconds a sender may take to deliver a request's headers, or its body (then 408).
     read_timeout: float = 10.0
+    # Bind the ports with SO_REUSEPORT: set in each copy run by INGEST_PROCESSES (or by hand).
+    reuse_port: bool = False
 
     # Secrets (webhook secrets, API keys, database passwords) never appear in a repr.
     __repr__ = redacted_repr
@@ -62,4 +64,5 @@ class IngestSettings:
             log_level=env_str("LOG_LEVEL", "INFO"),
             stripe=StripeSettings.from_env(),
             read_timeout=env_float("INGEST_READ_TIMEOUT", 10.0),
+            reuse_port=env_str("INGEST_REUSE_PORT", "0") not in ("0", "false", "no", ""),
         )

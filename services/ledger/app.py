@@ -115,6 +115,7 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
             admin_app(database_check(engine), degraded_by=nats_check(link)),
             settings.host,
             settings.admin_port,
+            reuse_port=settings.reuse_port,
         )
     ]
     grpc_server = GrpcServer(settings.grpc_port, settings.host)

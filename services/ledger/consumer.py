@@ -83,6 +83,8 @@ class LedgerConsumer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.bound = False  # whether the consumer is bound to JetStream right now
+        # Messages this instance applied and acked (the Prometheus counter sums the process's).
+        self.acked = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"ledger-consumer-{self.options.name}")
@@ -230,6 +232,7 @@ class LedgerConsumer:
                 for msg, _ in good:
                     await msg.ack()
                 CONSUMED.inc(len(good))
+                self.acked += len(good)
         for msg, error in failed:
             await self._failed(msg, error)
 
@@ -250,6 +253,7 @@ class LedgerConsumer:
             APPLIED.inc(result.applied)
             await msg.ack()
             CONSUMED.inc()
+            self.acked += 1
         return failed
 
     async def _failed(self, msg: Msg, error: str) -> None:

@@ -33,6 +33,8 @@ class LedgerSettings:
     replay_workers: int  # processes projecting replayed events (0: in the event loop)
     stream_max_age_days: float
     log_level: str
+    # Bind the ports with SO_REUSEPORT: set in each copy run by LEDGER_PROCESSES (or by hand).
+    reuse_port: bool = False
 
     @property
     def server_max_deliver(self) -> int:
@@ -73,4 +75,5 @@ class LedgerSettings:
             replay_workers=env_int("LEDGER_REPLAY_WORKERS", 1),
             stream_max_age_days=env_float("NATS_STREAM_MAX_AGE_DAYS", 30.0),
             log_level=env_str("LOG_LEVEL", "INFO"),
+            reuse_port=env_str("LEDGER_REUSE_PORT", "0") not in ("0", "false", "no", ""),
         )
