@@ -264,8 +264,6 @@ class _Pass:
         #: A whole-account pass: the ledger's subscription dates, and the rows read so far.
         self.dates: list[int] = []
         self.states: dict[str, ledger_pb.SubscriptionState] = {}
-        #: Subscriptions whose check rows were written while the lists ran.
-        self.saved: set[str] = set()
         self.new: list[Finding] = []
         self.known: dict[str, set[str]] = {}
         self.charge_customer: dict[str, str] = {}
@@ -524,17 +522,9 @@ class _Pass:
             finally:
                 reads.release()
             self.remember(rows)
+            # No check row is written here: a pass that fails later must leave the previous
+            # check state as it was, so save() writes every check row once the run succeeded.
             self.compare_page(page, rows)
-            # The page's check rows are written now, while Stripe pages on, not all
-            # 100,000 in the final transaction (the findings and flags still are).
-            done = [
-                (sid, *self.checked[sid])
-                for sid in (str(sub["id"]) for sub in page)
-                if sid in self.checked and sid not in self.saved
-            ]
-            async with self.deps.engine.begin() as conn:
-                await store.mark_checked(conn, self.run_id, done)
-            self.saved.update(sid for sid, _, _ in done)
 
         try:
             async for page in pages:
@@ -806,9 +796,10 @@ class _Pass:
                     if f.kind in (MISSING_HISTORICAL, MISSING_UNRECOVERABLE, MISSING_EVENT)
                 }
                 synced = {a for a, _ in self.checked.values() if a and a not in gaps}
-            rest = [(sid, a, c) for sid, (a, c) in self.checked.items() if sid not in self.saved]
-            await store.mark_checked(conn, self.run_id, rest, synced=synced)
-            await store.mark_synced(conn, synced - {a for _, a, _ in rest if a})
+            # Every check row of the pass, in the transaction that records its outcome: a
+            # pass that dies half-way never gets here and leaves the previous checks intact.
+            checked = [(sid, a, c) for sid, (a, c) in self.checked.items()]
+            await store.mark_checked(conn, self.run_id, checked, synced=synced)
             if coverage.newest_listed and self.customers is None:
                 await store.set_high_water_mark(conn, HWM_EVENTS, coverage.newest_listed)
             if newest_resource and self.customers is None:
