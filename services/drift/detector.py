@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import grpc
@@ -192,6 +192,23 @@ async def known_objects(
     return out
 
 
+async def customer_accounts(
+    ledger: ledger_pb2_grpc.LedgerServiceAsyncStub, customers: Iterable[str]
+) -> dict[str, ledger_pb.CustomerAccount]:
+    """The ledger's account of each of ``customers`` it knows (keyed lookups of up to
+    KEYED_IDS ids); a customer the ledger knows nothing of is absent."""
+    wanted = sorted(set(customers))
+    out: dict[str, ledger_pb.CustomerAccount] = {}
+    for start in range(0, len(wanted), KEYED_IDS):
+        response = await ledger.LookupCustomerAccounts(
+            ledger_pb.LookupCustomerAccountsRequest(
+                stripe_customer_ids=wanted[start : start + KEYED_IDS]
+            )
+        )
+        out.update((a.stripe_customer_id, a) for a in response.accounts)
+    return out
+
+
 def _before_cutoff(invoice: Any, cutoff: int | None) -> bool:
     if cutoff is None or not isinstance(invoice, dict):
         return False
@@ -264,8 +281,6 @@ class _Pass:
         #: A whole-account pass: the ledger's subscription dates, and the rows read so far.
         self.dates: list[int] = []
         self.states: dict[str, ledger_pb.SubscriptionState] = {}
-        #: Subscriptions whose check rows were written while the lists ran.
-        self.saved: set[str] = set()
         self.new: list[Finding] = []
         self.known: dict[str, set[str]] = {}
         self.charge_customer: dict[str, str] = {}
@@ -277,6 +292,34 @@ class _Pass:
         if customer is None:
             return None
         return self.account_of.get(customer, customer)
+
+    async def name_accounts(self) -> None:
+        """Name by the ledger's account what the pass could only name by its Stripe customer.
+
+        The pass learns accounts from the ledger's subscription rows; a customer none of
+        whose subscriptions the ledger knows (all its events lost, a customer with no
+        subscription) is asked for by id: the ledger's account of the customer (its link,
+        its tenant, or its own row), the name the back-office opens. A customer the ledger
+        does not know at all has no account yet: its findings and check rows keep the
+        Stripe customer id, the only name there is (and the one the ledger will give it
+        when its history arrives without a tenant); the pass that follows the recovery
+        renames the open findings (record_findings updates ``account_id``)."""
+        named = {f.account_id for f in self.findings} | {a for a, _ in self.checked.values()}
+        unnamed = {a for a in named if a and a.startswith("cus_") and a not in self.account_of}
+        if not unnamed:
+            return
+        found = await customer_accounts(self.deps.ledger, unnamed)
+        rename = {c: a.account_id for c, a in found.items() if a.account_id}
+        if not rename:
+            return
+        self.account_of.update(rename)
+        self.findings = [
+            replace(f, account_id=rename[f.account_id]) if f.account_id in rename else f
+            for f in self.findings
+        ]
+        self.checked = {
+            sid: (rename.get(a or "", a), c) for sid, (a, c) in self.checked.items()
+        }
 
     def sync_counters(self) -> None:
         self.counters.stripe_requests = self.count.requests
@@ -524,17 +567,9 @@ class _Pass:
             finally:
                 reads.release()
             self.remember(rows)
+            # No check row is written here: a pass that fails later must leave the previous
+            # check state as it was, so save() writes every check row once the run succeeded.
             self.compare_page(page, rows)
-            # The page's check rows are written now, while Stripe pages on, not all
-            # 100,000 in the final transaction (the findings and flags still are).
-            done = [
-                (sid, *self.checked[sid])
-                for sid in (str(sub["id"]) for sub in page)
-                if sid in self.checked and sid not in self.saved
-            ]
-            async with self.deps.engine.begin() as conn:
-                await store.mark_checked(conn, self.run_id, done)
-            self.saved.update(sid for sid, _, _ in done)
 
         try:
             async for page in pages:
@@ -753,6 +788,7 @@ class _Pass:
         await self.step("resolve events", self.resolve_recovered_events())
         if not self.incremental:
             await self.step("resolve resources", self.resolve_known_resources(cutoff_of))
+        await self.step("name accounts", self.name_accounts())
         newest_resource = max(
             (int(o.get("created") or 0) for objs in resources.values() for o in objs.values()),
             default=0,
@@ -806,9 +842,10 @@ class _Pass:
                     if f.kind in (MISSING_HISTORICAL, MISSING_UNRECOVERABLE, MISSING_EVENT)
                 }
                 synced = {a for a, _ in self.checked.values() if a and a not in gaps}
-            rest = [(sid, a, c) for sid, (a, c) in self.checked.items() if sid not in self.saved]
-            await store.mark_checked(conn, self.run_id, rest, synced=synced)
-            await store.mark_synced(conn, synced - {a for _, a, _ in rest if a})
+            # Every check row of the pass, in the transaction that records its outcome: a
+            # pass that dies half-way never gets here and leaves the previous checks intact.
+            checked = [(sid, a, c) for sid, (a, c) in self.checked.items()]
+            await store.mark_checked(conn, self.run_id, checked, synced=synced)
             if coverage.newest_listed and self.customers is None:
                 await store.set_high_water_mark(conn, HWM_EVENTS, coverage.newest_listed)
             if newest_resource and self.customers is None:

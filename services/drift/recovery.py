@@ -5,9 +5,12 @@ Both seed the ledger from Stripe's current view of an object through the ledger'
 nothing in the ledger itself), and record the cutoff in ``drift.recovery_cutoffs`` so gaps
 before it stop being reported.
 
-The import is resumable: each subscription's snapshot id is derived from the subscription
-(``baseline:<sub id>``) and its cutoff row is written after the snapshot, so a second run
-skips what is done (``already_done``) and the ledger ignores a repeated snapshot id.
+The import baselines every customer (listed with ``/v1/customers``: a customer without any
+subscription too) and every subscription, of any status, whose history starts before the
+30-day window. It is resumable: each snapshot id is derived from its object
+(``baseline:<id>``); a subscription's cutoff row is written after its snapshot, so a second
+run skips it (``already_done``); a baselined customer is a customer the ledger knows, so a
+second run skips it too, and the ledger ignores a repeated snapshot id anyway.
 """
 
 from __future__ import annotations
@@ -31,7 +34,13 @@ from sqlalchemy.dialects.postgresql import insert
 from services.common.grpc_errors import FailedPrecondition, InvalidArgument
 from services.common.timeconv import from_timestamp
 from services.drift import store
-from services.drift.detector import RETENTION, DriftDeps, StripeNotConfigured, load_states
+from services.drift.detector import (
+    RETENTION,
+    DriftDeps,
+    StripeNotConfigured,
+    customer_accounts,
+    load_states,
+)
 from services.drift.findings import MISSING_HISTORICAL, MISSING_UNRECOVERABLE
 from services.drift.stripe_calls import RequestCount, StripeCaller, service_error
 from services.drift.tables import discrepancies, recovery_cutoffs
@@ -188,55 +197,92 @@ class Recovery:
                 r.subscription_id
                 for r in await conn.execute(select(recovery_cutoffs.c.subscription_id))
             }
-        subs: list[JSON] = []
+        # Both lists (every status; every customer, with a subscription or not) walk side by
+        # side through the process's one token bucket.
+        subs, customers = await asyncio.gather(
+            _listed(caller, "/v1/subscriptions", {"status": "all"}, count),
+            _listed(caller, "/v1/customers", {}, count),
+        )
         newest = 0
-        async for page in caller.pages("/v1/subscriptions", {"status": "all"}, count):
-            subs.extend(page)
         latest = await caller.request("get", "/v1/events", count, limit=1)
         for event in latest.get("data", []):
             newest = int(event["created"])
         window_start = (newest or int(time.time())) - RETENTION
         taken_at = datetime.now(UTC)
         result = pb.ImportBaselineResponse(events_recovered=recovered.appended)
-        known_customers = {s.stripe_customer_id for s in states.values()}
-        for i, sub in enumerate(subs, start=1):
-            sid = sub["id"]
-            if sid in done:
+        todo_subs: list[JSON] = []
+        for sub in subs.values():
+            if sub["id"] in done:
                 result.already_done += 1
-                continue
-            known = sid in states
-            if known and int(sub.get("created") or 0) >= window_start:
-                continue  # its whole history is inside the window: recovered, not baselined
-            customer = sub.get("customer")
-            if isinstance(customer, str) and customer not in known_customers:
-                cus = await caller.request("get", f"/v1/customers/{customer}", count)
-                snap = await self._snapshot(
-                    f"baseline:{customer}", "baseline", cus, taken_at, operator, "first install"
-                )
-                result.customers_baselined += int(snap.created)
-                known_customers.add(customer)
-            snapshot_id = f"baseline:{sid}"
+            elif sub["id"] not in states or int(sub.get("created") or 0) < window_start:
+                todo_subs.append(sub)  # else: its whole history is inside the window
+        owners = {c for c in map(_customer_id, todo_subs) if c}
+        in_ledger = await customer_accounts(self.deps.ledger, {*customers, *owners})
+        known = {c for c, account in in_ledger.items() if account.customer_row}
+        # A customer whose history starts before the window and that the ledger does not
+        # know after the window's recovery (with or without subscriptions), and the customer
+        # of every subscription baselined, unless the ledger knows it.
+        todo_customers = [
+            cus
+            for cid, cus in sorted(customers.items())
+            if cid not in known and (int(cus.get("created") or 0) < window_start or cid in owners)
+        ]
+        for cid in sorted(owners - customers.keys() - known):  # not listed (e.g. deleted)
+            todo_customers.append(await caller.request("get", f"/v1/customers/{cid}", count))
+        total = len(todo_customers) + len(todo_subs)
+        for cus in todo_customers:
+            snap = await self._snapshot(
+                f"baseline:{cus['id']}", "baseline", cus, taken_at, operator, "first install"
+            )
+            result.customers_baselined += int(snap.created)
+            _progress(result.customers_baselined, total, count, began)
+        for sub in todo_subs:
+            snapshot_id = f"baseline:{sub['id']}"
             await self._snapshot(snapshot_id, "baseline", sub, taken_at, operator, "first install")
-            await self._record_cutoff(sid, taken_at, snapshot_id, operator, None, "baseline")
+            await self._record_cutoff(sub["id"], taken_at, snapshot_id, operator, None, "baseline")
             result.subscriptions_baselined += 1
-            if i % PROGRESS_EVERY == 0:
-                log.info(
-                    "baseline import progress",
-                    extra={
-                        "done": i,
-                        "total": len(subs),
-                        "requests_per_second": round(
-                            count.requests / max(1e-6, time.monotonic() - began), 1
-                        ),
-                    },
-                )
+            _progress(len(todo_customers) + result.subscriptions_baselined, total, count, began)
         result.stripe_requests = count.requests
         log.info(
             "baseline import finished",
             extra={
                 "subscriptions": result.subscriptions_baselined,
                 "customers": result.customers_baselined,
+                "customers_listed": len(customers),
                 "already_done": result.already_done,
+                "stripe_requests": count.requests,
             },
         )
         return result
+
+
+async def _listed(
+    caller: StripeCaller, path: str, params: JSON, count: RequestCount
+) -> dict[str, JSON]:
+    """Every object of a list endpoint, by id (a cursor moved by a concurrent change may
+    list one twice)."""
+    out: dict[str, JSON] = {}
+    async for page in caller.pages(path, params, count):
+        out.update((str(obj["id"]), obj) for obj in page)
+    return out
+
+
+def _customer_id(sub: JSON) -> str | None:
+    customer = sub.get("customer")
+    if isinstance(customer, dict):
+        customer = customer.get("id")
+    return str(customer) if customer else None
+
+
+def _progress(done: int, total: int, count: RequestCount, began: float) -> None:
+    """A log line every PROGRESS_EVERY snapshots, and at the end: done/total and the rate."""
+    if done % PROGRESS_EVERY and done != total:
+        return
+    log.info(
+        "baseline import progress",
+        extra={
+            "done": done,
+            "total": total,
+            "requests_per_second": round(count.requests / max(1e-6, time.monotonic() - began), 1),
+        },
+    )

@@ -140,6 +140,8 @@ async def record_findings(
             index_where=discrepancies.c.resolved_at.is_(None),
             set_={
                 "last_seen_at": func.now(),
+                # Named by the ledger's account once the ledger knows the customer.
+                "account_id": stmt.excluded.account_id,
                 "ledger_value": stmt.excluded.ledger_value,
                 "stripe_value": stmt.excluded.stripe_value,
                 "detail": stmt.excluded.detail,

@@ -8,6 +8,8 @@ Drift owns no ledger table and never writes one; it asks the ledger, through the
   never sit in one query result or one message;
 * the Stripe object ids each read model knows (drift's resource audit: a Stripe resource the
   ledger never saw has no archived event);
+* the accounts of Stripe customers (a finding about a customer none of whose
+  subscriptions the ledger knows still names the account the back-office shows);
 * the events the ledger could not classify (``Unclassified`` rows) or whose API version no
   resolver accepts (``unsupported_events``).
 
@@ -75,6 +77,18 @@ SELECT subscription_id, subscribed_since FROM ledger.subscriptions
 WHERE subscription_id > %(after)s
 ORDER BY subscription_id
 LIMIT %(limit)s
+"""
+
+# One indexed lookup per id (both tables are keyed by the customer id).
+_CUSTOMER_ACCOUNTS_SQL = """
+SELECT c.id AS stripe_customer_id,
+       COALESCE(l.tenant_id, a.tenant_id, a.stripe_customer_id) AS account_id,
+       a.stripe_customer_id IS NOT NULL AS customer_row
+FROM unnest(%(ids)s::text[]) AS c(id)
+LEFT JOIN ledger.accounts a ON a.stripe_customer_id = c.id
+LEFT JOIN ledger.customer_links l ON l.stripe_customer_id = c.id
+WHERE a.stripe_customer_id IS NOT NULL OR l.stripe_customer_id IS NOT NULL
+ORDER BY c.id
 """
 
 _UNCLASSIFIED_SQL = """
@@ -197,6 +211,21 @@ async def known_among(engine: AsyncEngine, kind: str, ids: list[str]) -> list[st
     async with raw_transaction(engine) as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(sql, {"ids": ids})
         return [row["id"] for row in await cur.fetchall()]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerAccountRow:
+    stripe_customer_id: str
+    account_id: str
+    customer_row: bool
+
+
+async def customer_accounts(engine: AsyncEngine, ids: list[str]) -> list[CustomerAccountRow]:
+    """The accounts of the customers (at most ``MAX_KEYED``) the ledger knows, named as the
+    ledger names them everywhere (link, then tenant, then the customer id), in id order."""
+    async with raw_transaction(engine) as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_CUSTOMER_ACCOUNTS_SQL, {"ids": sorted(set(ids))})
+        return [CustomerAccountRow(**row) for row in await cur.fetchall()]
 
 
 async def list_drift_signals(engine: AsyncEngine, limit: int) -> list[DriftSignalRow]:

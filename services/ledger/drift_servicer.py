@@ -21,6 +21,7 @@ from services.ledger.drift_reads import (
     KNOWN_OBJECT_TABLES,
     MAX_KEYED,
     batch_size,
+    customer_accounts,
     known_among,
     list_drift_signals,
     stream_known_objects,
@@ -31,7 +32,12 @@ from services.ledger.drift_reads import (
 from services.ledger.snapshots import parse_snapshot, record_snapshot
 
 DRIFT_READ_METHODS = frozenset(
-    {"StreamSubscriptionStates", "StreamKnownObjects", "ListDriftSignals"}
+    {
+        "StreamSubscriptionStates",
+        "StreamKnownObjects",
+        "ListDriftSignals",
+        "LookupCustomerAccounts",
+    }
 )
 # RecordStripeSnapshot writes the ledger: admin only (not in the set above).
 
@@ -134,6 +140,26 @@ class LedgerDriftReadsMixin:
                     account_id=r.account_id or "",
                     detail=r.detail,
                     occurred_at=to_timestamp(r.occurred_at),
+                )
+                for r in rows
+            ]
+        )
+
+    async def LookupCustomerAccounts(
+        self, request: pb.LookupCustomerAccountsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.LookupCustomerAccountsResponse:
+        ids = list(request.stripe_customer_ids)
+        if len(ids) > MAX_KEYED:
+            raise InvalidArgument(f"at most {MAX_KEYED} customer ids per request")
+        if any(not i.strip() for i in ids):
+            raise InvalidArgument("stripe_customer_ids must not be empty strings")
+        rows = await customer_accounts(self._engine, ids) if ids else []
+        return pb.LookupCustomerAccountsResponse(
+            accounts=[
+                pb.CustomerAccount(
+                    stripe_customer_id=r.stripe_customer_id,
+                    account_id=r.account_id,
+                    customer_row=r.customer_row,
                 )
                 for r in rows
             ]
