@@ -73,14 +73,17 @@ class ListIndex:
         known = self._orders.get(kind)
         if known is not None and known.size == len(store):
             return known
-        items = list(reversed(store.values()))
-        items.sort(key=lambda o: int(o.get("created", 0)), reverse=True)
-        ids = [str(o["id"]) for o in items]
+        # Only (id, created) is kept per object while sorting: a packed store parses each
+        # object as it is read, and 250,000 parsed invoices at once would not fit.
+        pairs = [(str(oid), int(obj.get("created", 0))) for oid, obj in store.items()]
+        pairs.reverse()
+        pairs.sort(key=lambda p: p[1], reverse=True)
+        ids = [oid for oid, _ in pairs]
         order = Order(
             size=len(store),
             ids=ids,
             pos={oid: i for i, oid in enumerate(ids)},
-            neg_created=[-int(o.get("created", 0)) for o in items],
+            neg_created=[-created for _, created in pairs],
         )
         self._orders[kind] = order
         return order
