@@ -214,9 +214,7 @@ class PackedWorld(World):
     def add_event(self, event: JSON) -> bytes:
         """An event added after generation (a REST mutation): kept in memory."""
         body = serialize_event(event)
-        self._extra_events.append(
-            {k: event[k] for k in ("id", "created", "type", "api_version")}
-        )
+        self._extra_events.append({k: event[k] for k in ("id", "created", "type", "api_version")})
         self._extra_bodies.append(body)
         obj = event["data"]["object"]
         kind = obj.get("object")

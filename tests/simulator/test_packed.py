@@ -102,15 +102,14 @@ def test_served_pages_are_the_same(
     plain: World, packed: PackedWorld, path: str, params: JSON
 ) -> None:
     settings = ServerSettings(auto_deliver=False)
-    with SimulatorServer(plain, settings=settings) as a, SimulatorServer(
-        packed, settings=settings
-    ) as b:
+    with (
+        SimulatorServer(plain, settings=settings) as a,
+        SimulatorServer(packed, settings=settings) as b,
+    ):
         assert _walk(b.url, path, params) == _walk(a.url, path, params)
 
 
-def test_a_mutation_is_served_and_listed(
-    tmp_path: Path, packed: PackedWorld
-) -> None:
+def test_a_mutation_is_served_and_listed(tmp_path: Path, packed: PackedWorld) -> None:
     world = PackedWorld(packed.directory)  # its own copy: the module's stays unchanged
     try:
         with SimulatorServer(world, settings=ServerSettings(auto_deliver=False)) as sim:
