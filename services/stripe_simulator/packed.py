@@ -187,11 +187,15 @@ class PackedIndex:
 class PackedWorld(World):
     """A world opened from a directory written by :func:`pack_world` (see the module)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, with_objects: bool = True) -> None:
+        """``with_objects=False``: the events only (what loading an archive needs; the
+        objects are most of a packed world's memory)."""
         with (directory / _META).open("rb") as f:
             saved = pickle.load(f)  # noqa: S301 - our own file (pack_world)
-        with (directory / _OBJECTS).open("rb") as f:
-            raw = pickle.load(f)  # noqa: S301 - our own file (pack_world)
+        raw: dict[str, dict[str, bytes]] = {}
+        if with_objects:
+            with (directory / _OBJECTS).open("rb") as f:
+                raw = pickle.load(f)  # noqa: S301 - our own file (pack_world)
         config: WorldConfig = saved["config"]
         super().__init__(config=config, tag=world_tag(config.seed))
         meta: EventMeta = saved["meta"]
@@ -262,10 +266,15 @@ def world_directory(root: Path, config: WorldConfig) -> Path:
     return root / f"packed-s{config.seed}-t{config.tenants}-m{config.months}"
 
 
+def is_packed(directory: Path) -> bool:
+    """Whether ``directory`` holds a completely generated packed world."""
+    return (directory / _DONE).exists()
+
+
 def pack_world(config: WorldConfig, directory: Path) -> PackedWorld:
     """Generate ``config``'s world into ``directory`` (streamed) unless it is there already,
     and open it. Generation is deterministic: a kept directory equals a fresh one."""
-    if (directory / _DONE).exists():
+    if is_packed(directory):
         return PackedWorld(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / _DONE).unlink(missing_ok=True)
@@ -316,4 +325,4 @@ def pack_world(config: WorldConfig, directory: Path) -> PackedWorld:
     return PackedWorld(directory)
 
 
-__all__ = ["PackedObjects", "PackedWorld", "pack_world", "world_directory"]
+__all__ = ["PackedObjects", "PackedWorld", "is_packed", "pack_world", "world_directory"]
