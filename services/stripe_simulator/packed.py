@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import pickle
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,12 +75,34 @@ class PackedObjects(dict[str, Any]):
     def items(self) -> Iterator[tuple[str, JSON]]:  # type: ignore[override]
         return ((key, orjson.loads(raw)) for key, raw in super().items())
 
+    def raw(self, key: str) -> bytes:
+        """The object's stored bytes (its JSON), unparsed."""
+        stored: bytes = super().__getitem__(key)
+        return stored
+
     @classmethod
     def of_bytes(cls, raw: dict[str, bytes]) -> PackedObjects:
         out = cls()
         for key, value in raw.items():
             dict.__setitem__(out, key, value)
         return out
+
+
+def splice_expanded(raw: bytes, name: str, found: Callable[[str], bytes | None]) -> bytes | None:
+    """``raw`` (an object's JSON bytes) with its ``name`` id replaced by the bytes of the
+    object it names (Stripe's ``expand[]``), without parsing either. ``None`` when the key is
+    absent or appears more than once (a nested object has it too): the caller then parses.
+    Unchanged when the value is not an id or names nothing known (as ``expand`` does)."""
+    key = b'"' + name.encode() + b'":'
+    at = raw.find(key)
+    if at < 0 or raw.find(key, at + 1) >= 0:
+        return None
+    start = at + len(key)
+    if raw[start : start + 1] != b'"':
+        return raw
+    end = raw.index(b'"', start + 1)
+    other = found(raw[start + 1 : end].decode())
+    return raw if other is None else raw[:start] + other + raw[end + 1 :]
 
 
 @dataclass(slots=True)
@@ -325,4 +347,11 @@ def pack_world(config: WorldConfig, directory: Path) -> PackedWorld:
     return PackedWorld(directory)
 
 
-__all__ = ["PackedObjects", "PackedWorld", "is_packed", "pack_world", "world_directory"]
+__all__ = [
+    "PackedObjects",
+    "PackedWorld",
+    "is_packed",
+    "pack_world",
+    "splice_expanded",
+    "world_directory",
+]

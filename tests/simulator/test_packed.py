@@ -15,7 +15,12 @@ import pytest
 import stripe
 
 from services.stripe_simulator import World, WorldConfig, generate_world
-from services.stripe_simulator.packed import PackedWorld, pack_world, world_directory
+from services.stripe_simulator.packed import (
+    PackedWorld,
+    pack_world,
+    splice_expanded,
+    world_directory,
+)
 from services.stripe_simulator.server import ServerSettings, SimulatorServer
 
 JSON = dict[str, Any]
@@ -92,7 +97,13 @@ def _walk(url: str, path: str, params: JSON) -> list[JSON]:
     ("path", "params"),
     [
         ("/v1/subscriptions", {"status": "all", "expand": ["data.latest_invoice"]}),
+        ("/v1/subscriptions", {}),
+        (
+            "/v1/subscriptions",
+            {"status": "all", "expand": ["data.customer", "data.latest_invoice"]},
+        ),
         ("/v1/invoices", {}),
+        ("/v1/invoices", {"status": "paid", "expand": ["data.customer"]}),
         ("/v1/charges", {"created": {"gte": CONFIG.start_ts + 40 * 86_400}}),
         ("/v1/events", {}),
         ("/v1/events", {"type": "invoice.*"}),
@@ -125,3 +136,15 @@ def test_a_mutation_is_served_and_listed(tmp_path: Path, packed: PackedWorld) ->
             assert again == newest
     finally:
         world.close()
+
+
+def test_splice_expands_only_an_unambiguous_id() -> None:
+    known = {"in_1": b'{"id":"in_1","status":"paid"}'}
+    splice = lambda raw: splice_expanded(raw, "latest_invoice", known.get)  # noqa: E731
+    assert splice(b'{"id":"s","latest_invoice":"in_1","x":1}') == (
+        b'{"id":"s","latest_invoice":{"id":"in_1","status":"paid"},"x":1}'
+    )
+    assert splice(b'{"latest_invoice":null}') == b'{"latest_invoice":null}'
+    assert splice(b'{"latest_invoice":"in_9"}') == b'{"latest_invoice":"in_9"}'
+    assert splice(b'{"a":{"latest_invoice":"in_1"},"latest_invoice":"in_1"}') is None
+    assert splice(b'{"id":"s"}') is None
