@@ -108,8 +108,8 @@ def _licensed_first_item(sub: JSON) -> JSON | None:
         recurring = price.get("recurring") or {}
         usage = recurring.get("usage_type") or price.get("usage_type")
         if usage != "metered":
-            return dict(item)
-    return dict(items[0]) if items else None
+            return item
+    return items[0] if items else None
 
 
 def _id(value: Any) -> str:
@@ -118,9 +118,12 @@ def _id(value: Any) -> str:
     return str(value or "")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StripeView:
-    """The compared fields of a Stripe subscription, as strings ('' when absent)."""
+    """The compared fields of a Stripe subscription, as strings ('' when absent).
+
+    Not frozen: two are built per subscription of a pass (100,000 of each), and a frozen
+    dataclass sets each field through ``object.__setattr__``."""
 
     status: str
     price_id: str
@@ -183,6 +186,8 @@ def compare(stripe_sub: JSON, state: ledger_pb.SubscriptionState) -> list[FieldD
     """The fields where the ledger's row differs from Stripe's subscription."""
     theirs = StripeView.of(stripe_sub)
     ours = ledger_view(state)
+    if ours == theirs:
+        return []  # the usual case: every field equal, so no rule below can differ
     diffs = [
         FieldDiff(name, getattr(ours, name), getattr(theirs, name))
         for name in _SIMPLE_FIELDS
