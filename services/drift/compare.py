@@ -12,11 +12,86 @@ period lives on the subscription item, so the item's value is used when the top 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
+import msgspec
+import orjson
 from billing.ledger.v1 import drift_inputs_pb2 as ledger_pb
 
 JSON = dict[str, Any]
+
+
+# The parts of a subscription list page that a pass reads: StripeView.of's fields, plus the
+# id, ``created`` and ``customer`` (a subscription the ledger lacks is reported with them).
+# Every other field - most of a page, which carries each latest invoice whole - is skipped
+# by the decoder instead of being built into dicts. ``total=False``: a field Stripe leaves
+# out stays absent, exactly as in the full parse.
+class _Recurring(TypedDict, total=False):
+    usage_type: Any
+
+
+class _Price(TypedDict, total=False):
+    id: Any
+    recurring: _Recurring | None
+    usage_type: Any
+
+
+class _Item(TypedDict, total=False):
+    price: _Price | None
+    plan: _Price | None
+    quantity: Any
+    current_period_end: Any
+
+
+class _Items(TypedDict, total=False):
+    data: list[_Item]
+
+
+class _Invoice(TypedDict, total=False):
+    id: Any
+    status: Any
+    created: Any
+
+
+class _Ref(TypedDict, total=False):
+    id: Any
+
+
+class _Subscription(TypedDict, total=False):
+    id: Any
+    created: Any
+    customer: str | _Ref | None
+    status: Any
+    items: _Items | None
+    quantity: Any
+    current_period_end: Any
+    cancel_at_period_end: Any
+    schedule: str | _Ref | None
+    latest_invoice: str | _Invoice | None
+
+
+class _Page(TypedDict, total=False):
+    data: list[_Subscription]
+    has_more: Any
+
+
+_PAGE_DECODER = msgspec.json.Decoder(_Page)
+
+
+def decode_subscription_page(body: bytes) -> JSON:
+    """A subscription list page as dicts of just the fields compared (see ``_Subscription``).
+
+    Why: a page of 100 subscriptions with their latest invoices expanded is ~0.6-1 MB, and
+    parsing all of it into dicts was most of a full pass's CPU per page; the typed decoder
+    skips what is not read (about 4x faster). A page of a shape not foreseen here (a field
+    of another type) is parsed whole instead: never a wrong comparison, only a slower page.
+    Malformed JSON raises ``msgspec.DecodeError`` (the caller's invalid answer).
+    """
+    try:
+        page: JSON = _PAGE_DECODER.decode(body)  # type: ignore[assignment]
+    except msgspec.ValidationError:
+        page = orjson.loads(body)
+    return page
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +108,8 @@ def _licensed_first_item(sub: JSON) -> JSON | None:
         recurring = price.get("recurring") or {}
         usage = recurring.get("usage_type") or price.get("usage_type")
         if usage != "metered":
-            return dict(item)
-    return dict(items[0]) if items else None
+            return item
+    return items[0] if items else None
 
 
 def _id(value: Any) -> str:
@@ -43,9 +118,12 @@ def _id(value: Any) -> str:
     return str(value or "")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StripeView:
-    """The compared fields of a Stripe subscription, as strings ('' when absent)."""
+    """The compared fields of a Stripe subscription, as strings ('' when absent).
+
+    Not frozen: two are built per subscription of a pass (100,000 of each), and a frozen
+    dataclass sets each field through ``object.__setattr__``."""
 
     status: str
     price_id: str
@@ -108,6 +186,8 @@ def compare(stripe_sub: JSON, state: ledger_pb.SubscriptionState) -> list[FieldD
     """The fields where the ledger's row differs from Stripe's subscription."""
     theirs = StripeView.of(stripe_sub)
     ours = ledger_view(state)
+    if ours == theirs:
+        return []  # the usual case: every field equal, so no rule below can differ
     diffs = [
         FieldDiff(name, getattr(ours, name), getattr(theirs, name))
         for name in _SIMPLE_FIELDS

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.grpc_errors import FailedPrecondition, NotFound
 from services.drift import store
-from services.drift.compare import compare
+from services.drift.compare import compare, decode_subscription_page
 from services.drift.coverage import CoverageResult, ListedEvent, list_events, recover_missing
 from services.drift.findings import (
     EXTRA_EVENT,
@@ -416,7 +416,9 @@ class _Pass:
             queries = [{**params, "customer": c} for c in sorted(self.customers)]
         else:
             queries = [{**params, **cut} for cut in created_slices(self.dates, LIST_SLICES)]
-        return self.caller.pages_side_by_side("/v1/subscriptions", queries, self.count)
+        return self.caller.pages_side_by_side(
+            "/v1/subscriptions", queries, self.count, decode=decode_subscription_page
+        )
 
     async def stripe_resources(self, since: int | None) -> dict[str, dict[str, JSON]]:
         """Every audited kind's resources (created since ``since``), the lists side by side."""

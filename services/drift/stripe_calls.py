@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 import stripe
 from prometheus_client import Counter
@@ -151,7 +152,9 @@ class StripeCaller:
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _call(self, method: str, path: str, params: JSON) -> JSON:
+    def _call(
+        self, method: str, path: str, params: JSON, decode: Callable[[bytes], Any] = orjson.loads
+    ) -> JSON:
         """One HTTP exchange through the stripe client (in a worker thread).
 
         Reads (GET) take the client's streamed answer and parse the bytes with orjson: the
@@ -160,6 +163,7 @@ class StripeCaller:
         downloads; the request, its headers, retries and the errors raised for a non-2xx
         answer (``_interpret_streaming_response``) are exactly the client's. The requestor
         is not a public attribute: a client without it gets the plain ``raw_request``.
+        ``decode``: how the bytes become a dict (a list of known shape can skip fields).
         """
         requestor = getattr(self.client, "_requestor", None)
         if method.lower() != "get" or requestor is None:
@@ -173,18 +177,25 @@ class StripeCaller:
         finally:
             response.io.close()
         try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            parsed = decode(body)
+        except (orjson.JSONDecodeError, msgspec.DecodeError):
             parsed = None
         if not isinstance(parsed, dict):
             raise stripe.APIError(f"invalid response body from {path}: not a JSON object")
         return parsed
 
     async def request(
-        self, method: str, path: str, count: RequestCount | None = None, **params: Any
+        self,
+        method: str,
+        path: str,
+        count: RequestCount | None = None,
+        *,
+        decode: Callable[[bytes], Any] = orjson.loads,
+        **params: Any,
     ) -> JSON:
-        """One API call, parsed; raises the last ``stripe.StripeError`` for a 4xx that must
-        not be retried, ``StripeUnavailable`` when retries ran out."""
+        """One API call, parsed (a GET's body by ``decode``); raises the last
+        ``stripe.StripeError`` for a 4xx that must not be retried, ``StripeUnavailable``
+        when retries ran out."""
         last: stripe.StripeError | None = None
         for attempt in range(self.max_attempts):
             await self.bucket.acquire()
@@ -196,7 +207,7 @@ class StripeCaller:
                 async with self._slots:
                     loop = asyncio.get_running_loop()
                     parsed = await loop.run_in_executor(
-                        self._executor, lambda: self._call(method, path, params)
+                        self._executor, lambda: self._call(method, path, params, decode)
                     )
             except stripe.StripeError as exc:
                 last = exc
@@ -216,12 +227,16 @@ class StripeCaller:
         raise StripeUnavailable(f"stripe kept failing: {last}") from last
 
     async def pages(
-        self, path: str, params: JSON, count: RequestCount | None = None
+        self,
+        path: str,
+        params: JSON,
+        count: RequestCount | None = None,
+        decode: Callable[[bytes], Any] = orjson.loads,
     ) -> AsyncIterator[list[JSON]]:
         """Every page of a list endpoint (100 per page, cursor paging)."""
         query = {**params, "limit": PAGE_SIZE}
         while True:
-            page = await self.request("get", path, count, **query)
+            page = await self.request("get", path, count, decode=decode, **query)
             data: list[JSON] = page.get("data", [])
             if data:
                 yield data
@@ -230,7 +245,11 @@ class StripeCaller:
             query["starting_after"] = data[-1]["id"]
 
     async def pages_side_by_side(
-        self, path: str, queries: list[JSON], count: RequestCount | None = None
+        self,
+        path: str,
+        queries: list[JSON],
+        count: RequestCount | None = None,
+        decode: Callable[[bytes], Any] = orjson.loads,
     ) -> AsyncIterator[list[JSON]]:
         """Every page of several cursors of one list endpoint, walked concurrently.
 
@@ -241,13 +260,13 @@ class StripeCaller:
         keeps at most a couple of pages per cursor in memory; the first failure is raised.
         """
         if len(queries) == 1:
-            async for page in self.pages(path, queries[0], count):
+            async for page in self.pages(path, queries[0], count, decode):
                 yield page
             return
         queue: asyncio.Queue[list[JSON]] = asyncio.Queue(maxsize=2 * len(queries))
 
         async def walk(query: JSON) -> None:
-            async for page in self.pages(path, query, count):
+            async for page in self.pages(path, query, count, decode):
                 await queue.put(page)
 
         walkers = {asyncio.ensure_future(walk(q)) for q in queries}

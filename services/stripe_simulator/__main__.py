@@ -13,12 +13,14 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
 from .config import CLOVER_VERSION, DEMO_API_VERSIONS, ENDIVE_VERSION, WorldConfig
 from .delivery import DeliveryFaults
 from .faults import ApiFaults
+from .packed import PackedWorld
 from .server import ServerSettings, SimulatorApp
 from .world import generate_world
 
@@ -123,6 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=float(_env("SIM_RATE_LIMIT", "0") or 0),
         help="API requests per second (0 = unlimited)",
     )
+    p.add_argument(
+        "--rate-burst",
+        type=int,
+        default=int(_env("SIM_RATE_BURST", "10") or 10),
+        help="requests allowed at once above the rate limit's steady rate",
+    )
+    p.add_argument(
+        "--world-dir",
+        default=_env("SIM_WORLD_DIR"),
+        help="serve the packed world in this directory (packed.pack_world; it carries its"
+        " own config, so the world flags above are ignored): a big world's bytes, not dicts",
+    )
     p.add_argument("--drop-rate", type=float, default=float(_env("SIM_DROP_RATE", "0") or 0))
     p.add_argument(
         "--duplicate-rate", type=float, default=float(_env("SIM_DUPLICATE_RATE", "0") or 0)
@@ -170,6 +184,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[WorldConfig, ServerSet
             error_429_rate=args.error_429_rate,
             error_5xx_rate=args.error_5xx_rate,
             rate_limit=args.rate_limit,
+            burst=args.rate_burst,
         ),
         delivery_faults=DeliveryFaults(
             seed=args.fault_seed,
@@ -185,10 +200,16 @@ def settings_from_args(args: argparse.Namespace) -> tuple[WorldConfig, ServerSet
 
 
 async def serve(
-    config: WorldConfig, settings: ServerSettings, host: str, port: int, deliver_on_start: bool
+    config: WorldConfig,
+    settings: ServerSettings,
+    host: str,
+    port: int,
+    deliver_on_start: bool,
+    world_dir: str | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then shut down cleanly."""
-    world = generate_world(config)
+    world = PackedWorld(Path(world_dir)) if world_dir else generate_world(config)
+    config = world.config
     app = SimulatorApp(world, settings)
     runner = web.AppRunner(app.make_app(), access_log=None)
     await runner.setup()
@@ -224,7 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     config, settings = settings_from_args(args)
-    asyncio.run(serve(config, settings, args.host, args.port, args.deliver_on_start))
+    asyncio.run(
+        serve(config, settings, args.host, args.port, args.deliver_on_start, args.world_dir)
+    )
     return 0
 
 

@@ -73,14 +73,17 @@ class ListIndex:
         known = self._orders.get(kind)
         if known is not None and known.size == len(store):
             return known
-        items = list(reversed(store.values()))
-        items.sort(key=lambda o: int(o.get("created", 0)), reverse=True)
-        ids = [str(o["id"]) for o in items]
+        # Only (id, created) is kept per object while sorting: a packed store parses each
+        # object as it is read, and 250,000 parsed invoices at once would not fit.
+        pairs = [(str(oid), int(obj.get("created", 0))) for oid, obj in store.items()]
+        pairs.reverse()
+        pairs.sort(key=lambda p: p[1], reverse=True)
+        ids = [oid for oid, _ in pairs]
         order = Order(
             size=len(store),
             ids=ids,
             pos={oid: i for i, oid in enumerate(ids)},
-            neg_created=[-int(o.get("created", 0)) for o in items],
+            neg_created=[-created for _, created in pairs],
         )
         self._orders[kind] = order
         return order
@@ -92,10 +95,12 @@ class ListIndex:
         limit: int,
         after: str | None,
         created: CreatedBounds,
-        matches: Callable[[JSON], bool],
-    ) -> tuple[list[JSON], bool] | None:
-        """Up to ``limit`` matching objects after the cursor and whether more follow;
-        ``None`` when ``after`` is not an object of this kind (the caller's 400)."""
+        matches: Callable[[JSON], bool] | None,
+    ) -> tuple[list[str], bool] | None:
+        """The ids of up to ``limit`` matching objects after the cursor and whether more
+        follow; ``None`` when ``after`` is not an object of this kind (the caller's 400).
+        ``matches=None``: every object matches, so none is even read (the time bounds come
+        from the order itself): a packed store then serves the page from its bytes."""
         order = self.order(kind)
         store = self.objects.get(kind, {})
         start = 0
@@ -106,15 +111,14 @@ class ListIndex:
             start = at + 1
         if created.ceiling is not None:
             start = max(start, bisect.bisect_left(order.neg_created, -created.ceiling))
-        floor = created.floor
-        found: list[JSON] = []
-        ids = order.ids
+        below = None if created.floor is None else -created.floor
+        found: list[str] = []
+        ids, neg_created = order.ids, order.neg_created
         for i in range(start, len(ids)):
-            obj = store[ids[i]]
-            if floor is not None and int(obj.get("created", 0)) < floor:
+            if below is not None and neg_created[i] > below:
                 break
-            if matches(obj):
-                found.append(obj)
+            if matches is None or matches(store[ids[i]]):
+                found.append(ids[i])
                 if len(found) > limit:
                     break
         return found[:limit], len(found) > limit

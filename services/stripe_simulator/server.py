@@ -29,6 +29,7 @@ from .faults import ApiFaults, FaultInjector
 from .ids import object_id
 from .listing import CreatedBounds, ListIndex
 from .model import Refund
+from .packed import PackedObjects, splice_expanded
 from .renderer import renderer_for
 from .world import World, generate_world
 
@@ -42,6 +43,12 @@ _KEY_RE = re.compile(r"^sk_test_[A-Za-z0-9_]+$")
 _INDEXED = re.compile(r"^(?P<name>[a-z_]+)\[(?P<key>[a-z_0-9]*)\]$")
 
 #: URL path segment -> object type in ``World.objects``.
+#: List parameters that filter by an object's fields (``_matches`` reads the object only
+#: when one is given, or a ``status``: a subscription's other than ``all`` filters too).
+_FILTERS = ("customer", "charge", "payment_intent", "invoice", "email", "price", "subscription")
+#: ``expand[]`` fields of a list and the kind each id names.
+_EXPANDED = {"latest_invoice": "invoice", "customer": "customer"}
+
 RESOURCES = {
     "customers": "customer",
     "subscriptions": "subscription",
@@ -434,13 +441,61 @@ class SimulatorApp:
             items = [o for o in items if self._matches(kind, o, params)]
             page = self._paginate(items, params, request.path)
         else:
-            page = self._forward_page(kind, params, request.path)
+            ids, more = self._forward_page(kind, params)
+            store = self.world.objects.get(kind, {})
+            if isinstance(store, PackedObjects):
+                return self._packed_page(store, ids, more, params, request.path)
+            page = {"object": "list", "data": [store[i] for i in ids], "has_more": more}
+            page["url"] = request.path
         if params.get("expand"):
             page["data"] = [self._expand(o, params, "data.") for o in page["data"]]
         return json_bytes(page)
 
-    def _forward_page(self, kind: str, params: JSON, url: str) -> JSON:
-        """A first page or one after ``starting_after``, walked from the cursor (listing)."""
+    def _packed_page(
+        self, store: PackedObjects, ids: list[str], more: bool, params: JSON, url: str
+    ) -> web.Response:
+        """A page of a packed world spliced from the stored bytes (the same JSON as the
+        parsed page: ``tests/simulator/test_packed.py``); an object whose expansion cannot
+        be spliced is parsed, expanded and serialised like any other."""
+        wanted = params.get("expand") or []
+        fields = [
+            f[len("data.") :]
+            for f in (wanted if isinstance(wanted, list) else [wanted])
+            if f in ("data.latest_invoice", "data.customer")
+        ]
+        items: list[bytes] = []
+        for oid in ids:
+            raw: bytes | None = store.raw(oid)
+            for name in fields:
+                if raw is None:
+                    break
+                target = self.world.objects.get(_EXPANDED[name], {})
+                raw = splice_expanded(
+                    raw,
+                    name,
+                    lambda ref, t=target: (
+                        t.raw(ref)  # type: ignore[misc]
+                        if isinstance(t, PackedObjects) and ref in t
+                        else None
+                    ),
+                )
+            if raw is None:
+                raw = orjson.dumps(self._expand(store[oid], params, "data."))
+            items.append(raw)
+        body = (
+            b'{"object":"list","data":['
+            + b",".join(items)
+            + b'],"has_more":'
+            + (b"true" if more else b"false")
+            + b',"url":'
+            + orjson.dumps(url)
+            + b"}"
+        )
+        return web.Response(body=body, content_type="application/json")
+
+    def _forward_page(self, kind: str, params: JSON) -> tuple[list[str], bool]:
+        """A first page or one after ``starting_after``, walked from the cursor (listing):
+        its objects' ids and whether more follow."""
         limit = _int(params, "limit", 10) or 10
         if not 1 <= limit <= 100:
             raise StripeError(400, "Invalid limit: must be between 1 and 100", param="limit")
@@ -449,22 +504,27 @@ class SimulatorApp:
             created = CreatedBounds.of(params.get("created"))
         except (TypeError, ValueError):
             raise StripeError(400, "Invalid created filter", param="created") from None
+        status = params.get("status")
+        filtered = any(params.get(name) for name in _FILTERS) or (
+            status != "all" if kind == "subscription" else bool(status)
+        )
         found = self.lists.page(
             kind,
             limit=limit,
             after=after,
             created=created,
-            matches=lambda obj: self._matches(kind, obj, params),
+            matches=(lambda obj: self._matches(kind, obj, params)) if filtered else None,
         )
         if found is None:
             raise StripeError(
                 400, f"No such object: '{after}'", code="resource_missing", param="starting_after"
             )
-        data, more = found
-        return {"object": "list", "data": data, "has_more": more, "url": url}
+        return found
 
     @staticmethod
     def _matches(kind: str, obj: JSON, params: JSON) -> bool:
+        """Whether ``obj`` passes the list's filters (``_FILTERS``; a subscription list
+        without ``status`` leaves out the canceled ones, as Stripe's does)."""
         for name in ("customer", "charge", "payment_intent", "invoice", "email"):
             if params.get(name) and obj.get(name) != params[name]:
                 return False
@@ -517,7 +577,7 @@ class SimulatorApp:
         out = obj
         for path in wanted:
             field_name = path[len(prefix) :] if path.startswith(prefix) else None
-            kind = {"latest_invoice": "invoice", "customer": "customer"}.get(field_name or "")
+            kind = _EXPANDED.get(field_name or "")
             value = obj.get(field_name or "")
             if kind and isinstance(value, str):
                 found = self.world.objects.get(kind, {}).get(value)
