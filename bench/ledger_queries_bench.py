@@ -328,6 +328,11 @@ async def run_queries(url: str, runs: int, accounts: int) -> list[tuple[str, lis
                 pb.ListAccountsRequest(search="customer 1a"))),
             ("ListAccounts drift", lambda: stub.ListAccounts(
                 pb.ListAccountsRequest(drift_detected=True, sort_by="created"))),
+            # every account matches: the count stops at its cap (0014), the page walks the index
+            ("ListAccounts search broad", lambda: stub.ListAccounts(
+                pb.ListAccountsRequest(search="customer"))),
+            ("ListAccounts created desc", lambda: stub.ListAccounts(
+                pb.ListAccountsRequest(sort_by="created", descending=True))),
             ("GetAccount", lambda: stub.GetAccount(
                 pb.GetAccountRequest(account_id=some, as_of=as_of))),
             ("ListBillingEvents all", lambda: stub.ListBillingEvents(

@@ -1,7 +1,10 @@
 """Account reads: the searchable, sortable list and one account's detail.
 
 Everything comes from ``ledger.query_accounts`` (migration 0004, kept by triggers), one row per
-account, so a page is an index range scan plus a count over at most the live accounts.
+account, so a page is an index range scan. The total comes from ``query_account_facets``
+(migration 0014, live accounts per plan, status and flags), or, for a search, from the trigram
+indexes counting up to ``SEARCH_COUNT_CAP`` (then flagged as a lower bound). The MRR sort, an
+expression of the query's exchange rates, is a merge of one index walk per currency.
 Soft-deleted accounts (tenant deleted, or every Stripe customer deleted when there is no
 tenant) never appear in lists or counts; ``GetAccount`` still shows them, with deleted_at.
 """
@@ -58,6 +61,22 @@ def mrr_platform(fx: Fx) -> ColumnElement[Any]:
     factors = {cur: fx.factor(cur) for cur in sorted({fx.platform, *fx.rates})}
     whens = {cur: literal(f) for cur, f in factors.items() if f is not None}
     return qa.c.committed_mrr * case(whens, value=qa.c.currency, else_=None)
+
+
+#: Sort keys query_refresh_accounts never leaves NULL (name falls back to the account id,
+#: plan and status to ''): ordered without NULLS LAST, which changes no order but lets a
+#: descending page walk their (key, account_id) index backwards instead of sorting every match.
+_NEVER_NULL = frozenset({AccountSort.NAME, AccountSort.PLAN, AccountSort.STATUS})
+
+
+def _order(sort: AccountSort, key: ColumnElement[Any], descending: bool) -> list[Any]:
+    """ORDER BY key, account_id in the direction asked, NULLS LAST both ways."""
+    ident = qa.c.account_id
+    if sort in _NEVER_NULL:
+        return [key.desc(), ident.desc()] if descending else [key.asc(), ident.asc()]
+    if descending:
+        return [key.desc().nulls_last(), ident.desc()]
+    return [key.asc().nulls_last(), ident.asc()]
 
 
 def sort_key(sort: AccountSort, fx: Fx) -> ColumnElement[Any]:
@@ -182,11 +201,7 @@ async def account_page(
     page_filters = list(filters)
     if q.after is not None:
         page_filters.append(_after(key, q.after, q.descending))
-    order = (
-        [key.desc().nulls_last(), qa.c.account_id.desc()]
-        if q.descending
-        else [key.asc().nulls_last(), qa.c.account_id.asc()]
-    )
+    order = _order(q.sort, key, q.descending)
     columns = [*qa.c, key.label("sort_value"), mrr_platform(fx).label("mrr_platform")]
     if materialise:
         columns, page_filters, order = _from_matches(filters, columns, page_filters, order)

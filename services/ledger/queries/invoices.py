@@ -1,7 +1,9 @@
 """The invoice list: ``ledger.query_invoice_rows`` (migration 0004), one row per invoice, per
 credit note and per refund that no credit note covers, each dated by its own day
 (credit note: ``credit_noted_at ?? refunded_at ?? invoice date``; refund:
-``refunded_at ?? invoice date``) and carrying its net-revenue effect ex tax.
+``refunded_at ?? invoice date``) and carrying its net-revenue effect ex tax. The list's total
+is read from ``query_invoice_daily`` (rows per day and kind, migration 0014) plus the partial
+edge days of the period (:mod:`.daily_counts`, shared with the event list).
 
 An invoice row also names the payment behind it and what is still refundable (read from the
 payment read models the projection keeps: ``payments``, ``invoice_payments``, ``charges``),
