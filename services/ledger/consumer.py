@@ -49,14 +49,14 @@ BATCH_FALLBACKS = Counter(
 BATCH_SIZE = Histogram(
     "ledger_consumer_batch_size",
     "Messages per consumer transaction",
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
 )
 
 
 @dataclass(frozen=True, slots=True)
 class ConsumerOptions:
     name: str = "ledger"
-    batch_size: int = 256
+    batch_size: int = 2000
     fetch_timeout: float = 0.5
     ack_wait: float = 30.0
     dead_letter_after: int = 5
