@@ -132,8 +132,15 @@ class ArchiveWriter:
 
     async def _commit_batch(self, batch: list[_Pending]) -> None:
         try:
-            async with self._engine.begin() as conn:
-                outcomes, committed = await write_batch(conn, batch)
+            async with self._engine.connect() as conn:
+                # Autocommit (issue 12): the INSERT is its own transaction, ONE round trip
+                # instead of BEGIN, INSERT, COMMIT (each a wait for the server, on a loaded
+                # machine for the cores too). The rare follow-ups of repeated ids commit on
+                # their own; if one fails, the batch answers 503 although its new events are
+                # archived: the sender's retry then finds them (duplicate) and the outbox
+                # sweeper publishes them.
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                outcomes, committed = await write_batch(auto, batch)
         except asyncio.CancelledError:
             for item in batch:
                 if not item.future.done():
@@ -187,7 +194,8 @@ def _expire(future: asyncio.Future[ArchiveOutcome]) -> None:
 async def write_batch(
     conn: AsyncConnection, batch: Sequence[_Pending]
 ) -> tuple[list[ArchiveOutcome], list[CommittedEvent]]:
-    """Insert new events, classify repeats as duplicate or divergent; one transaction."""
+    """Insert new events, classify repeats as duplicate or divergent (the INSERT is one
+    statement: committed as a whole, or not at all)."""
     first_by_id: dict[str, _Pending] = {}
     for item in batch:
         first_by_id.setdefault(item.event.event_id, item)
