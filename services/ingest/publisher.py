@@ -44,6 +44,7 @@ class OutboxPublisher:
         sweep_interval: float = 2.0,
         sweep_min_age: float = 5.0,
         max_pending: int = 50_000,
+        stamp_delay: float = 0.05,
     ) -> None:
         self._engine = engine
         self._link = link
@@ -52,11 +53,17 @@ class OutboxPublisher:
         self._sweep_min_age = sweep_min_age
         self._queue: asyncio.Queue[CommittedEvent] = asyncio.Queue(maxsize=max_pending)
         self._tasks: list[asyncio.Task[None]] = []
+        # Fast-path events JetStream acknowledged, to be stamped published by one UPDATE
+        # per ``stamp_delay`` (see _stamp_forever).
+        self._stamp_delay = stamp_delay
+        self._to_stamp: list[str] = []
+        self._stamp_wanted = asyncio.Event()
 
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._fast_path(), name="outbox-fast-path"),
             asyncio.create_task(self._sweep_forever(), name="outbox-sweeper"),
+            asyncio.create_task(self._stamp_forever(), name="outbox-stamper"),
         ]
 
     def notify(self, events: Sequence[CommittedEvent]) -> None:
@@ -78,10 +85,48 @@ class OutboxPublisher:
             if not self._link.connected:
                 PUBLISH_FAILURES.inc(len(batch))
                 continue  # left for the sweeper once NATS is back
-            await self.publish_batch(batch)
+            done = await self._publish(batch)
+            if done:
+                self._to_stamp.extend(done)
+                self._stamp_wanted.set()
+
+    async def _stamp_forever(self) -> None:
+        """Stamp the fast path's published events, everything acknowledged within
+        ``stamp_delay`` in ONE transaction (issue 12: one UPDATE per publish batch was a
+        transaction per group commit, for the ingest and for PostgreSQL). The fast path goes
+        on publishing meanwhile. A stamp that fails or never happens (crash) only makes the
+        sweeper publish those events again after ``sweep_min_age``; JetStream dedupes them."""
+        while True:
+            await self._stamp_wanted.wait()
+            await asyncio.sleep(self._stamp_delay)
+            await self._stamp_now()
+
+    async def _stamp_now(self) -> None:
+        self._stamp_wanted.clear()
+        ids, self._to_stamp = self._to_stamp, []
+        if not ids:
+            return
+        try:
+            await self._mark_published(ids)
+        except Exception as exc:  # the sweeper republishes; JetStream dedupes
+            log.warning("could not stamp published_at", extra={"error": repr(exc)})
+            return
+        PUBLISHED.inc(len(ids))
 
     async def publish_batch(self, batch: Sequence[CommittedEvent]) -> list[str]:
         """Publish concurrently, then stamp the acknowledged ones; returns their ids."""
+        done = await self._publish(batch)
+        if done:
+            try:
+                await self._mark_published(done)
+            except Exception as exc:  # the sweeper republishes; JetStream dedupes
+                log.warning("could not stamp published_at", extra={"error": repr(exc)})
+                return []
+            PUBLISHED.inc(len(done))
+        return done
+
+    async def _publish(self, batch: Sequence[CommittedEvent]) -> list[str]:
+        """Publish concurrently; returns the ids JetStream acknowledged."""
         try:
             acked = await self._link.publish_many(
                 [(subject_for(e.event_type), e.payload, e.event_id) for e in batch]
@@ -92,13 +137,6 @@ class OutboxPublisher:
         failed = len(batch) - len(done)
         if failed:
             PUBLISH_FAILURES.inc(failed)
-        if done:
-            try:
-                await self._mark_published(done)
-            except Exception as exc:  # the sweeper republishes; JetStream dedupes
-                log.warning("could not stamp published_at", extra={"error": repr(exc)})
-                return []
-            PUBLISHED.inc(len(done))
         return done
 
     async def _mark_published(self, event_ids: Sequence[str]) -> None:
@@ -203,6 +241,7 @@ class OutboxPublisher:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._stamp_now()  # what was published in the last moments
 
 
 __all__ = ["BrokerUnavailable", "OutboxPublisher"]

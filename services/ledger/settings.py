@@ -53,7 +53,11 @@ class LedgerSettings:
         dead_after = env_int("LEDGER_DEAD_LETTER_AFTER", 5)
         if dead_after < 1:
             raise ConfigError("LEDGER_DEAD_LETTER_AFTER must be at least 1")
-        batch = env_int("LEDGER_BATCH_SIZE", 256)
+        # 2000: the consumer is bound by round trips per batch (about 15 statements whatever
+        # its size); 2000 consumed 1.5-1.6x the events/s of 256 in the same bench run
+        # (bench/RESULTS.md, issue 12 third pass). A fetch still returns at once with what
+        # is there (a no-wait pull), so a trickle of events is not held back to fill a batch.
+        batch = env_int("LEDGER_BATCH_SIZE", 2000)
         if batch < 1:
             raise ConfigError("LEDGER_BATCH_SIZE must be at least 1")
         ingest_port = env_int("INGEST_GRPC_PORT", 50051)
