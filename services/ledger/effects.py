@@ -96,9 +96,25 @@ def _version(version: tuple[Any, ...]) -> dict[str, Any]:
     return {"state_event_created": version[0], "state_event_id": version[1]}
 
 
+#: Datetimes by epoch second: an event's times recur across the events of its object (an
+#: invoice's period and creation in each of its four events), and ``fromtimestamp`` costs
+#: ~1 us. Datetimes are immutable, so sharing one is safe. Bounded: cleared when full.
+_DATETIMES: dict[int, datetime] = {}
+_DATETIMES_LIMIT = 1 << 16
+
+
 def ts(value: int | None) -> datetime | None:
     """Stripe epoch seconds as an aware UTC datetime."""
-    return None if value is None else datetime.fromtimestamp(value, UTC)
+    if value is None:
+        return None
+    if type(value) is not int:  # only plain ints are cache keys (True == 1, 1.0 == 1)
+        return datetime.fromtimestamp(value, UTC)
+    found = _DATETIMES.get(value)
+    if found is None:
+        if len(_DATETIMES) >= _DATETIMES_LIMIT:
+            _DATETIMES.clear()
+        found = _DATETIMES[value] = datetime.fromtimestamp(value, UTC)
+    return found
 
 
 def _str(value: object) -> str | None:

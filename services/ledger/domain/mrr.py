@@ -450,6 +450,14 @@ def is_paused(sub: SubscriptionSnapshot) -> bool:
     return sub.status == "paused" or sub.pause_collection is not None
 
 
+#: The last few results by (snapshot identity, ``as_of``): one subscription event asks for
+#: the same snapshot's MRR up to four times (the classifier's components, the read-model
+#: row). Snapshots and results are frozen, and each entry holds its snapshot, so an id is
+#: never reused while its entry lives: the same answer, computed once.
+_RECENT: dict[tuple[int, int | None], tuple[SubscriptionSnapshot, MrrResult]] = {}
+_RECENT_LIMIT = 8
+
+
 def compute_mrr(sub: SubscriptionSnapshot, *, as_of: int | None = None) -> MrrResult:
     """Committed and forward MRR of ``sub`` (rules in the module docstring).
 
@@ -457,6 +465,18 @@ def compute_mrr(sub: SubscriptionSnapshot, *, as_of: int | None = None) -> MrrRe
     discount with an ``end`` has expired and which schedule phase is current; pass the same
     value and the result is the same, always.
     """
+    key = (id(sub), as_of)
+    recent = _RECENT.get(key)
+    if recent is not None and recent[0] is sub:
+        return recent[1]
+    result = _compute_mrr(sub, as_of)
+    if len(_RECENT) >= _RECENT_LIMIT:
+        _RECENT.clear()
+    _RECENT[key] = (sub, result)
+    return result
+
+
+def _compute_mrr(sub: SubscriptionSnapshot, as_of: int | None) -> MrrResult:
     flags: set[str] = set()
     currency = _currency_of(sub)
     tax = TaxContext(sub.default_tax_rates, sub.automatic_tax)

@@ -57,6 +57,8 @@ def is_map(value: object) -> TypeGuard[Mapping[str, Any]]:
 
 
 def as_map(value: object) -> Mapping[str, Any]:
+    if type(value) is dict:  # the common case first, without a second call (issue 12)
+        return value
     return value if is_map(value) else _EMPTY
 
 
@@ -70,10 +72,17 @@ def as_list(value: object) -> list[Any]:
 
 
 def as_str(value: object) -> str | None:
+    if type(value) is str:
+        return value or None
     return value if isinstance(value, str) and value != "" else None
 
 
 def as_int(value: object) -> int | None:
+    kind = type(value)
+    if kind is int:
+        return value  # type: ignore[return-value]
+    if value is None or kind is bool:
+        return None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -104,6 +113,8 @@ def as_decimal(value: object) -> Decimal | None:
 
 def ref_id(value: object) -> str | None:
     """An id from either a bare id string or an expanded object."""
+    if value is None:
+        return None
     if isinstance(value, str):
         return value or None
     if is_map(value):
@@ -126,6 +137,10 @@ def overlay(obj: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, An
     merged = dict(obj)
     merged.update(previous)
     return merged
+
+
+#: The keys of a subscription object that ``BaseResolver.subscription_items`` reads.
+_SUBSCRIPTION_ITEM_INPUTS = frozenset({"currency", "items", "plan", "quantity"})
 
 
 class BaseResolver:
@@ -166,7 +181,12 @@ class BaseResolver:
         if object_type == "subscription":
             sub = self.subscription(obj)
             if previous:
-                prev_sub = self.subscription(overlay(obj, previous))
+                # The items are the costly part; when the change left every input of
+                # ``subscription_items`` alone, the state before has the very same items.
+                same = previous.keys().isdisjoint(_SUBSCRIPTION_ITEM_INPUTS)
+                prev_sub = self.subscription(
+                    overlay(obj, previous), items=sub.items if same else None
+                )
         elif object_type == "invoice":
             invoice = self.invoice(obj)
         elif object_type == "charge":
@@ -393,6 +413,7 @@ class BaseResolver:
         )
 
     def subscription_items(self, obj: Mapping[str, Any]) -> tuple[SubscriptionItem, ...]:
+        # Reads only the keys in ``_SUBSCRIPTION_ITEM_INPUTS`` (keep the two in step).
         currency = parse_currency(obj.get("currency"))
         raw_items = [i for i in as_list(obj.get("items")) if is_map(i)]
         if raw_items:
@@ -407,8 +428,12 @@ class BaseResolver:
             )
         return ()
 
-    def subscription(self, obj: Mapping[str, Any]) -> SubscriptionSnapshot:
-        items = self.subscription_items(obj)
+    def subscription(
+        self, obj: Mapping[str, Any], *, items: tuple[SubscriptionItem, ...] | None = None
+    ) -> SubscriptionSnapshot:
+        """``items``: ``subscription_items(obj)`` when the caller already has it."""
+        if items is None:
+            items = self.subscription_items(obj)
         currency = parse_currency(obj.get("currency"))
         if currency is None:
             currency = next((i.currency for i in items if i.currency), None)
@@ -487,8 +512,7 @@ class BaseResolver:
                         },
                         fallback_currency=phase_currency,
                     )
-                    if is_map(price_raw)
-                    and as_map(price_raw).get("unit_amount") is not None
+                    if is_map(price_raw) and as_map(price_raw).get("unit_amount") is not None
                     else None
                 )
                 items.append(
@@ -619,9 +643,7 @@ class BaseResolver:
         )
 
     def charge(self, obj: Mapping[str, Any]) -> ChargeSnapshot:
-        refunds = tuple(
-            self.refund(r) for r in as_list(obj.get("refunds")) if is_map(r)
-        )
+        refunds = tuple(self.refund(r) for r in as_list(obj.get("refunds")) if is_map(r))
         return ChargeSnapshot(
             id=as_str(obj.get("id")),
             customer_id=ref_id(obj.get("customer")),
