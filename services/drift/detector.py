@@ -379,16 +379,17 @@ class _Pass:
     async def recover(
         self, listed: dict[str, ListedEvent], result: CoverageResult, since: int | None
     ) -> CoverageResult:
+        mark = await store.get_high_water_mark(self.deps.engine, HWM_EVENTS)
         result = await recover_missing(
             self.deps.ingest,
             listed,
             result,
             customers=self.customers,
             account_of=self.account_of,
+            since=since,
+            mark=mark,
         )
-        if self.customers is None:
-            # A window shorter than Stripe's (incremental) cannot tell an extra event.
-            result.findings = [f for f in result.findings if f.kind != EXTRA_EVENT or since is None]
+        await store.resolve_listed(self.deps.engine, EXTRA_EVENT, listed.keys())
         self.counters.events_recovered += len(result.recovered_ids)
         self.recovered_ids.extend(result.recovered_ids)
         return result
