@@ -209,6 +209,20 @@ async def customer_accounts(
     return out
 
 
+async def side_by_side(*works: Awaitable[Any]) -> list[Any]:
+    """``asyncio.gather`` whose first failure cancels the others and waits for them: a pass
+    that failed must not leave its other lists paging on (spending the shared Stripe budget,
+    comparing pages) after its run was recorded as failed."""
+    tasks = [asyncio.ensure_future(work) for work in works]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 def _before_cutoff(invoice: Any, cutoff: int | None) -> bool:
     if cutoff is None or not isinstance(invoice, dict):
         return False
@@ -759,7 +773,7 @@ class _Pass:
             self.counters.subscriptions_total = max(len(states), len(self.dates))
             (listed, coverage, since), _, resources = await self.step(
                 "stripe lists and compare",
-                asyncio.gather(
+                side_by_side(
                     self.list_events(),
                     self.compare_pages(
                         self.subscription_pages(), states if self.customers is not None else None
