@@ -897,6 +897,12 @@ async def run_pass(
     except NotFound:
         failure = "unknown account"
         raise
+    except BaseException as exc:
+        # Not handled here (a bug, the database away, the caller gone): re-raised, but the
+        # run is recorded as failed with it, never as finished.
+        failure = f"{type(exc).__name__}: {exc}"[:500]
+        state.counters.errors += 1
+        raise
     finally:
         progress.cancel()
         with contextlib.suppress(asyncio.CancelledError):
