@@ -11,3 +11,6 @@ ledger_bench.main([])
 ledger_queries_bench.main([])
 drift_bench.main([])
 gateway_bench.main([])
+from bench import drift_archive_bench  # noqa: E402 - appended, keeps merges easy
+
+drift_archive_bench.main([])

@@ -24,7 +24,8 @@ from services.drift.stripe_calls import RequestCount, StripeCaller
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
-ARCHIVE_PAGE = 500
+#: Ids per archive read (ingest's ``ids_only`` pages: two columns, no count).
+ARCHIVE_PAGE = 10_000
 
 
 @dataclass(slots=True)
@@ -87,6 +88,7 @@ async def archived_ids(
             ingest_pb2.ListEventsRequest(
                 created=common_pb2.Period(start=_ts(since), end=_ts(until + 1)),
                 page=common_pb2.PageRequest(page_size=ARCHIVE_PAGE, page_token=token),
+                ids_only=True,
             )
         )
         out.update(e.event_id for e in response.events)
@@ -126,14 +128,24 @@ async def recover_missing(
     *,
     customers: set[str] | None,
     account_of: dict[str, str],
+    since: int | None = None,
+    mark: int | None = None,
 ) -> CoverageResult:
     """Recover what the archive misses of ``listed`` (MissingEvent), find extras.
 
     ``customers`` limits the findings to those customers' events (an account-scoped pass).
+    ``since`` is where the listing started (None: Stripe's whole window, from the oldest
+    event listed) and ``mark`` the previous pass's newest listed event: events.list returned
+    every event created since ``since``, so an archived event created between ``since`` and
+    the newer of ``mark`` and the newest listed is one Stripe does not know (ExtraEvent),
+    whether the pass walked the whole window or only the events after its high-water mark.
+    The archive is read over that window only (a regular pass: a few minutes of events).
     """
-    if not listed or result.oldest_listed is None or result.newest_listed is None:
+    low = since if since is not None else result.oldest_listed
+    high = max(result.newest_listed or 0, mark or 0) or None
+    if low is None or high is None or (not listed and customers is not None):
         return result
-    archived = await archived_ids(ingest, result.oldest_listed, result.newest_listed)
+    archived = await archived_ids(ingest, low, high)
 
     def wanted(ev: ListedEvent) -> bool:
         return customers is None or (ev.customer is not None and ev.customer in customers)

@@ -209,6 +209,20 @@ async def customer_accounts(
     return out
 
 
+async def side_by_side(*works: Awaitable[Any]) -> list[Any]:
+    """``asyncio.gather`` whose first failure cancels the others and waits for them: a pass
+    that failed must not leave its other lists paging on (spending the shared Stripe budget,
+    comparing pages) after its run was recorded as failed."""
+    tasks = [asyncio.ensure_future(work) for work in works]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 def _before_cutoff(invoice: Any, cutoff: int | None) -> bool:
     if cutoff is None or not isinstance(invoice, dict):
         return False
@@ -379,16 +393,17 @@ class _Pass:
     async def recover(
         self, listed: dict[str, ListedEvent], result: CoverageResult, since: int | None
     ) -> CoverageResult:
+        mark = await store.get_high_water_mark(self.deps.engine, HWM_EVENTS)
         result = await recover_missing(
             self.deps.ingest,
             listed,
             result,
             customers=self.customers,
             account_of=self.account_of,
+            since=since,
+            mark=mark,
         )
-        if self.customers is None:
-            # A window shorter than Stripe's (incremental) cannot tell an extra event.
-            result.findings = [f for f in result.findings if f.kind != EXTRA_EVENT or since is None]
+        await store.resolve_listed(self.deps.engine, EXTRA_EVENT, listed.keys())
         self.counters.events_recovered += len(result.recovered_ids)
         self.recovered_ids.extend(result.recovered_ids)
         return result
@@ -760,7 +775,7 @@ class _Pass:
             self.counters.subscriptions_total = max(len(states), len(self.dates))
             (listed, coverage, since), _, resources = await self.step(
                 "stripe lists and compare",
-                asyncio.gather(
+                side_by_side(
                     self.list_events(),
                     self.compare_pages(
                         self.subscription_pages(), states if self.customers is not None else None
@@ -883,6 +898,12 @@ async def run_pass(
         log.warning("drift pass failed", extra={"run_id": run_id, "error": failure})
     except NotFound:
         failure = "unknown account"
+        raise
+    except BaseException as exc:
+        # Not handled here (a bug, the database away, the caller gone): re-raised, but the
+        # run is recorded as failed with it, never as finished.
+        failure = f"{type(exc).__name__}: {exc}"[:500]
+        state.counters.errors += 1
         raise
     finally:
         progress.cancel()

@@ -38,6 +38,7 @@ from services.drift.detector import (
     RETENTION,
     DriftDeps,
     StripeNotConfigured,
+    _customer_of,
     customer_accounts,
     load_states,
 )
@@ -216,7 +217,7 @@ class Recovery:
                 result.already_done += 1
             elif sub["id"] not in states or int(sub.get("created") or 0) < window_start:
                 todo_subs.append(sub)  # else: its whole history is inside the window
-        owners = {c for c in map(_customer_id, todo_subs) if c}
+        owners = {c for c in map(_customer_of, todo_subs) if c}
         in_ledger = await customer_accounts(self.deps.ledger, {*customers, *owners})
         known = {c for c, account in in_ledger.items() if account.customer_row}
         # A customer whose history starts before the window and that the ledger does not
@@ -265,13 +266,6 @@ async def _listed(
     async for page in caller.pages(path, params, count):
         out.update((str(obj["id"]), obj) for obj in page)
     return out
-
-
-def _customer_id(sub: JSON) -> str | None:
-    customer = sub.get("customer")
-    if isinstance(customer, dict):
-        customer = customer.get("id")
-    return str(customer) if customer else None
 
 
 def _progress(done: int, total: int, count: RequestCount, began: float) -> None:

@@ -385,6 +385,14 @@ async def open_of_kind(engine: AsyncEngine, kind: str) -> list[Any]:
         return list(rows)
 
 
+async def resolve_listed(engine: AsyncEngine, kind: str, event_ids: Collection[str]) -> None:
+    """Resolve the open ``kind`` discrepancies about events Stripe lists after all (an
+    ExtraEvent seen while Stripe's listing lagged): passes after the first read a window
+    of events only, so what they do not find again is not resolved by omission."""
+    rows = await open_of_kind(engine, kind)
+    await resolve_ids(engine, [r.id for r in rows if r.stripe_event_id in event_ids])
+
+
 async def resolve_ids(engine: AsyncEngine, ids: Sequence[int]) -> None:
     if not ids:
         return

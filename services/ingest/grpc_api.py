@@ -7,6 +7,7 @@ errors) and mapped to status codes by the server's one error-mapping interceptor
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.grpc_errors import (
     FailedPrecondition,
+    InvalidArgument,
     NotFound,
     Unavailable,
 )
@@ -32,7 +34,12 @@ from services.common.paging import (
 )
 from services.common.timeconv import from_timestamp, micros, to_timestamp
 from services.ingest.archive import ArchiveUnavailable, ArchiveWriter
-from services.ingest.event_list import checked_id, event_list_query, list_events
+from services.ingest.event_list import (
+    EventListQuery,
+    checked_id,
+    event_list_query,
+    list_events,
+)
 from services.ingest.models import payload_divergences, stripe_events
 from services.ingest.publisher import OutboxPublisher
 from services.ingest.recovery import recover_events
@@ -44,6 +51,8 @@ READ_ONLY_METHODS = frozenset(
 STREAM_CHUNK = 2_000
 # Well under gRPC's default 4 MiB message limit.
 BATCH_MESSAGE_BYTES = 1024 * 1024
+#: Events per ``ids_only`` page (two short columns: ~0.5 MB a message).
+IDS_PAGE = 10_000
 _SOURCES = {
     "webhook": ingest_pb2.RECOVERY_SOURCE_WEBHOOK,
     "events_list": ingest_pb2.RECOVERY_SOURCE_EVENTS_LIST,
@@ -121,6 +130,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self, request: ingest_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.ListEventsResponse:
         q = event_list_query(request)
+        if request.ids_only:
+            return await self._list_event_ids(request, q)
         columns = [*_META, stripe_events.c.payload] if request.include_payload else _META
         async with self._engine.connect() as conn:
             rows, total = await list_events(conn, q, columns)
@@ -138,6 +149,31 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             ],
             page=common_pb2.PageInfo(next_page_token=token, total_count=total),
         )
+
+    async def _list_event_ids(
+        self, request: ingest_pb2.ListEventsRequest, q: EventListQuery
+    ) -> ingest_pb2.ListEventsResponse:
+        """``ids_only``: the same filters, order and token, two columns, no count, and pages
+        of up to IDS_PAGE (drift's archive diff read 500 full rows a call, counting the
+        whole window each time)."""
+        if request.include_payload:
+            raise InvalidArgument("ids_only excludes include_payload")
+        q = replace(q, size=min(request.page.page_size or IDS_PAGE, IDS_PAGE))
+        columns = [stripe_events.c.event_id, stripe_events.c.stripe_created_at]
+        async with self._engine.connect() as conn:
+            rows, _ = await list_events(conn, q, columns, count=False)
+        more = len(rows) > q.size
+        rows = rows[: q.size]
+        response = ingest_pb2.ListEventsResponse()
+        for row in rows:
+            event = response.events.add()  # filled in place: no message per event
+            event.event_id = row.event_id
+            event.stripe_created_at.FromDatetime(row.stripe_created_at)
+        if more and rows:
+            response.page.next_page_token = encode_token(
+                [micros(rows[-1].stripe_created_at), rows[-1].event_id]
+            )
+        return response
 
     async def StreamArchive(
         self, request: ingest_pb2.StreamArchiveRequest, context: grpc.aio.ServicerContext

@@ -151,8 +151,10 @@ class LedgerDriftReadsMixin:
         ids = list(request.stripe_customer_ids)
         if len(ids) > MAX_KEYED:
             raise InvalidArgument(f"at most {MAX_KEYED} customer ids per request")
-        if any(not i.strip() for i in ids):
-            raise InvalidArgument("stripe_customer_ids must not be empty strings")
+        if any(not i.strip() or len(i) > 255 or not i.isprintable() for i in ids):
+            raise InvalidArgument(
+                "stripe_customer_ids must be non-empty printable ids of at most 255 characters"
+            )
         rows = await customer_accounts(self._engine, ids) if ids else []
         return pb.LookupCustomerAccountsResponse(
             accounts=[

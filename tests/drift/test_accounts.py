@@ -49,7 +49,12 @@ async def test_lookup_customer_accounts(stack: DriftStack) -> None:
             *((c, customers[c]["metadata"]["tenant_id"], True) for c in known),
             ("cus_only_linked", "t-linked", False),
         ]
-        for bad in (["cus_a", " "], [f"cus_{n}" for n in range(10_001)]):
+        for bad in (
+            ["cus_a", " "],
+            ["cus_nul\x00"],
+            ["cus_" + "x" * 252],
+            [f"cus_{n}" for n in range(10_001)],
+        ):
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await ledger.LookupCustomerAccounts(
                     drift_inputs_pb2.LookupCustomerAccountsRequest(stripe_customer_ids=bad)
