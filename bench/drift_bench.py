@@ -132,6 +132,14 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a live process has used so far: what a pass costs each
+    process, a figure the machine's load does not inflate the way it inflates wall time."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def sim_stats(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{url}/_sim/stats", timeout=10) as answer:  # noqa: S310
         stats: dict[str, Any] = json.loads(answer.read())
@@ -298,6 +306,7 @@ def main(argv: list[str]) -> None:
             figures = {}
             for label, incremental in passes:
                 before = sim_stats(sim_url)
+                cpu = {name: cpu_seconds(child.pid) for name, child in children.items()}
                 load_before = os.getloadavg()[0]
                 began = time.perf_counter()
                 run, open_count = asyncio.run(drift_pass(ports["dg"], incremental))
@@ -311,6 +320,13 @@ def main(argv: list[str]) -> None:
                     f" subscriptions checked, {open_count} open discrepancies"
                     f" (status {run.status}); load average {load_before:.1f} before,"
                     f" {os.getloadavg()[0]:.1f} after"
+                )
+                print(
+                    f"{label} pass CPU seconds: "
+                    + ", ".join(
+                        f"{name} {cpu_seconds(child.pid) - cpu[name]:.1f}"
+                        for name, child in children.items()
+                    )
                 )
                 if label == "first" and args.keep is not None:
                     (args.keep / FILLED).write_text("loaded, replayed, first pass done\n")
