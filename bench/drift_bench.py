@@ -58,16 +58,14 @@ from services.stripe_simulator.packed import PackedWorld, is_packed, pack_world,
 FILLED = "filled"
 
 
-def _pack(config: WorldConfig, directory: Path) -> None:
-    pack_world(config, directory).close()
-
-
 def packed_world(config: WorldConfig, root: Path) -> Path:
     """``config``'s packed world under ``root``, generated in a child process when missing
     (its dicts and bytes are freed with the child; this process never holds the world)."""
     directory = world_directory(root, config)
     if not is_packed(directory):
-        child = multiprocessing.get_context("spawn").Process(target=_pack, args=(config, directory))
+        child = multiprocessing.get_context("spawn").Process(
+            target=pack_world, args=(config, directory)
+        )
         child.start()
         child.join()
         if child.exitcode != 0:
