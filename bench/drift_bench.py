@@ -275,7 +275,9 @@ def main(argv: list[str]) -> None:
     )
 
     def stage(name: str) -> bool:
-        return args.keep is not None and (args.keep / name).exists()
+        """Whether the kept stack got past ``name`` (the stages are in order)."""
+        later = (LOADED, REPLAYED, FILLED)[(LOADED, REPLAYED, FILLED).index(name) :]
+        return args.keep is not None and any((args.keep / n).exists() for n in later)
 
     def reached(name: str) -> None:
         if args.keep is not None:

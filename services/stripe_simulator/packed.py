@@ -48,13 +48,15 @@ _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ALPHABET = {c: i for i, c in enumerate(_B62)}
 _EVENTS = "events.bin"
 _META = "meta.pickle"
-_OBJECTS = "objects-index.pickle"
+_OBJECTS = "objects-index-v2.pickle"
 #: Written last: a directory without it is an interrupted generation (regenerated).
 _DONE = "complete"
 
 
-#: An object's place in the events file: ``offset << _LENGTH_BITS | length``.
+#: An object as indexed: ``created << 64 | offset << _LENGTH_BITS | length`` (its time, for
+#: the list order, and its place in the events file).
 _LENGTH_BITS = 24
+_PLACE_BITS = 64
 
 
 class PackedObjects(dict[str, Any]):
@@ -75,8 +77,18 @@ class PackedObjects(dict[str, Any]):
         stored = super().__getitem__(key)
         if isinstance(stored, bytes):
             return stored
-        length = stored & ((1 << _LENGTH_BITS) - 1)
-        return os.pread(self.fd, length, stored >> _LENGTH_BITS)
+        place = stored & ((1 << _PLACE_BITS) - 1)
+        length = place & ((1 << _LENGTH_BITS) - 1)
+        return os.pread(self.fd, length, place >> _LENGTH_BITS)
+
+    def created_pairs(self) -> Iterator[tuple[str, int]]:
+        """``(id, created)`` of every object, from the index (an object changed after
+        generation is parsed): what a list's order needs, without reading 100,000 objects."""
+        for key, stored in super().items():
+            if isinstance(stored, bytes):
+                yield key, int(orjson.loads(stored).get("created", 0))
+            else:
+                yield key, stored >> _PLACE_BITS
 
     def __getitem__(self, key: str) -> JSON:
         parsed: JSON = orjson.loads(self.raw(key))
@@ -363,6 +375,7 @@ class _Carried(msgspec.Struct):
 
     object: Any = None
     id: Any = None
+    created: Any = None
     refunds: _Refunds | None = None
 
 
@@ -380,20 +393,25 @@ _CARRIED = msgspec.json.Decoder(_Carried)
 _OBJECT_AT = b'"data":{"object":'
 
 
-def _carried(raw: bytes) -> tuple[Any, Any, list[bytes]]:
-    """An event object's kind, id and (a charge's) refunds' bytes, without building the
-    rest of it; a shape the typed decoder does not expect is parsed whole."""
+def _carried(raw: bytes) -> tuple[Any, Any, Any, list[bytes]]:
+    """An event object's kind, id, ``created`` and (a charge's) refunds' bytes, without
+    building the rest of it; a shape the typed decoder does not expect is parsed whole."""
     try:
         carried = _CARRIED.decode(raw)
     except msgspec.ValidationError:
         obj = orjson.loads(raw)
         if not isinstance(obj, dict):
-            return None, None, []
+            return None, None, None, []
         listed = obj.get("refunds")
         found = listed.get("data", []) if isinstance(listed, dict) else []
-        return obj.get("object"), obj.get("id"), [orjson.dumps(r) for r in found]
+        return (
+            obj.get("object"),
+            obj.get("id"),
+            obj.get("created"),
+            [orjson.dumps(r) for r in found],
+        )
     found = carried.refunds.data if carried.refunds is not None else []
-    return carried.object, carried.id, [bytes(r) for r in found]
+    return carried.object, carried.id, carried.created, [bytes(r) for r in found]
 
 
 def _index_objects(directory: Path) -> None:
@@ -407,13 +425,14 @@ def _index_objects(directory: Path) -> None:
     try:
         for i, body in world.stored_bodies():
             raw = bytes(_ENVELOPE.decode(body).data.object)
-            kind, oid, refunds = _carried(raw)
+            kind, oid, carried_created, refunds = _carried(raw)
             if kind in TRACKED and isinstance(oid, str):
                 at = body.index(_OBJECT_AT) + len(_OBJECT_AT)
                 if body[at : at + len(raw)] != raw:
                     raise ValueError(f"event {i}: its object is not where it was expected")
                 place = (meta.offsets[i] + at) << _LENGTH_BITS | len(raw)
-                objects.setdefault(kind, {})[oid] = place
+                created = carried_created if isinstance(carried_created, int) else 0
+                objects.setdefault(kind, {})[oid] = created << _PLACE_BITS | place
                 if kind == "customer":
                     api_version_of[oid] = meta.version_names[meta.versions[i]]
             if kind == "charge":

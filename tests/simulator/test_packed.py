@@ -151,3 +151,9 @@ def test_splice_expands_only_an_unambiguous_id() -> None:
     assert splice(b'{"latest_invoice":"in_9"}') == b'{"latest_invoice":"in_9"}'
     assert splice(b'{"a":{"latest_invoice":"in_1"},"latest_invoice":"in_1"}') is None
     assert splice(b'{"id":"s"}') is None
+
+
+def test_the_index_knows_every_objects_time(plain: World, packed: PackedWorld) -> None:
+    for kind, objects in plain.objects.items():
+        expected = {oid: int(obj.get("created", 0)) for oid, obj in objects.items()}
+        assert dict(packed.objects[kind].created_pairs()) == expected, kind
