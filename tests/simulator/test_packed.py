@@ -16,6 +16,7 @@ import stripe
 
 from services.stripe_simulator import World, WorldConfig, generate_world
 from services.stripe_simulator.packed import (
+    PackedObjects,
     PackedWorld,
     pack_world,
     splice_expanded,
@@ -156,4 +157,6 @@ def test_splice_expands_only_an_unambiguous_id() -> None:
 def test_the_index_knows_every_objects_time(plain: World, packed: PackedWorld) -> None:
     for kind, objects in plain.objects.items():
         expected = {oid: int(obj.get("created", 0)) for oid, obj in objects.items()}
-        assert dict(packed.objects[kind].created_pairs()) == expected, kind
+        stored = packed.objects[kind]
+        assert isinstance(stored, PackedObjects)
+        assert dict(stored.created_pairs()) == expected, kind
