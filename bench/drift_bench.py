@@ -47,19 +47,19 @@ from billing.drift.v1 import drift_pb2, drift_pb2_grpc
 from bench.ledger_bench import REPO_ROOT, replay, spawn, wait_healthy
 from bench.stack import BenchStack, bench_stack
 from services.common.config import libpq_url
+from services.common.db import make_async_engine
 from services.common.grpc_client import aio_channel
 from services.common.migrate import upgrade_to_head
 from services.devstack.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from services.drift import store
+from services.drift.detector import HWM_EVENTS, HWM_RESOURCES
 from services.stripe_simulator import WorldConfig
 from services.stripe_simulator.ids import event_id
 from services.stripe_simulator.packed import PackedWorld, is_packed, pack_world, world_directory
 
-#: Written in a kept stack's directory once the world is loaded, replayed and first-passed.
-FILLED = "filled"
-
-
-def _pack(config: WorldConfig, directory: Path) -> None:
-    pack_world(config, directory).close()
+#: Written in a kept stack's directory as the fill goes: the archive loaded, the ledger
+#: replayed, the first pass done (or its marks seeded); a kept run resumes after the last.
+LOADED, REPLAYED, FILLED = "loaded", "replayed", "filled"
 
 
 def packed_world(config: WorldConfig, root: Path) -> Path:
@@ -67,7 +67,9 @@ def packed_world(config: WorldConfig, root: Path) -> Path:
     (its dicts and bytes are freed with the child; this process never holds the world)."""
     directory = world_directory(root, config)
     if not is_packed(directory):
-        child = multiprocessing.get_context("spawn").Process(target=_pack, args=(config, directory))
+        child = multiprocessing.get_context("spawn").Process(
+            target=pack_world, args=(config, directory)
+        )
         child.start()
         child.join()
         if child.exitcode != 0:
@@ -123,6 +125,22 @@ def kept_stack(root: Path) -> Iterator[BenchStack]:
         pg.stop()
 
 
+async def seed_marks(database_url: str, directory: Path) -> int:
+    """Drift's high-water marks set to the world's newest event, as a first pass over it
+    would leave them (``--seed-marks``: the first pass is skipped, and said so)."""
+    world = PackedWorld(directory, with_objects=False)
+    newest = max(world.meta.created)
+    world.close()
+    engine = make_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            for name in (HWM_EVENTS, HWM_RESOURCES):
+                await store.set_high_water_mark(conn, name, newest)
+    finally:
+        await engine.dispose()
+    return newest
+
+
 def peak_rss_mb(pid: int) -> float:
     """A live process's peak resident memory (``VmHWM``), in MB."""
     with open(f"/proc/{pid}/status") as f:
@@ -130,6 +148,14 @@ def peak_rss_mb(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a live process has used so far: what a pass costs each
+    process, a figure the machine's load does not inflate the way it inflates wall time."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sim_stats(url: str) -> dict[str, Any]:
@@ -229,6 +255,12 @@ def main(argv: list[str]) -> None:
         help="directory keeping the database between runs (filled once: load, replay, first"
         " pass); a kept, filled one measures the full and incremental passes only",
     )
+    parser.add_argument(
+        "--seed-marks",
+        action="store_true",
+        help="skip the first pass: set drift's marks to the newest event instead (what the"
+        " first pass would leave; its ~35 minutes at 100,000 did not fit a session)",
+    )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     config = WorldConfig(seed=args.seed, tenants=args.tenants, months=args.months)
@@ -241,7 +273,17 @@ def main(argv: list[str]) -> None:
         f"world: {args.tenants} customers packed in {time.perf_counter() - started:.1f}s"
         f" (peak RSS of its generation, when this run generated it: {generation_mb:.0f} MB)"
     )
-    filled = args.keep is not None and (args.keep / FILLED).exists()
+
+    def stage(name: str) -> bool:
+        """Whether the kept stack got past ``name`` (the stages are in order)."""
+        later = (LOADED, REPLAYED, FILLED)[(LOADED, REPLAYED, FILLED).index(name) :]
+        return args.keep is not None and any((args.keep / n).exists() for n in later)
+
+    def reached(name: str) -> None:
+        if args.keep is not None:
+            (args.keep / name).write_text(f"{datetime.now(UTC).isoformat()}\n")
+
+    filled = stage(FILLED)
     stack_cm = kept_stack(args.keep) if args.keep is not None else bench_stack()
     children: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -255,10 +297,11 @@ def main(argv: list[str]) -> None:
                 f"simulator: {subs} subscriptions, {stats['events']} events, serving after"
                 f" {time.perf_counter() - began:.1f}s"
             )
-            if not filled:
+            if not stage(LOADED):
                 began = time.perf_counter()
                 loaded = load_world(stack.database_url, directory)
                 print(f"archive: {loaded} events loaded in {time.perf_counter() - began:.1f}s")
+                reached(LOADED)
             ports = {name: free_port() for name in ("ig", "ia", "lg", "la", "dg", "da")}
             env = dict(os.environ)
             env.update(
@@ -291,13 +334,20 @@ def main(argv: list[str]) -> None:
                 children[name] = child
                 wait_healthy(f"http://127.0.0.1:{ports[admin]}/healthz", child)
             passes = [("full", False), ("incremental", True)]
-            if not filled:
+            if not stage(REPLAYED):
                 answer = asyncio.run(replay(ports["lg"]))
                 print(f"ledger: {answer.examined} events replayed in {answer.seconds:.1f}s")
+                reached(REPLAYED)
+            if not filled and args.seed_marks:
+                newest = asyncio.run(seed_marks(stack.database_url, directory))
+                print(f"first pass NOT run: drift's marks seeded at {newest} (newest event)")
+                reached(FILLED)
+            elif not filled:
                 passes.insert(0, ("first", False))
             figures = {}
             for label, incremental in passes:
                 before = sim_stats(sim_url)
+                cpu = {name: cpu_seconds(child.pid) for name, child in children.items()}
                 load_before = os.getloadavg()[0]
                 began = time.perf_counter()
                 run, open_count = asyncio.run(drift_pass(ports["dg"], incremental))
@@ -312,8 +362,15 @@ def main(argv: list[str]) -> None:
                     f" (status {run.status}); load average {load_before:.1f} before,"
                     f" {os.getloadavg()[0]:.1f} after"
                 )
-                if label == "first" and args.keep is not None:
-                    (args.keep / FILLED).write_text("loaded, replayed, first pass done\n")
+                print(
+                    f"{label} pass CPU seconds: "
+                    + ", ".join(
+                        f"{name} {cpu_seconds(child.pid) - cpu[name]:.1f}"
+                        for name, child in children.items()
+                    )
+                )
+                if label == "first":
+                    reached(FILLED)
             sample = subscription_sample(sim_url, args.naive_sample)
             rate = naive_rate(sim_url, sample)
             # The naive pass can never beat the limit: N / rps is its best case (the issue's

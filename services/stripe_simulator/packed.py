@@ -8,10 +8,17 @@ drift benchmark only lists and retrieves. It needs each event's bytes, time and 
 * event bodies live in one file, read back with ``pread`` (the OS page cache holds them,
   not the process); times, types and versions are compact arrays; an event's position comes
   from its id (ids are built from the event's sequence number, see ``ids.event_id``);
-* objects are kept as orjson bytes and parsed when served (a page parses ~200 objects);
+* an object's latest version is where it already is: inside the body of the last event
+  that carried it. Only its place in the events file is kept (one int per object, found by
+  one scan of the file after generation), and its bytes are read back when served; a list
+  page is spliced from those bytes without parsing them (``splice_expanded``);
 * the world is generated straight into the directory (``pack_world`` streams
   ``iter_events``), so the dicts of the whole world never exist at once; the directory is
   also the cache between benchmark runs.
+
+Keeping each object's bytes in memory instead (the first version of this module) still
+needed ~2 GB at 100,000 customers to serve and ~10.7 GB to generate (the bytes replaced on
+every update fragmented the heap).
 
 :class:`PackedWorld` offers the attributes and methods of ``World`` that the REST simulator
 uses (``events``, ``bodies``, ``index``, ``objects``, ``new_event`` ...), so
@@ -28,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 from .config import WorldConfig
@@ -40,26 +48,56 @@ _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ALPHABET = {c: i for i, c in enumerate(_B62)}
 _EVENTS = "events.bin"
 _META = "meta.pickle"
-_OBJECTS = "objects.pickle"
+_OBJECTS = "objects-index-v2.pickle"
 #: Written last: a directory without it is an interrupted generation (regenerated).
 _DONE = "complete"
 
 
+#: An object as indexed: ``created << 64 | offset << _LENGTH_BITS | length`` (its time, for
+#: the list order, and its place in the events file).
+_LENGTH_BITS = 24
+_PLACE_BITS = 64
+
+
 class PackedObjects(dict[str, Any]):
-    """One kind's objects by id, stored as orjson bytes and parsed on access.
+    """One kind's objects by id, each stored as its place in the events file (or as bytes:
+    objects changed after generation, refunds found inside a charge), parsed on access.
 
     A ``dict`` subclass so the simulator's code (``.get``, ``[]``, ``.values()``, assignment)
     works unchanged; each access returns a fresh dict, so a change is kept only by assigning
     it back (which is how the simulator's handlers update objects).
     """
 
+    def __init__(self, fd: int = -1) -> None:
+        super().__init__()
+        self.fd = fd
+
+    def raw(self, key: str) -> bytes:
+        """The object's JSON bytes, unparsed (``KeyError`` if unknown)."""
+        stored = super().__getitem__(key)
+        if isinstance(stored, bytes):
+            return stored
+        place = stored & ((1 << _PLACE_BITS) - 1)
+        length = place & ((1 << _LENGTH_BITS) - 1)
+        return os.pread(self.fd, length, place >> _LENGTH_BITS)
+
+    def created_pairs(self) -> Iterator[tuple[str, int]]:
+        """``(id, created)`` of every object, from the index (an object changed after
+        generation is parsed): what a list's order needs, without reading 100,000 objects."""
+        for key, stored in super().items():
+            if isinstance(stored, bytes):
+                yield key, int(orjson.loads(stored).get("created", 0))
+            else:
+                yield key, stored >> _PLACE_BITS
+
     def __getitem__(self, key: str) -> JSON:
-        parsed: JSON = orjson.loads(super().__getitem__(key))
+        parsed: JSON = orjson.loads(self.raw(key))
         return parsed
 
     def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        raw = super().get(key)
-        return default if raw is None else orjson.loads(raw)
+        if key not in self:
+            return default
+        return self[key]
 
     def __setitem__(self, key: str, value: JSON) -> None:
         super().__setitem__(key, orjson.dumps(value))
@@ -70,20 +108,15 @@ class PackedObjects(dict[str, Any]):
         return self[key]
 
     def values(self) -> Iterator[JSON]:  # type: ignore[override]
-        return (orjson.loads(raw) for raw in super().values())
+        return (self[key] for key in self)
 
     def items(self) -> Iterator[tuple[str, JSON]]:  # type: ignore[override]
-        return ((key, orjson.loads(raw)) for key, raw in super().items())
-
-    def raw(self, key: str) -> bytes:
-        """The object's stored bytes (its JSON), unparsed."""
-        stored: bytes = super().__getitem__(key)
-        return stored
+        return ((key, self[key]) for key in self)
 
     @classmethod
-    def of_bytes(cls, raw: dict[str, bytes]) -> PackedObjects:
-        out = cls()
-        for key, value in raw.items():
+    def of_index(cls, fd: int, stored: dict[str, int | bytes]) -> PackedObjects:
+        out = cls(fd)
+        for key, value in stored.items():
             dict.__setitem__(out, key, value)
         return out
 
@@ -214,10 +247,10 @@ class PackedWorld(World):
         objects are most of a packed world's memory)."""
         with (directory / _META).open("rb") as f:
             saved = pickle.load(f)  # noqa: S301 - our own file (pack_world)
-        raw: dict[str, dict[str, bytes]] = {}
+        index: dict[str, Any] = {"objects": {}, "api_version_of": {}}
         if with_objects:
             with (directory / _OBJECTS).open("rb") as f:
-                raw = pickle.load(f)  # noqa: S301 - our own file (pack_world)
+                index = pickle.load(f)  # noqa: S301 - our own file (pack_world)
         config: WorldConfig = saved["config"]
         super().__init__(config=config, tag=world_tag(config.seed))
         meta: EventMeta = saved["meta"]
@@ -230,8 +263,11 @@ class PackedWorld(World):
         self.events = packed_events  # type: ignore[assignment]
         self.bodies = PackedBodies(self.fd, meta.offsets, self._extra_bodies)  # type: ignore[assignment]
         self.index = PackedIndex(self.tag, packed_events)  # type: ignore[assignment]
-        self.objects = {kind: PackedObjects.of_bytes(objs) for kind, objs in raw.items()}
-        self.api_version_of = saved["api_version_of"]
+        self.objects = {
+            kind: PackedObjects.of_index(self.fd, stored)
+            for kind, stored in index["objects"].items()
+        }
+        self.api_version_of = index["api_version_of"]
         self.next_seq = len(meta.created)
 
     def close(self) -> None:
@@ -245,7 +281,7 @@ class PackedWorld(World):
         obj = event["data"]["object"]
         kind = obj.get("object")
         if kind in TRACKED and "id" in obj:
-            self.objects.setdefault(kind, PackedObjects())[obj["id"]] = obj
+            self.objects.setdefault(kind, PackedObjects(self.fd))[obj["id"]] = obj
             if kind == "customer":
                 self.api_version_of[obj["id"]] = event["api_version"]
         return body
@@ -289,22 +325,25 @@ def world_directory(root: Path, config: WorldConfig) -> Path:
 
 
 def is_packed(directory: Path) -> bool:
-    """Whether ``directory`` holds a completely generated packed world."""
-    return (directory / _DONE).exists()
+    """Whether ``directory`` holds a completely generated and indexed packed world."""
+    return (directory / _DONE).exists() and (directory / _OBJECTS).exists()
 
 
-def pack_world(config: WorldConfig, directory: Path) -> PackedWorld:
+def pack_world(config: WorldConfig, directory: Path) -> None:
     """Generate ``config``'s world into ``directory`` (streamed) unless it is there already,
-    and open it. Generation is deterministic: a kept directory equals a fresh one."""
-    if is_packed(directory):
-        return PackedWorld(directory)
+    then index its objects (open it with :class:`PackedWorld`). Generation is
+    deterministic: a kept directory equals a fresh one."""
+    if not (directory / _DONE).exists():
+        _write_events(config, directory)
+    if not (directory / _OBJECTS).exists():
+        _index_objects(directory)
+
+
+def _write_events(config: WorldConfig, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / _DONE).unlink(missing_ok=True)
     meta = EventMeta(array("q", [0]), array("q"), array("H"), array("H"), [], [])
     type_at: dict[str, int] = {}
     version_at: dict[str, int] = {}
-    objects: dict[str, dict[str, bytes]] = {}
-    api_version_of: dict[str, str] = {}
     size = 0
     with (directory / _EVENTS).open("wb") as out:
         for event in iter_events(config):
@@ -322,29 +361,92 @@ def pack_world(config: WorldConfig, directory: Path) -> PackedWorld:
                 meta.version_names.append(version)
             meta.types.append(type_at[etype])
             meta.versions.append(version_at[version])
-            # The same object store as World.add_event, kept as bytes.
-            obj = event["data"]["object"]
-            kind = obj.get("object")
-            if kind in TRACKED and "id" in obj:
-                objects.setdefault(kind, {})[obj["id"]] = orjson.dumps(obj)
-                if kind == "customer":
-                    api_version_of[obj["id"]] = version
-            if kind == "charge":
-                refunds = objects.setdefault("refund", {})
-                for rf in obj.get("refunds", {}).get("data", []):
-                    if rf["id"] not in refunds:
-                        refunds[rf["id"]] = orjson.dumps(rf)
     with (directory / _META).open("wb") as f:
+        pickle.dump({"config": config, "meta": meta}, f, protocol=pickle.HIGHEST_PROTOCOL)
+    (directory / _DONE).write_text("ok\n")
+
+
+class _Refunds(msgspec.Struct):
+    data: list[msgspec.Raw] = []
+
+
+class _Carried(msgspec.Struct):
+    """What indexing reads of an event's object: its kind, id and (a charge) its refunds."""
+
+    object: Any = None
+    id: Any = None
+    created: Any = None
+    refunds: _Refunds | None = None
+
+
+class _Data(msgspec.Struct):
+    object: msgspec.Raw
+
+
+class _EventShape(msgspec.Struct):
+    data: _Data
+
+
+_ENVELOPE = msgspec.json.Decoder(_EventShape)
+_CARRIED = msgspec.json.Decoder(_Carried)
+#: How every body starts its object (``serialize_event``: compact, envelope keys first).
+_OBJECT_AT = b'"data":{"object":'
+
+
+def _carried(raw: bytes) -> tuple[Any, Any, Any, list[bytes]]:
+    """An event object's kind, id, ``created`` and (a charge's) refunds' bytes, without
+    building the rest of it; a shape the typed decoder does not expect is parsed whole."""
+    try:
+        carried = _CARRIED.decode(raw)
+    except msgspec.ValidationError:
+        obj = orjson.loads(raw)
+        if not isinstance(obj, dict):
+            return None, None, None, []
+        listed = obj.get("refunds")
+        found = listed.get("data", []) if isinstance(listed, dict) else []
+        return (
+            obj.get("object"),
+            obj.get("id"),
+            obj.get("created"),
+            [orjson.dumps(r) for r in found],
+        )
+    found = carried.refunds.data if carried.refunds is not None else []
+    return carried.object, carried.id, carried.created, [bytes(r) for r in found]
+
+
+def _index_objects(directory: Path) -> None:
+    """Each object's latest version: the place, in the events file, of the object carried by
+    the last event that had it (what ``World.add_event`` keeps, as a dict). A refund seen
+    only inside a charge's list is kept as bytes, the first one seen (as ``World`` does)."""
+    world = PackedWorld(directory, with_objects=False)
+    meta = world.meta
+    objects: dict[str, dict[str, int | bytes]] = {}
+    api_version_of: dict[str, str] = {}
+    try:
+        for i, body in world.stored_bodies():
+            raw = bytes(_ENVELOPE.decode(body).data.object)
+            kind, oid, carried_created, refunds = _carried(raw)
+            if kind in TRACKED and isinstance(oid, str):
+                at = body.index(_OBJECT_AT) + len(_OBJECT_AT)
+                if body[at : at + len(raw)] != raw:
+                    raise ValueError(f"event {i}: its object is not where it was expected")
+                place = (meta.offsets[i] + at) << _LENGTH_BITS | len(raw)
+                created = carried_created if isinstance(carried_created, int) else 0
+                objects.setdefault(kind, {})[oid] = created << _PLACE_BITS | place
+                if kind == "customer":
+                    api_version_of[oid] = meta.version_names[meta.versions[i]]
+            if kind == "charge":
+                known = objects.setdefault("refund", {})
+                for refund in refunds:
+                    known.setdefault(orjson.loads(refund)["id"], refund)
+    finally:
+        world.close()
+    with (directory / _OBJECTS).open("wb") as f:
         pickle.dump(
-            {"config": config, "meta": meta, "api_version_of": api_version_of},
+            {"objects": objects, "api_version_of": api_version_of},
             f,
             protocol=pickle.HIGHEST_PROTOCOL,
         )
-    with (directory / _OBJECTS).open("wb") as f:
-        pickle.dump(objects, f, protocol=pickle.HIGHEST_PROTOCOL)
-    del objects
-    (directory / _DONE).write_text("ok\n")
-    return PackedWorld(directory)
 
 
 __all__ = [

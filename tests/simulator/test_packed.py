@@ -16,6 +16,7 @@ import stripe
 
 from services.stripe_simulator import World, WorldConfig, generate_world
 from services.stripe_simulator.packed import (
+    PackedObjects,
     PackedWorld,
     pack_world,
     splice_expanded,
@@ -34,7 +35,9 @@ def plain() -> World:
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackedWorld]:
-    world = pack_world(CONFIG, world_directory(tmp_path_factory.mktemp("packed"), CONFIG))
+    directory = world_directory(tmp_path_factory.mktemp("packed"), CONFIG)
+    pack_world(CONFIG, directory)
+    world = PackedWorld(directory)
     yield world
     world.close()
 
@@ -73,7 +76,8 @@ def test_objects_are_the_latest_versions(plain: World, packed: PackedWorld) -> N
 def test_reopening_a_complete_directory_does_not_regenerate(packed: PackedWorld) -> None:
     events = Path(packed.directory) / "events.bin"
     before = events.stat().st_mtime_ns
-    again = pack_world(CONFIG, packed.directory)
+    pack_world(CONFIG, packed.directory)
+    again = PackedWorld(packed.directory)
     try:
         assert events.stat().st_mtime_ns == before
         assert len(again.events) == len(packed.events)
@@ -148,3 +152,11 @@ def test_splice_expands_only_an_unambiguous_id() -> None:
     assert splice(b'{"latest_invoice":"in_9"}') == b'{"latest_invoice":"in_9"}'
     assert splice(b'{"a":{"latest_invoice":"in_1"},"latest_invoice":"in_1"}') is None
     assert splice(b'{"id":"s"}') is None
+
+
+def test_the_index_knows_every_objects_time(plain: World, packed: PackedWorld) -> None:
+    for kind, objects in plain.objects.items():
+        expected = {oid: int(obj.get("created", 0)) for oid, obj in objects.items()}
+        stored = packed.objects[kind]
+        assert isinstance(stored, PackedObjects)
+        assert dict(stored.created_pairs()) == expected, kind
