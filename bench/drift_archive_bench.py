@@ -24,7 +24,7 @@ from billing.common.v1 import common_pb2
 from billing.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from bench.drift_bench import cached_world, load_world
+from bench.drift_bench import load_world, packed_world
 from bench.ledger_bench import spawn, wait_healthy
 from bench.stack import bench_stack
 from services.common.db import make_async_engine
@@ -33,6 +33,7 @@ from services.devstack.embedded import free_port
 from services.drift import store
 from services.drift.coverage import archived_ids
 from services.stripe_simulator import WorldConfig
+from services.stripe_simulator.packed import PackedWorld
 
 OLD_PAGE = 500
 
@@ -101,13 +102,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--world-cache", type=Path, default=None)
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    world = cached_world(
-        WorldConfig(seed=args.seed, tenants=args.tenants, months=args.months), args.world_cache
-    )
-    created = [int(ev["created"]) for ev in world.events]
+    config = WorldConfig(seed=args.seed, tenants=args.tenants, months=args.months)
+    world = packed_world(config, args.world_cache or Path(tempfile.mkdtemp(prefix="drift-w-")))
+    created = PackedWorld(world, with_objects=False).meta.created
     since, until = max(created) - 30 * 86_400, max(created)
     in_window = sum(1 for c in created if since <= c <= until)
-    print(f"archive: {len(world.events)} events, {in_window} in the 30-day window")
+    print(f"archive: {len(created)} events, {in_window} in the 30-day window")
     logs = Path(os.environ.get("BENCH_LOG_DIR", tempfile.gettempdir()))
     with bench_stack() as stack:
         load_world(stack.database_url, world)
