@@ -28,9 +28,10 @@ INDEX_VARIABLE = "PROCESS_GROUP_INDEX"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _die_with_parent() -> None:
-    """``preexec_fn``: the kernel sends SIGTERM to the copy when the parent dies (even by
-    SIGKILL), so no orphan keeps serving the port."""
+def die_with_parent() -> None:
+    """``preexec_fn``: the kernel sends SIGTERM to the child when its parent dies (even by
+    SIGKILL), so no orphan keeps ports or lock files (a copy of a group, `make run`'s
+    services and embedded servers)."""
     libc = ctypes.CDLL(None, use_errno=True)
     pr_set_pdeathsig = 1
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
@@ -64,7 +65,7 @@ def run_group(
                 [sys.executable, "-m", module],
                 env=env,
                 cwd=REPO_ROOT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         )
     code = 0

@@ -10,7 +10,6 @@ system user, as the wheel's wrapper does.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import os
 import pwd
@@ -24,17 +23,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.common.process_group import die_with_parent
+
 PG_SYSTEM_USER = "embedded_postgres"
-
-
-def die_with_parent() -> None:
-    """``preexec_fn``: the kernel sends SIGTERM to the child when its parent dies.
-
-    A `make run` killed with SIGKILL then leaves no orphan holding ports or lock files.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port() -> int:
