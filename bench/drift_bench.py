@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import multiprocessing
 import os
 import resource
 import shutil
@@ -55,7 +54,7 @@ from services.drift import store
 from services.drift.detector import HWM_EVENTS, HWM_RESOURCES
 from services.stripe_simulator import WorldConfig
 from services.stripe_simulator.ids import event_id
-from services.stripe_simulator.packed import PackedWorld, is_packed, pack_world, world_directory
+from services.stripe_simulator.packed import PackedWorld, is_packed, world_directory
 
 #: Written in a kept stack's directory as the fill goes: the archive loaded, the ledger
 #: replayed, the first pass done (or its marks seeded); a kept run resumes after the last.
@@ -64,16 +63,24 @@ LOADED, REPLAYED, FILLED = "loaded", "replayed", "filled"
 
 def packed_world(config: WorldConfig, root: Path) -> Path:
     """``config``'s packed world under ``root``, generated in a child process when missing
-    (its dicts and bytes are freed with the child; this process never holds the world)."""
+    (its memory goes with the child; this process never holds the world). A plain child,
+    not ``multiprocessing``: a spawned child re-imports the main module, and ``make bench``'s
+    main module runs every benchmark."""
     directory = world_directory(root, config)
     if not is_packed(directory):
-        child = multiprocessing.get_context("spawn").Process(
-            target=pack_world, args=(config, directory)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "services.stripe_simulator.packed",
+                str(directory),
+                f"--seed={config.seed}",
+                f"--tenants={config.tenants}",
+                f"--months={config.months}",
+            ],
+            check=True,
+            cwd=REPO_ROOT,
         )
-        child.start()
-        child.join()
-        if child.exitcode != 0:
-            raise RuntimeError(f"generating the world failed ({child.exitcode})")
     return directory
 
 

@@ -8,14 +8,20 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.grpc_errors import InvalidArgument
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def to_timestamp(value: datetime | None) -> Timestamp | None:
-    """A protobuf Timestamp, or None for a missing time (leaves the field unset)."""
+    """A protobuf Timestamp, or None for a missing time (leaves the field unset).
+
+    The same value as ``Timestamp.FromDatetime`` (whole seconds since the epoch, floored,
+    plus the microseconds as nanos), by timedelta arithmetic: ``FromDatetime`` goes through
+    ``calendar.timegm`` and was ~28% of the ledger's CPU answering a drift pass's keyed
+    reads (four times per subscription row)."""
     if value is None:
         return None
-    ts = Timestamp()
-    ts.FromDatetime(value.astimezone(UTC))
-    return ts
+    delta = value.astimezone(UTC) - _EPOCH
+    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 # The range of a protobuf Timestamp (and of a datetime): 0001-01-01 .. 9999-12-31T23:59:59Z.

@@ -449,6 +449,29 @@ def _index_objects(directory: Path) -> None:
         )
 
 
+def main(argv: list[str] | None = None) -> None:
+    """``python -m services.stripe_simulator.packed DIR --tenants N``: pack a world (what a
+    benchmark runs in a child process, so the generation's memory goes with the child)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m services.stripe_simulator.packed")
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--tenants", type=int, required=True)
+    parser.add_argument("--months", type=int, default=2)
+    args = parser.parse_args(argv)
+    config = WorldConfig(seed=args.seed, tenants=args.tenants, months=args.months)
+    pack_world(config, args.directory)
+
+
+if __name__ == "__main__":
+    # Through the imported module: the pickled metadata must name its classes by the
+    # module's real name, not ``__main__``.
+    from services.stripe_simulator.packed import main as packed_main
+
+    packed_main()
+
+
 __all__ = [
     "PackedObjects",
     "PackedWorld",
