@@ -1,7 +1,7 @@
 """The scheduled drift pass (``DRIFT_INTERVAL`` seconds apart; 0 disables it).
 
 Only when Stripe is configured: without it the worker logs once and stays idle. A pass that
-fails (Stripe away, ingest or the ledger unreachable) is recorded as a failed run and the
+fails (Stripe away, ingest, the ledger or the database unreachable) is recorded as a failed run and the
 next one comes at the next interval; the worker itself never dies of it.
 """
 
@@ -12,6 +12,7 @@ import contextlib
 import logging
 
 import grpc
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.common.grpc_errors import ServiceError
 from services.drift.detector import DriftDeps, run_pass
@@ -37,7 +38,15 @@ class DriftWorker:
             await asyncio.sleep(self.interval)
             try:
                 await run_pass(self.deps, account_id=None, trigger="schedule")
-            except (ServiceError, grpc.aio.AioRpcError, OSError) as exc:
+            # The failures of things outside the process (Stripe, ingest, the ledger, the
+            # database away or restarting); anything else is a bug and ends the worker loudly.
+            except (
+                ServiceError,
+                grpc.aio.AioRpcError,
+                OSError,
+                OperationalError,
+                InterfaceError,
+            ) as exc:
                 log.warning("scheduled drift pass failed", extra={"error": str(exc)[:300]})
 
     async def stop(self) -> None:
