@@ -1,8 +1,9 @@
 """The scheduled drift pass (``DRIFT_INTERVAL`` seconds apart; 0 disables it).
 
 Only when Stripe is configured: without it the worker logs once and stays idle. A pass that
-fails (Stripe away, ingest, the ledger or the database unreachable) is recorded as a failed run and the
-next one comes at the next interval; the worker itself never dies of it.
+fails (Stripe away, ingest, the ledger or the database unreachable) is logged (and recorded as
+a failed run when the database is there) and the next one comes at the next interval; the
+worker itself never dies of it.
 """
 
 from __future__ import annotations

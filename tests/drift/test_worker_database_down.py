@@ -31,7 +31,9 @@ async def test_worker_keeps_running_while_the_database_is_down(
     worker.start()
     try:
         for _ in range(400):
-            failures = [r for r in caplog.records if r.getMessage() == "scheduled drift pass failed"]
+            failures = [
+                r for r in caplog.records if r.getMessage() == "scheduled drift pass failed"
+            ]
             if len(failures) >= 2:
                 break
             await asyncio.sleep(0.05)
