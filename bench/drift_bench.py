@@ -33,8 +33,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,12 +42,11 @@ import stripe
 from billing.drift.v1 import drift_pb2, drift_pb2_grpc
 
 from bench.ledger_bench import REPO_ROOT, replay, spawn, wait_healthy
-from bench.stack import BenchStack, bench_stack
+from bench.stack import bench_stack
 from services.common.config import libpq_url
 from services.common.db import make_async_engine
 from services.common.grpc_client import aio_channel
-from services.common.migrate import upgrade_to_head
-from services.devstack.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from services.devstack.embedded import free_port
 from services.drift import store
 from services.drift.detector import HWM_EVENTS, HWM_RESOURCES
 from services.stripe_simulator import WorldConfig
@@ -114,22 +111,6 @@ def load_world(database_url: str, directory: Path) -> int:
     finally:
         world.close()
     return len(meta.created)
-
-
-@contextmanager
-def kept_stack(root: Path) -> Iterator[BenchStack]:
-    """PostgreSQL and NATS whose data stay in ``root`` (see ``--keep``)."""
-    pg = EmbeddedPostgres(root / "pg", free_port())
-    nats = EmbeddedNats(root / "nats", free_port())
-    pg.start()
-    nats.start()
-    try:
-        url = pg.create_database("bench")
-        upgrade_to_head(url)
-        yield BenchStack(url, nats.url)
-    finally:
-        nats.stop()
-        pg.stop()
 
 
 async def seed_marks(database_url: str, directory: Path) -> int:
@@ -291,7 +272,7 @@ def main(argv: list[str]) -> None:
             (args.keep / name).write_text(f"{datetime.now(UTC).isoformat()}\n")
 
     filled = stage(FILLED)
-    stack_cm = kept_stack(args.keep) if args.keep is not None else bench_stack()
+    stack_cm = bench_stack(args.keep)
     children: dict[str, subprocess.Popen[bytes]] = {}
     try:
         with stack_cm as stack:

@@ -1,4 +1,5 @@
-"""Throw-away PostgreSQL + NATS for a benchmark run (embedded servers in a temp folder)."""
+"""PostgreSQL + NATS for a benchmark run: embedded servers in a temp folder, thrown away after
+the run, or in a folder the caller keeps (a filled world measured again without its fill)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ class BenchStack:
 
 
 @contextmanager
-def bench_stack() -> Iterator[BenchStack]:
-    root = Path(tempfile.mkdtemp(prefix="billing-bench-"))
+def bench_stack(keep: Path | None = None) -> Iterator[BenchStack]:
+    """The servers and a migrated ``bench`` database; with ``keep``, their data live in that
+    folder and stay there after the run (a later run finds the database as it was left)."""
+    root = keep if keep is not None else Path(tempfile.mkdtemp(prefix="billing-bench-"))
     pg = EmbeddedPostgres(root / "pg", free_port())
     nats = EmbeddedNats(root / "nats", free_port())
     pg.start()
@@ -42,4 +45,5 @@ def bench_stack() -> Iterator[BenchStack]:
     finally:
         nats.stop()
         pg.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(root, ignore_errors=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 
 from psycopg.rows import dict_row
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -140,19 +140,8 @@ async def stream_subscription_states(
     engine: AsyncEngine, customer: str | None, size: int
 ) -> AsyncIterator[list[dict[str, Any]]]:
     """Every subscription's state in ``subscription_id`` order, ``size`` rows per batch."""
-    after = ""
-    while True:
-        async with raw_transaction(engine) as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(
-                _STATES_PAGE_SQL, {"after": after, "customer": customer, "limit": size}
-            )
-            rows = await cur.fetchall()
-        if not rows:
-            return
+    async for rows in _by_subscription_id(engine, _STATES_PAGE_SQL, {"customer": customer}, size):
         yield rows
-        if len(rows) < size:
-            return
-        after = rows[-1]["subscription_id"]
 
 
 async def subscription_states_of(engine: AsyncEngine, ids: list[str]) -> list[dict[str, Any]]:
@@ -166,10 +155,19 @@ async def stream_subscription_created(
     engine: AsyncEngine, size: int
 ) -> AsyncIterator[list[dict[str, Any]]]:
     """Every subscription's id and ``subscribed_since`` (no joins), ``size`` per batch."""
+    async for rows in _by_subscription_id(engine, _CREATED_SQL, {}, size):
+        yield rows
+
+
+async def _by_subscription_id(
+    engine: AsyncEngine, sql: LiteralString, params: dict[str, Any], size: int
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Keyset paging of ``sql`` (which reads ``%(after)s`` and ``%(limit)s`` and orders by
+    ``subscription_id``): one short transaction per batch, so a long stream holds no snapshot."""
     after = ""
     while True:
         async with raw_transaction(engine) as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(_CREATED_SQL, {"after": after, "limit": size})
+            await cur.execute(sql, {**params, "after": after, "limit": size})
             rows = await cur.fetchall()
         if not rows:
             return

@@ -8,7 +8,7 @@ away UNAVAILABLE.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import grpc
@@ -73,6 +73,18 @@ def _size(requested: int) -> int:
         raise InvalidArgument(str(exc)) from None
 
 
+def _keyed_ids(ids: Iterable[str], field: str) -> list[str]:
+    """A keyed read's ids, checked once for every keyed RPC: at most ``MAX_KEYED``, each a
+    non-empty printable id of at most 255 characters (a NUL would otherwise reach PostgreSQL
+    and come back as a database error instead of the caller's mistake)."""
+    checked = list(ids)
+    if len(checked) > MAX_KEYED:
+        raise InvalidArgument(f"at most {MAX_KEYED} {field} per request")
+    if any(not i.strip() or len(i) > 255 or not i.isprintable() for i in checked):
+        raise InvalidArgument(f"{field} must be non-empty printable ids of at most 255 characters")
+    return checked
+
+
 class LedgerDriftReadsMixin:
     _engine: AsyncEngine
 
@@ -81,9 +93,8 @@ class LedgerDriftReadsMixin:
     ) -> AsyncIterator[pb.SubscriptionStateBatch]:
         size = _size(request.batch_size)
         if request.subscription_ids:
-            if len(request.subscription_ids) > MAX_KEYED:
-                raise InvalidArgument(f"at most {MAX_KEYED} subscription ids per request")
-            rows = await subscription_states_of(self._engine, list(request.subscription_ids))
+            ids = _keyed_ids(request.subscription_ids, "subscription_ids")
+            rows = await subscription_states_of(self._engine, ids)
             for start in range(0, len(rows), size):
                 yield pb.SubscriptionStateBatch(
                     states=[subscription_state(r) for r in rows[start : start + size]]
@@ -112,9 +123,7 @@ class LedgerDriftReadsMixin:
             raise InvalidArgument(f"kind must be one of {sorted(KNOWN_OBJECT_TABLES)}")
         size = _size(request.batch_size)
         if request.ids:
-            if len(request.ids) > MAX_KEYED:
-                raise InvalidArgument(f"at most {MAX_KEYED} ids per request")
-            known = await known_among(self._engine, request.kind, list(request.ids))
+            known = await known_among(self._engine, request.kind, _keyed_ids(request.ids, "ids"))
             for start in range(0, len(known), size):
                 yield pb.KnownObjectBatch(ids=known[start : start + size])
             return
@@ -148,13 +157,7 @@ class LedgerDriftReadsMixin:
     async def LookupCustomerAccounts(
         self, request: pb.LookupCustomerAccountsRequest, context: grpc.aio.ServicerContext
     ) -> pb.LookupCustomerAccountsResponse:
-        ids = list(request.stripe_customer_ids)
-        if len(ids) > MAX_KEYED:
-            raise InvalidArgument(f"at most {MAX_KEYED} customer ids per request")
-        if any(not i.strip() or len(i) > 255 or not i.isprintable() for i in ids):
-            raise InvalidArgument(
-                "stripe_customer_ids must be non-empty printable ids of at most 255 characters"
-            )
+        ids = _keyed_ids(request.stripe_customer_ids, "stripe_customer_ids")
         rows = await customer_accounts(self._engine, ids) if ids else []
         return pb.LookupCustomerAccountsResponse(
             accounts=[

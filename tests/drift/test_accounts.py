@@ -60,6 +60,18 @@ async def test_lookup_customer_accounts(stack: DriftStack) -> None:
                     drift_inputs_pb2.LookupCustomerAccountsRequest(stripe_customer_ids=bad)
                 )
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        # The other keyed reads check their ids the same way (one helper).
+        for keyed in (
+            lambda: ledger.StreamSubscriptionStates(
+                drift_inputs_pb2.StreamSubscriptionStatesRequest(subscription_ids=["sub_\x00"])
+            ),
+            lambda: ledger.StreamKnownObjects(
+                drift_inputs_pb2.StreamKnownObjectsRequest(kind="invoice", ids=["in_\x00"])
+            ),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                _ = [batch async for batch in keyed()]
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_findings_name_the_ledger_account(make_stack: Any) -> None:

@@ -197,29 +197,24 @@ async def mrr_movements(
     """Movements of the period and of the prior period, by the domain rule: the same-currency
     ones from the daily shapes, the currency changes from their steps."""
     current = qmm.c.day >= w.start_day
+    shape = (
+        qmm.c.currency,
+        qmm.c.prev_sign,
+        qmm.c.sign,
+        qmm.c.rising,
+        qmm.c.had_mrr_before,
+        qmm.c.reactivated,
+    )
     rows = (
         await conn.execute(
             select(
                 current.label("current"),
-                qmm.c.currency,
-                qmm.c.prev_sign,
-                qmm.c.sign,
-                qmm.c.rising,
-                qmm.c.had_mrr_before,
-                qmm.c.reactivated,
+                *shape,
                 func.sum(qmm.c.n).label("n"),
                 func.sum(qmm.c.amount).label("amount"),
             )
             .where(qmm.c.day >= w.prior_start_day, qmm.c.day < w.end_day)
-            .group_by(
-                current,
-                qmm.c.currency,
-                qmm.c.prev_sign,
-                qmm.c.sign,
-                qmm.c.rising,
-                qmm.c.had_mrr_before,
-                qmm.c.reactivated,
-            )
+            .group_by(current, *shape)
         )
     ).all()
     now, prior = MovementTotals(), MovementTotals()
