@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from typing import Any
 
 from services.backoffice_gateway.auth.passwords import WeakPassword
@@ -28,6 +27,7 @@ from services.backoffice_gateway.operators import (
 from services.backoffice_gateway.store import Store
 from services.backoffice_gateway.store.repository import DuplicateOperator, UnknownOperator
 from services.backoffice_gateway.store.tables import ROLES
+from services.common import multiproc_metrics
 from services.common.config import env_optional
 from services.common.logs import configure_logging
 
@@ -38,24 +38,10 @@ def _write_bootstrap(path: str, username: str, password: str) -> None:
         out.write(f"{username} {password}\n")
 
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def _prepare_multiprocess_metrics() -> None:
-    """Before prometheus-client is imported (it picks its value store then) and before
-    gunicorn forks: a fresh, empty directory for the workers' metric files. One given in
-    ``PROMETHEUS_MULTIPROC_DIR`` is emptied: files of an earlier run would count again."""
-    assert "prometheus_client" not in sys.modules, "multiprocess mode must come first"
-    directory = os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="gateway-metrics-")
-    os.makedirs(directory, exist_ok=True)
-    for name in os.listdir(directory):
-        if name.endswith(".db"):
-            os.unlink(os.path.join(directory, name))
-    os.environ[MULTIPROC_ENV] = directory
-
-
 def serve(config: GatewayConfig) -> int:
-    _prepare_multiprocess_metrics()
+    # Before prometheus-client is imported (it picks its value store then) and before
+    # gunicorn forks: the workers count in files the admin port adds up.
+    multiproc_metrics.enable_in_this_process("gateway")
     from gunicorn.app.base import BaseApplication
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -24,18 +23,12 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from flask import Flask, Response, g, request
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram
+
+from services.common import multiproc_metrics
 
 log = logging.getLogger(__name__)
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "<unmatched>"
 
 REQUESTS = Counter(
@@ -71,14 +64,7 @@ def install(app: Flask) -> None:
 
 def worker_exited(pid: int) -> None:
     """gunicorn's ``child_exit`` hook."""
-    if os.environ.get(MULTIPROC_ENV):
-        multiprocess.mark_process_dead(pid)
-
-
-def _registry() -> CollectorRegistry:
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    return registry
+    multiproc_metrics.process_exited(pid)
 
 
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -93,7 +79,7 @@ def admin_wsgi(database_ok: Callable[[], bool]) -> Wsgi:
             start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
             return [b""]
         if path == "/metrics":
-            body = generate_latest(_registry())
+            body = multiproc_metrics.latest()
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
             return [body]
         if path == "/healthz":

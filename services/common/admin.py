@@ -14,10 +14,11 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common import multiproc_metrics
 from services.common.grpc_errors import short
 from services.common.nats_link import NatsLink
 
@@ -34,7 +35,9 @@ def admin_app(check: HealthCheck, *, degraded_by: HealthCheck | None = None) -> 
     """
 
     async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=multiproc_metrics.latest(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     async def healthz(_: web.Request) -> web.Response:
         required = await check()

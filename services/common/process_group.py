@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 
+from services.common import multiproc_metrics
 from services.common.config import ConfigError, env_int
 
 # Set in every copy: its index in the group (0 .. count-1), e.g. for its log lines.
@@ -103,9 +104,16 @@ def group_size(prefix: str) -> int:
 
 def run_copies(module: str, prefix: str, count: int) -> int:
     """Run ``count`` copies of ``module``, each told to be a single process that binds its
-    ports with ``SO_REUSEPORT`` (``<PREFIX>_REUSE_PORT=1``)."""
+    ports with ``SO_REUSEPORT`` (``<PREFIX>_REUSE_PORT=1``) and counts its metrics in a
+    directory shared by the group, so a scrape of the shared admin port adds every copy up
+    (services/common/multiproc_metrics.py)."""
+    metrics_directory = multiproc_metrics.prepare_directory(prefix.lower())
     return run_group(
         module,
         count,
-        lambda _index: {f"{prefix}_PROCESSES": "1", f"{prefix}_REUSE_PORT": "1"},
+        lambda _index: {
+            f"{prefix}_PROCESSES": "1",
+            f"{prefix}_REUSE_PORT": "1",
+            multiproc_metrics.MULTIPROC_ENV: metrics_directory,
+        },
     )

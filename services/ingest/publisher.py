@@ -29,7 +29,11 @@ PUBLISH_FAILURES = Counter(
     "ingest_publish_failures_total",
     "Events whose publish failed or was deferred because NATS is away (the sweeper retries)",
 )
-BACKLOG = Gauge("ingest_outbox_backlog", "Archived events not yet published (last sweep)")
+BACKLOG = Gauge(
+    "ingest_outbox_backlog",
+    "Archived events not yet published (last sweep)",
+    multiprocess_mode="mostrecent",  # with INGEST_PROCESSES > 1: the latest sweep of any copy
+)
 
 
 class OutboxPublisher:

@@ -33,16 +33,19 @@ PENDING = Gauge(
     "ledger_consumer_pending_messages",
     "Messages in STRIPE_EVENTS not yet delivered to the ledger's durable consumer",
     ["consumer"],
+    multiprocess_mode="mostrecent",  # every copy reads the same JetStream numbers
 )
 ACK_PENDING = Gauge(
     "ledger_consumer_ack_pending_messages",
     "Messages delivered to the ledger's consumer and not yet applied (acknowledged)",
     ["consumer"],
+    multiprocess_mode="mostrecent",  # every copy reads the same JetStream numbers
 )
 OLDEST_AGE = Gauge(
     "ledger_consumer_oldest_unprojected_age_seconds",
     "Age of the oldest message the ledger has not applied yet (0 when none is waiting)",
     ["consumer"],
+    multiprocess_mode="mostrecent",  # every copy reads the same JetStream numbers
 )
 
 

@@ -62,9 +62,10 @@ def _socket_inodes(pid: int) -> set[str]:
 
 
 class Group:
-    def __init__(self, process: subprocess.Popen[bytes], http_port: int) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], http_port: int, admin_port: int) -> None:
         self.process = process
         self.http_port = http_port
+        self.admin_port = admin_port
 
     @property
     def url(self) -> str:
@@ -105,7 +106,7 @@ def group(database_url: str, nats: EmbeddedNats, tmp_path: Path) -> Iterator[Gro
             ):
                 break
             time.sleep(0.2)
-        yield Group(process, http_port)
+        yield Group(process, http_port, admin_port)
     finally:
         if process.poll() is None:
             process.terminate()
@@ -126,29 +127,33 @@ def _listening(pid: int, port: int) -> bool:
     return bool(listening & _socket_inodes(pid))
 
 
+async def _post_over_32_connections(group: Group, prefix: str, count: int) -> list[int]:
+    """Post ``count`` webhooks (all must answer 200) over 32 keep-alive connections; returns
+    how many of the connections, still open afterwards, each copy holds."""
+    copies = _children(group.process.pid)
+    connector = aiohttp.TCPConnector(limit=32, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        client = WebhookClient(session, group.url)
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for i in range(count):
+            queue.put_nowait(f"{prefix}_{i:04d}")
+
+        async def worker() -> None:
+            while not queue.empty():
+                status, answer = await client.post(event_body(queue.get_nowait()))
+                assert status == 200, answer
+
+        await asyncio.gather(*(worker() for _ in range(32)))
+        established = _established_inodes(group.http_port)
+        return [len(_socket_inodes(pid) & established) for pid in copies]
+
+
 async def test_two_processes_share_the_webhook_port_and_archive_every_event(
     group: Group, database_url: str
 ) -> None:
     copies = _children(group.process.pid)
     assert len(copies) == 2
-    ids = [f"evt_group_{i:04d}" for i in range(200)]
-    # 32 keep-alive connections stay open after the posts: see which copy holds each.
-    connector = aiohttp.TCPConnector(limit=32, force_close=False)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        client = WebhookClient(session, group.url)
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        for event_id in ids:
-            queue.put_nowait(event_id)
-
-        async def worker() -> None:
-            while not queue.empty():
-                event_id = queue.get_nowait()
-                status, answer = await client.post(event_body(event_id))
-                assert status == 200, answer
-
-        await asyncio.gather(*(worker() for _ in range(32)))
-        established = _established_inodes(group.http_port)
-        per_copy = [len(_socket_inodes(pid) & established) for pid in copies]
+    per_copy = await _post_over_32_connections(group, "evt_group", 200)
     assert sum(per_copy) >= 16, per_copy
     assert all(n > 0 for n in per_copy), per_copy  # the kernel gave both copies connections
     with psycopg.connect(libpq_url(database_url)) as conn:
@@ -180,3 +185,26 @@ def test_a_copy_that_dies_stops_the_group(group: Group) -> None:
     while Path(f"/proc/{second}").exists() and not _is_zombie(second):
         assert time.monotonic() < deadline, "the surviving copy kept running"
         time.sleep(0.1)
+
+
+def _webhooks_counted(text: str) -> float:
+    """``ingest_webhooks_total`` summed over its outcomes, from one scrape."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("ingest_webhooks_total{")
+    )
+
+
+async def test_every_scrape_of_the_shared_admin_port_counts_both_copies(group: Group) -> None:
+    # Without the shared metric files each scrape read the copy the kernel picked, so the
+    # counter moved between the copies' own counts (e.g. 97 and 103 for 200 webhooks).
+    per_copy = await _post_over_32_connections(group, "evt_metrics", 200)
+    assert all(n > 0 for n in per_copy), per_copy
+    scrapes = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as admin:
+        for _ in range(8):  # new connections: the kernel spreads them over both copies
+            async with admin.get(f"http://127.0.0.1:{group.admin_port}/metrics") as response:
+                assert response.status == 200
+                scrapes.append(_webhooks_counted(await response.text()))
+    assert scrapes == [200.0] * 8
