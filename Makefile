@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 GEN := gen
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: run test lint unit bench proto install clean compose-check browser
+.PHONY: run test lint unit bench proto install compile clean compose-check browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) compile
+
+# The ledger's hot domain modules compiled with mypyc (tools/native_build.py, list in
+# pyproject.toml): rebuilt when a listed source changes, a no-op otherwise. Without it (or with
+# LEDGER_COMPILED=0) the same modules run as Python; a stale build is never used.
+compile: $(STAMP)
+	$(PY) tools/native_build.py
 
 $(GEN)/.stamp: $(PROTOS) $(STAMP)
 	rm -rf $(GEN) && mkdir -p $(GEN)
@@ -27,20 +33,20 @@ $(GEN)/.stamp: $(PROTOS) $(STAMP)
 
 proto: $(GEN)/.stamp
 
-run: proto
+run: proto compile
 	$(PY) -m services.devstack
 
 lint: proto
-	$(PY) -m ruff check services tests bench migrations
+	$(PY) -m ruff check services tests bench migrations tools
 	$(PY) -m mypy
 
-unit: proto
+unit: proto compile
 	$(PY) -m pytest -q -m "not integration"
 
-test: lint browser
+test: lint browser compile
 	$(PY) -m pytest -q
 
-bench: proto
+bench: proto compile
 	$(PY) -m bench
 
 # The image and docker-compose.yml, built and run here: Docker engine and base images from
@@ -50,6 +56,7 @@ compose-check: proto
 
 clean:
 	rm -rf $(GEN) .pytest_cache .mypy_cache .ruff_cache
+	test ! -x $(PY) || $(PY) tools/native_build.py --clean
 
 # Browser tests (tests/browser): Debian's chromium driven by Playwright for Python. Installed
 # here when missing, so `make test` runs them on a fresh machine too (they fail, never skip,

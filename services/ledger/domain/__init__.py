@@ -1,6 +1,9 @@
 """The ledger's pure domain core: money, normalised events, payload resolvers, the MRR
 function, the classifier and MRR movements. No I/O, no database."""
 
+# First: decides whether the compiled (mypyc) form of the modules below is used (native.py).
+from services.ledger.domain import native  # isort: split
+
 from services.ledger.domain.classifier import (
     BillingEventType,
     Classification,
@@ -36,6 +39,7 @@ __all__ = [
     "is_billing_event",
     "movement_for_row",
     "mrr_movement",
+    "native",
     "normalise_currency",
     "resolve",
 ]

@@ -676,7 +676,8 @@ def _classify_customer(ev: NormalisedEvent) -> Classification:
     if kind != "updated":
         return _row(ev, T.NoOp)
     pa = ev.previous_attributes
-    billing_changed = sorted(_BILLING_INFO_KEYS & pa.keys())
+    # keys first: a set, typed as one (frozenset & keys is a set too, but typed frozenset)
+    billing_changed = sorted(pa.keys() & _BILLING_INFO_KEYS)
     invoice_settings = pa.get("invoice_settings")
     pm_changed = "default_source" in pa or (
         isinstance(invoice_settings, Mapping) and "default_payment_method" in invoice_settings
