@@ -18,16 +18,20 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
-import aiohttp
+import httptools
 import psycopg
+import uvloop
 
 from bench.stack import bench_stack
 from services.common.config import libpq_url
 from services.devstack.embedded import free_port, wait_for_port
 from services.stripe_simulator.signing import sign
 
+T = TypeVar("T")
 SECRET = "whsec_bench"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = (
@@ -68,34 +72,99 @@ def insert_commit_baseline(database_url: str, count: int) -> float:
         return count / (time.perf_counter() - started)
 
 
-async def post_all(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, list[float]]:
-    """Post every body; returns elapsed seconds and each request's latency."""
-    latencies: list[float] = []
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
+# Signed requests older than this are signed again before they are sent (the service's
+# tolerance is 300 s; a long run at a low rate must not drift out of it).
+RESIGN_AFTER_SECONDS = 240.0
 
-    async def worker(session: aiohttp.ClientSession) -> None:
-        while not queue.empty():
-            body = queue.get_nowait()
+
+def signed_request(body: bytes, port: int) -> bytes:
+    """The whole HTTP/1.1 request for ``body``, signed now."""
+    signature = sign(body, SECRET, int(time.time())).encode()
+    return (
+        b"POST /webhooks/stripe HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+        b"Content-Type: application/json\r\nStripe-Signature: %s\r\nContent-Length: %d\r\n\r\n"
+        % (port, signature, len(body))
+    ) + body
+
+
+class _Connection(asyncio.Protocol):
+    """A keep-alive client connection: one request at a time, its response parsed by
+    httptools (the load generator must cost little: it shares the cores with the service)."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.answer: asyncio.Future[int] | None = None
+        self.open = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_exception(ConnectionError("closed before the answer"))
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_message_complete(self) -> None:
+        if not self.parser.should_keep_alive():
+            self.open = False
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_result(self.parser.get_status_code())
+
+    def send(self, request: bytes) -> asyncio.Future[int]:
+        assert self.transport is not None
+        self.answer = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return self.answer
+
+
+async def post_all(port: int, requests: list[bytes], bodies: list[bytes],
+                   concurrency: int, signed_at: float) -> tuple[float, list[float]]:
+    """Send every pre-signed request over ``concurrency`` keep-alive connections (a 503 is
+    sent again, signed anew); returns elapsed seconds and each request's latency."""
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    pending = iter(range(len(requests)))
+
+    async def connect() -> _Connection:
+        _, connection = await loop.create_connection(_Connection, "127.0.0.1", port)
+        return connection
+
+    async def worker() -> None:
+        connection = await connect()
+        for index in pending:
+            request = requests[index]
+            if time.time() - signed_at > RESIGN_AFTER_SECONDS:
+                request = signed_request(bodies[index], port)
             while True:
-                headers = {"Stripe-Signature": sign(body, SECRET, int(time.time())),
-                           "Content-Type": "application/json"}
+                if not connection.open:
+                    connection = await connect()
                 started = time.perf_counter()
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    status = response.status
+                status = await connection.send(request)
                 if status == 200:
                     latencies.append(time.perf_counter() - started)
                     break
                 if status != 503:
                     raise RuntimeError(f"unexpected status {status}")
+                request = signed_request(bodies[index], port)
+        if connection.transport is not None:
+            connection.transport.close()
 
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-        return time.perf_counter() - started, latencies
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
+def run_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """The load generator's event loop: uvloop, as the service's (``ASYNCIO_LOOP=asyncio``
+    for the standard loop, both sides)."""
+    if os.environ.get("ASYNCIO_LOOP", "uvloop") == "uvloop":
+        return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
 
 
 def wait_published(database_url: str, count: int, timeout: float = 600) -> None:
@@ -127,8 +196,11 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def run(count: int, concurrency: int, baseline_rows: int, processes: int = 1) -> dict[str, float]:
-    """One measurement on a fresh stack; ``processes``: ``INGEST_PROCESSES`` (behind one port)."""
+def run(count: int, concurrency: int, baseline_rows: int, processes: int = 1,
+        tree: Path = REPO_ROOT) -> dict[str, float]:
+    """One measurement on a fresh stack; ``processes``: ``INGEST_PROCESSES`` (behind one port);
+    ``tree``: the checkout whose ingest service is measured (another commit's, e.g. a
+    ``git archive`` of it, to compare two commits in one run with the same load generator)."""
     bodies = make_bodies(count)
     with bench_stack() as stack:
         baseline = insert_commit_baseline(stack.database_url, baseline_rows)
@@ -141,18 +213,21 @@ def run(count: int, concurrency: int, baseline_rows: int, processes: int = 1) ->
         command = [sys.executable, "-m", "services.ingest"]
         if os.environ.get("BENCH_INGEST_SCRIPT"):  # e.g. a profiling wrapper
             command = [sys.executable, os.environ["BENCH_INGEST_SCRIPT"]]
-        service = subprocess.Popen(command, env=env,
-                                   cwd=REPO_ROOT)
+        service = subprocess.Popen(command, env=env, cwd=tree)
         try:
             wait_for_port(http_port, 60, service)
             wait_for_copies(service.pid, processes)
-            url = f"http://127.0.0.1:{http_port}/webhooks/stripe"
+            # Signed before the clock starts (the load generator shares the cores).
+            signed_at = time.time()
+            requests = [signed_request(body, http_port) for body in bodies]
             started = time.perf_counter()
             cpu_before = process_cpu_seconds(service.pid)
             servers = [pid for pid in (stack.postgres_pid, stack.nats_pid) if pid]
             servers_before = [process_cpu_seconds(pid) for pid in servers]
             client_before = time.process_time()
-            posting, latencies = asyncio.run(post_all(url, bodies, concurrency))
+            posting, latencies = run_loop(
+                post_all(http_port, requests, bodies, concurrency, signed_at)
+            )
             client_cpu = time.process_time() - client_before
             wait_published(stack.database_url, count)
             total = time.perf_counter() - started
@@ -234,12 +309,23 @@ def main(argv: list[str] | None = None) -> None:
         help="INGEST_PROCESSES per measurement, comma-separated (e.g. 1,2,2,1: one run each,"
         " in this order; rates compared with the first)",
     )
+    parser.add_argument(
+        "--trees",
+        default="",
+        help="the service's checkout per measurement, comma-separated, aligned with"
+        " --processes (default: this one), e.g. /tmp/base,.,.,/tmp/base",
+    )
     args = parser.parse_args(argv)
+    counts = [int(p) for p in args.processes.split(",")]
+    trees = [Path(t).resolve() for t in args.trees.split(",")] if args.trees else []
+    if trees and len(trees) != len(counts):
+        parser.error("--trees needs one checkout per --processes entry")
     results = []
-    for processes in (int(p) for p in args.processes.split(",")):
-        result = run(args.webhooks, args.concurrency, args.baseline_rows, processes)
+    for index, processes in enumerate(counts):
+        tree = trees[index] if trees else REPO_ROOT
+        result = run(args.webhooks, args.concurrency, args.baseline_rows, processes, tree)
         results.append(result)
-        print(f"ingest benchmark, INGEST_PROCESSES={processes}", flush=True)
+        print(f"ingest benchmark, INGEST_PROCESSES={processes}, service from {tree}", flush=True)
         for key, value in result.items():
             print(f"  {key:32s} {value:12.1f}", flush=True)
     if len(results) > 1:

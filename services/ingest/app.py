@@ -18,10 +18,11 @@ from services.common.nats_link import NatsLink
 from services.common.stripe_client import make_stripe_client
 from services.ingest.archive import ArchiveWriter
 from services.ingest.grpc_api import READ_ONLY_METHODS, IngestServicer
+from services.ingest.http_server import WebhookServer
 from services.ingest.publisher import OutboxPublisher
 from services.ingest.settings import IngestSettings
 from services.ingest.signature import SignatureVerifier
-from services.ingest.webhook import webhook_app
+from services.ingest.webhook import WebhookHandler
 
 log = logging.getLogger("ingest")
 
@@ -36,19 +37,21 @@ class IngestService:
     writer: ArchiveWriter
     publisher: OutboxPublisher
     grpc: GrpcServer
+    http: WebhookServer
     runners: list[web.AppRunner]
 
     @property
     def http_port(self) -> int:
-        return _bound_port(self.runners[0])
+        return self.http.port
 
     @property
     def admin_port(self) -> int:
-        return _bound_port(self.runners[1])
+        return _bound_port(self.runners[0])
 
     async def stop(self) -> None:
         """Stop taking traffic, commit what was accepted, flush the outbox, close."""
         await self.grpc.stop(grace=5.0)
+        await self.http.stop(grace=10.0)
         for runner in self.runners:
             await runner.cleanup()
         await self.writer.close()
@@ -82,26 +85,18 @@ async def start_ingest(settings: IngestSettings) -> IngestService:
     publisher.start()
 
     verifier = SignatureVerifier(settings.webhook_secrets, settings.signature_tolerance)
-    hooks = webhook_app(
+    handler = WebhookHandler(
         writer,
         verifier,
         max_body_bytes=settings.max_body_bytes,
         commit_timeout=settings.commit_timeout,
-        read_timeout=settings.read_timeout,
     )
-
+    # The webhook port: its own lean HTTP server (services/ingest/http_server.py, issue 12).
+    # A connection that has not delivered a request's headers within the read timeout is
+    # closed; a body left unread (413, 408) is not drained before closing.
+    http = WebhookServer(handler, read_timeout=settings.read_timeout)
+    await http.start(settings.host, settings.http_port, reuse_port=settings.reuse_port)
     runners = [
-        # A connection that has not delivered a request's headers within the read timeout is
-        # closed (aiohttp's keep-alive timer also runs before the first request); a body left
-        # unread (413, 408) is not drained for 10 s ("lingering") before closing.
-        await start_site(
-            hooks,
-            settings.host,
-            settings.http_port,
-            keepalive_timeout=settings.read_timeout,
-            lingering_time=0,
-            reuse_port=settings.reuse_port,
-        ),
         await start_site(
             admin_app(database_check(engine), degraded_by=nats_check(link)),
             settings.host,
@@ -117,7 +112,9 @@ async def start_ingest(settings: IngestSettings) -> IngestService:
         read_only_methods=READ_ONLY_METHODS,
     )
     await grpc_server.start()
-    service = IngestService(settings, engine, link, writer, publisher, grpc_server, runners)
+    service = IngestService(
+        settings, engine, link, writer, publisher, grpc_server, http, runners
+    )
     log.info(
         "ingest started",
         extra={

@@ -101,9 +101,26 @@ class ArchiveWriter:
         """Commit ``event`` (or find it already archived) and say what happened.
 
         ``timeout``: seconds to wait for the commit, then :class:`ArchiveUnavailable` (the
-        batch may still commit later; a retry then finds the event a duplicate). One timer
-        handle on the future rather than an ``asyncio.timeout`` block around the call: the
-        same answer for a few microseconds less per webhook (issue 12).
+        batch may still commit later; a retry then finds the event a duplicate).
+        """
+        return await self.submit(
+            event, recovery_source=recovery_source, recovered_at=recovered_at, timeout=timeout
+        )
+
+    def submit(
+        self,
+        event: IncomingEvent,
+        *,
+        recovery_source: str = "webhook",
+        recovered_at: datetime | None = None,
+        timeout: float | None = None,
+    ) -> asyncio.Future[ArchiveOutcome]:
+        """Queue ``event`` for the next group commit; the future gets :meth:`archive`'s answer.
+
+        Not a coroutine: the webhook server answers from the future's callback, without a
+        task per request (issue 12). The deadline is one timer handle on the future (cancelled
+        when the future is done, e.g. when its awaiter is cancelled), not an
+        ``asyncio.timeout`` block. Raises :class:`ArchiveUnavailable` when the queue is full.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ArchiveOutcome] = loop.create_future()
@@ -111,13 +128,10 @@ class ArchiveWriter:
             self._queue.put_nowait(_Pending(event, recovery_source, recovered_at, future))
         except asyncio.QueueFull as exc:
             raise ArchiveUnavailable("archive queue is full") from exc
-        if timeout is None:
-            return await future
-        timer = loop.call_later(timeout, _expire, future)
-        try:
-            return await future
-        finally:
-            timer.cancel()
+        if timeout is not None:
+            timer = loop.call_later(timeout, _expire, future)
+            future.add_done_callback(lambda _done: timer.cancel())
+        return future
 
     async def _run(self) -> None:
         while True:
