@@ -1,5 +1,10 @@
 """Migration 0016's read paths give the answers their definitions give.
 
+The event list's total over a period now counts the whole hours of its edge days from
+``query_event_hourly``: equal to ``count(*)`` of the rows for periods on and off the hour,
+within one hour, one day or many, open at either end, every lens, after events written in
+random order (single rows and multi-row statements) and after ``query_support_rebuild()``.
+
 The account list now reads a page one of four ways (no row when the facets count none; the
 matches read and sorted when they are few; one walk per (plan, status) pair under a plan or
 status sort; the sort's index otherwise). Whatever the way, the pages, read one after the
@@ -13,15 +18,24 @@ after writes in random order, after writes that move accounts between pairs, and
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import and_, func, select, text, true
 
 from services.common.db import make_async_engine
-from services.ledger.queries import accounts
-from services.ledger.queries.inputs import AccountSort, account_list_query, account_token
-from tests.ledger.queries.conftest import FX, Ledger, days_ago
+from services.ledger.queries import accounts, events
+from services.ledger.queries.daily_counts import in_period
+from services.ledger.queries.inputs import (
+    AccountSort,
+    TimeRange,
+    account_list_query,
+    account_token,
+)
+from services.ledger.queries.lenses import Lens, lens_condition
+from services.ledger.queries.tables import billing_events as be
+from tests.ledger.queries.conftest import FX, NOW, Ledger, days_ago
 from tests.ledger.queries.test_query_scaling import _rebuild_keeps
 
 pytestmark = pytest.mark.integration
@@ -196,3 +210,84 @@ async def test_an_empty_filter_reads_no_page(
                 assert await accounts.list_accounts(conn, q, FX) == ([], 0, False)
     finally:
         await engine.dispose()
+
+
+EVENT_TYPES = ("SubscriptionRenewed", "SubscriptionUpgraded", "NoOp", "PaymentFailed",
+               "SubscriptionPastDue", "Unclassified", "SubscriptionCreated")
+
+
+def _events(ledger: Ledger, rng: random.Random, n: int) -> None:
+    """``n`` events at random minutes of the last five days, in random order: half one row
+    per statement, half in multi-row statements spanning hours and days; some with a delta."""
+    rows = [
+        (f"evt_h{rng.getrandbits(40):x}", rng.choice(EVENT_TYPES),
+         NOW - timedelta(minutes=rng.randrange(5 * 24 * 60), seconds=rng.randrange(60)),
+         rng.choice([None, 0, 500, -300]))
+        for _ in range(n)
+    ]
+    for event_id, kind, at, delta in rows[: n // 2]:
+        ledger.event(kind, at, delta=delta, event_id=event_id)
+    rest = rows[n // 2:]
+    for i in range(0, len(rest), 9):
+        batch = rest[i:i + 9]
+        ledger.execute(
+            "INSERT INTO ledger.billing_events (stripe_event_id, stripe_event_type, event_type,"
+            " amount_delta, currency, occurred_at)"
+            " SELECT e, 'customer.subscription.updated', t, d, 'USD', a"
+            " FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::bigint[])"
+            " AS x(e, t, a, d)",
+            ([r[0] for r in batch], [r[1] for r in batch], [r[2] for r in batch],
+             [r[3] for r in batch]),
+        )
+
+
+def _periods() -> list[TimeRange]:
+    hour = NOW.replace(minute=0, second=0, microsecond=0)
+    return [
+        TimeRange(None, None),
+        TimeRange(NOW - timedelta(days=3), NOW),  # on the hour at both ends
+        TimeRange(NOW - timedelta(days=3, minutes=17), NOW - timedelta(minutes=17)),
+        TimeRange(days_ago(2, hours=5.5), None),
+        TimeRange(None, days_ago(1, hours=7.25)),
+        TimeRange(hour - timedelta(hours=30, minutes=10), hour - timedelta(hours=29, minutes=5)),
+        TimeRange(hour - timedelta(hours=5, minutes=40), hour - timedelta(hours=5, minutes=20)),
+        TimeRange(hour - timedelta(hours=50), hour - timedelta(hours=47)),  # whole hours, 1 day
+        TimeRange(hour - timedelta(hours=70, seconds=1), hour - timedelta(hours=2, seconds=-1)),
+    ]
+
+
+async def _compare_event_totals(database_url: str) -> None:
+    engine = make_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            for period in _periods():
+                for lens in Lens:
+                    for noop in (False, True):
+                        fast = await events.count_events(conn, period, lens, noop)
+                        old = (await conn.execute(  # the old definition: every row counted
+                            select(func.count()).select_from(be).where(and_(
+                                true(),
+                                lens_condition(lens, be.c.event_type,
+                                               func.coalesce(be.c.amount_delta, 0) != 0, noop),
+                                *in_period(be.c.occurred_at, period),
+                            ))
+                        )).scalar_one()
+                        assert fast == old, (period, lens, noop)
+    finally:
+        await engine.dispose()
+
+
+def _event_counts(ledger: Ledger) -> list[Any]:
+    return [ledger.execute(f"SELECT x::text FROM ledger.{t} x ORDER BY 1")  # noqa: S608
+            for t in ("query_event_daily", "query_event_hourly")]
+
+
+async def test_event_totals_from_hours_equal_the_rows(ledger: Ledger, database_url: str) -> None:
+    _events(ledger, random.Random(7), 240)
+    assert len(ledger.execute("SELECT 1 FROM ledger.query_event_hourly")) > 60
+    await _compare_event_totals(database_url)
+    live = _event_counts(ledger)
+    ledger.execute("SELECT ledger.query_support_rebuild()")
+    assert _event_counts(ledger) == live
+    _events(ledger, random.Random(8), 60)  # written after a rebuild
+    await _compare_event_totals(database_url)
