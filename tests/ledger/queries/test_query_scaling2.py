@@ -128,6 +128,7 @@ async def _paged(conn: Any, sort: AccountSort, descending: bool, size: int,
             rows, _total, _capped = await accounts.list_accounts(conn, q, FX)
         served = rows[:size]
         out.extend(r.account_id for r in served)
+        assert len(out) <= 60, "the pages repeat rows"  # the world has 60 accounts
         if len(rows) <= size:
             return out
         token = account_token(q, served[-1].sort_value, served[-1].account_id)
