@@ -303,6 +303,9 @@ async def run_queries(url: str, runs: int, accounts: int) -> list[tuple[str, lis
         )
         event_page = await stub.ListBillingEvents(pb.ListBillingEventsRequest())
         last_month = common_pb2.Period(start=_ts(AS_OF - timedelta(days=30)), end=as_of)
+        off = timedelta(minutes=17)
+        off_hour = common_pb2.Period(start=_ts(AS_OF - timedelta(days=30) - off),
+                                     end=_ts(AS_OF - off))
         calls: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
             ("baseline: count(*) accounts", baseline_count),
             ("baseline: pk lookup", baseline_pk),
@@ -333,6 +336,10 @@ async def run_queries(url: str, runs: int, accounts: int) -> list[tuple[str, lis
                 pb.ListAccountsRequest(search="customer"))),
             ("ListAccounts created desc", lambda: stub.ListAccounts(
                 pb.ListAccountsRequest(sort_by="created", descending=True))),
+            # a rare (plan, status) pair: the matches read and sorted (0016)
+            ("ListAccounts rare pair", lambda: stub.ListAccounts(pb.ListAccountsRequest(
+                plans=["Pro yearly"], statuses=["past_due"], sort_by="created",
+                descending=True))),
             ("GetAccount", lambda: stub.GetAccount(
                 pb.GetAccountRequest(account_id=some, as_of=as_of))),
             ("ListBillingEvents all", lambda: stub.ListBillingEvents(
@@ -341,6 +348,9 @@ async def run_queries(url: str, runs: int, accounts: int) -> list[tuple[str, lis
                 page=common_pb2.PageRequest(page_token=event_page.page.next_page_token)))),
             ("ListBillingEvents mrr 30d", lambda: stub.ListBillingEvents(
                 pb.ListBillingEventsRequest(lens=pb.EVENT_LENS_MRR_IMPACT, period=last_month))),
+            # off the hour: the partial hours at both ends are read row by row (0016)
+            ("ListBillingEvents mrr 30d :17", lambda: stub.ListBillingEvents(
+                pb.ListBillingEventsRequest(lens=pb.EVENT_LENS_MRR_IMPACT, period=off_hour))),
             ("ListBillingEvents other", lambda: stub.ListBillingEvents(
                 pb.ListBillingEventsRequest(lens=pb.EVENT_LENS_OTHER))),
             ("ListBillingEvents account", lambda: stub.ListBillingEvents(

@@ -272,7 +272,7 @@ BEGIN
     RETURN NULL;
 END $function$;
 
--- query_on_billing_events
+-- query_on_billing_events (0016: also per UTC hour, query_event_hourly)
 CREATE OR REPLACE FUNCTION ledger.query_on_billing_events()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -292,6 +292,11 @@ BEGIN
     SELECT ledger.query_day(occurred_at), event_type, COALESCE(amount_delta, 0) <> 0, count(*)
     FROM new_rows GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (day, event_type, has_delta) DO UPDATE SET n = d.n + EXCLUDED.n;
+    INSERT INTO ledger.query_event_hourly AS h (hour, event_type, has_delta, n)
+    SELECT date_trunc('hour', occurred_at, 'UTC'), event_type, COALESCE(amount_delta, 0) <> 0,
+           count(*)
+    FROM new_rows GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (hour, event_type, has_delta) DO UPDATE SET n = h.n + EXCLUDED.n;
     RETURN NULL;
 END $function$;
 
@@ -878,7 +883,7 @@ BEGIN
     TRUNCATE ledger.query_accounts, ledger.query_account_mix, ledger.query_mrr_steps,
              ledger.query_mrr_daily, ledger.query_mrr_moves_daily, ledger.query_invoice_rows,
              ledger.query_revenue_daily, ledger.query_event_daily, ledger.query_account_facets,
-             ledger.query_invoice_daily, ledger.query_mrr_totals;
+             ledger.query_invoice_daily, ledger.query_mrr_totals, ledger.query_event_hourly;
     PERFORM ledger.query_refresh_accounts(ARRAY(
         SELECT ledger.account_id(l.tenant_id, NULL, a.tenant_id, a.stripe_customer_id)
         FROM ledger.accounts a
@@ -892,9 +897,14 @@ BEGIN
     INSERT INTO ledger.query_mrr_totals (currency, n, committed_mrr)
     SELECT currency, count(*), COALESCE(sum(committed_mrr), 0) FROM ledger.subscriptions
     WHERE currency IS NOT NULL GROUP BY 1;
-    INSERT INTO ledger.query_event_daily (day, event_type, has_delta, n)
-    SELECT ledger.query_day(occurred_at), event_type, COALESCE(amount_delta, 0) <> 0, count(*)
+    -- one pass over the events per hour (0016), the days summed from the hours
+    INSERT INTO ledger.query_event_hourly (hour, event_type, has_delta, n)
+    SELECT date_trunc('hour', occurred_at, 'UTC'), event_type, COALESCE(amount_delta, 0) <> 0,
+           count(*)
     FROM ledger.billing_events GROUP BY 1, 2, 3;
+    INSERT INTO ledger.query_event_daily (day, event_type, has_delta, n)
+    SELECT ledger.query_day(hour), event_type, has_delta, sum(n)
+    FROM ledger.query_event_hourly GROUP BY 1, 2, 3;
     TRUNCATE ledger.query_login_days, ledger.query_login_users, ledger.query_login_pairs;
     INSERT INTO ledger.query_login_days (user_id, tenant_key, days)
     SELECT user_id, COALESCE(tenant_id, ''),

@@ -42,7 +42,8 @@ from services.ledger.tables import REBUILT_TABLES, check_schema, q
 
 log = logging.getLogger(__name__)
 
-#: The read-side tables maintained by the query triggers (migrations 0004-0006, 0012, 0014).
+#: The read-side tables maintained by the query triggers (migrations 0004-0006, 0012, 0014,
+#: 0016).
 QUERY_TABLES: tuple[str, ...] = (
     "query_accounts",
     "query_account_mix",
@@ -52,6 +53,7 @@ QUERY_TABLES: tuple[str, ...] = (
     "query_invoice_rows",
     "query_revenue_daily",
     "query_event_daily",
+    "query_event_hourly",
     "query_login_days",
     "query_login_users",
     "query_login_pairs",

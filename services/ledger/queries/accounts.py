@@ -4,7 +4,9 @@ Everything comes from ``ledger.query_accounts`` (migration 0004, kept by trigger
 account, so a page is an index range scan. The total comes from ``query_account_facets``
 (migration 0014, live accounts per plan, status and flags), or, for a search, from the trigram
 indexes counting up to ``SEARCH_COUNT_CAP`` (then flagged as a lower bound). The MRR sort, an
-expression of the query's exchange rates, is a merge of one index walk per currency.
+expression of the query's exchange rates, is a merge of one index walk per currency; a plan or
+status sort under a plan / status filter a merge of one walk per (plan, status) pair
+(migration 0016), and a filter leaving few matches reads and sorts them.
 Soft-deleted accounts (tenant deleted, or every Stripe customer deleted when there is no
 tenant) never appear in lists or counts; ``GetAccount`` still shows them, with deleted_at.
 """
@@ -138,16 +140,70 @@ async def list_accounts(
     conn: AsyncConnection, q: AccountListQuery, fx: Fx
 ) -> tuple[list[Row], int, bool]:
     """Up to ``page_size + 1`` rows (with their ``sort_value``), the total match count and
-    whether that total is only a lower bound (a search matching more than the cap)."""
+    whether that total is only a lower bound (a search matching more than the cap).
+
+    How the page is read depends on what the filters leave (migration 0016): nothing at all
+    (the facets say so) reads no row; few matches are read and sorted; a filter on plans or
+    statuses under the plan or status sort merges one walk per existing (plan, status) pair;
+    otherwise the sort's index is walked (per currency for the MRR sort)."""
     filters = _filters(q)
     total, capped = await count_accounts(conn, q, filters)
-    if q.sort is AccountSort.MRR and not q.search:
-        rows = await _mrr_page(conn, q, fx, filters)
-    else:
+    if q.search:
         # A search matching few accounts reads a materialised set of them; one matching more
         # than the cap is dense enough that walking the sort's index finds a page at once.
-        rows = await account_page(conn, q, fx, materialise=bool(q.search) and not capped)
+        rows = await account_page(conn, q, fx, materialise=not capped)
+    elif total == 0:
+        rows = []
+    elif _filtered(q) and await _few_matches(conn, q, total):
+        rows = await account_page(conn, q, fx, materialise=True)
+    elif q.sort in _CATEGORICAL and (q.plans or q.statuses):
+        rows = await _facet_page(conn, q, fx, filters)
+    elif q.sort is AccountSort.MRR:
+        rows = await _mrr_page(conn, q, fx, filters)
+    else:
+        rows = await account_page(conn, q, fx, materialise=False)
     return rows, total, capped
+
+
+#: Sort keys that are themselves facets: a page under them with a plan or status filter is a
+#: merge of the (plan, status) pairs' walks (``_facet_page``).
+_CATEGORICAL = frozenset({AccountSort.PLAN, AccountSort.STATUS})
+
+#: How much cheaper one row of a read-and-sort of the matches is than one row of an index walk
+#: that fetches each row to test the filters (a bitmap scan reads pages in order, the sort is
+#: in memory), measured on the bench's 200,000 accounts (bench/RESULTS.md, fourth pass).
+_SET_READ_ADVANTAGE = 4
+
+
+def _filtered(q: AccountListQuery) -> bool:
+    return bool(q.plans or q.statuses) or q.drift_detected is not None or q.unsynced is not None
+
+
+async def _few_matches(conn: AsyncConnection, q: AccountListQuery, total: int) -> bool:
+    """Whether reading and sorting the ``total`` matches is cheaper than walking the sort's
+    index: a walk meets ``page_size + 1`` matches after about ``(page_size + 1) * live /
+    total`` rows when the matches are spread along the sort key, the set read costs ``total``
+    rows, so the set is read when ``total ** 2 < advantage * (page_size + 1) * live``: for a
+    page of 50, up to 1,428 matches at 10,000 live accounts, 6,387 at 200,000 (the counts
+    both from ``query_account_facets``)."""
+    live = int(
+        (await conn.execute(select(func.coalesce(func.sum(qaf.c.n), 0)))).scalar_one()
+    )
+    return total * total < _SET_READ_ADVANTAGE * (q.page_size + 1) * live
+
+
+def _facet_filters(q: AccountListQuery) -> list[ColumnElement[bool]]:
+    """The list's filters but a search, over ``query_account_facets``."""
+    where: list[ColumnElement[bool]] = []
+    if q.plans:
+        where.append(qaf.c.plan.in_(q.plans))
+    if q.statuses:
+        where.append(qaf.c.status.in_(q.statuses))
+    if q.drift_detected is not None:
+        where.append(qaf.c.drift_detected.is_(q.drift_detected))
+    if q.unsynced is not None:
+        where.append(qaf.c.unsynced.is_(q.unsynced))
+    return where
 
 
 async def count_accounts(
@@ -165,15 +221,7 @@ async def count_accounts(
             (await conn.execute(select(func.count()).select_from(matches.subquery()))).scalar_one()
         )
         return min(n, SEARCH_COUNT_CAP), n > SEARCH_COUNT_CAP
-    where: list[ColumnElement[bool]] = []
-    if q.plans:
-        where.append(qaf.c.plan.in_(q.plans))
-    if q.statuses:
-        where.append(qaf.c.status.in_(q.statuses))
-    if q.drift_detected is not None:
-        where.append(qaf.c.drift_detected.is_(q.drift_detected))
-    if q.unsynced is not None:
-        where.append(qaf.c.unsynced.is_(q.unsynced))
+    where = _facet_filters(q)
     total = (
         await conn.execute(select(func.coalesce(func.sum(qaf.c.n), 0)).where(and_(true(), *where)))
     ).scalar_one()
@@ -290,6 +338,63 @@ async def _mrr_page(
         [merged.c.sort_value.desc().nulls_last(), merged.c.account_id.desc()]
         if desc
         else [merged.c.sort_value.asc().nulls_last(), merged.c.account_id.asc()]
+    )
+    return list((await conn.execute(select(merged).order_by(*order_by).limit(limit))).all())
+
+
+async def _facet_page(
+    conn: AsyncConnection, q: AccountListQuery, fx: Fx, filters: list[ColumnElement[bool]]
+) -> list[Row]:
+    """The plan- or status-sorted page of a plan / status filter as a merge of one walk per
+    (plan, status) pair that has matching accounts (migration 0016).
+
+    Walking the sort's index and testing the other filter row by row crosses every row of a
+    sort value the filter leaves empty (at the bench's 200,000 accounts, every ``past_due``
+    account when no ``past_due`` account has the filtered plans: 488 ms p95). Within a pair
+    the sort value is constant, so the pair's rows in ``account_id`` order are a range of
+    ``(plan, status, account_id)``; ``query_account_facets`` names the pairs that have
+    matches and says (in the database's collation) where each pair's value lies against the
+    page token's, so a pair wholly before the token is not read at all. The page is the first
+    ``page_size + 1`` of the merged walks: O(pairs x page) index reads at any size."""
+    column = qaf.c.plan if q.sort is AccountSort.PLAN else qaf.c.status
+    desc = q.descending
+    if q.after is None:
+        position = [true().label("beyond"), literal(False).label("tie")]
+    else:
+        value = literal(q.after[0])
+        beyond = column < value if desc else column > value
+        position = [beyond.label("beyond"), (column == value).label("tie")]
+    pairs = (
+        await conn.execute(
+            select(qaf.c.plan, qaf.c.status, *position)
+            .where(and_(true(), *_facet_filters(q)))
+            .group_by(qaf.c.plan, qaf.c.status)
+            .having(func.sum(qaf.c.n) > 0)
+        )
+    ).all()
+    key = sort_key(q.sort, fx)
+    ident = qa.c.account_id
+    limit = q.page_size + 1
+    branches = []
+    for pair in pairs:
+        if not (pair.beyond or pair.tie):
+            continue
+        where = [*filters, qa.c.plan == pair.plan, qa.c.status == pair.status]
+        if pair.tie and q.after is not None:
+            where.append(ident < q.after[1] if desc else ident > q.after[1])
+        branches.append(
+            select(*qa.c, key.label("sort_value"), mrr_platform(fx).label("mrr_platform"))
+            .where(*where)
+            .order_by(ident.desc() if desc else ident.asc())
+            .limit(limit)
+        )
+    if not branches:
+        return []
+    merged = union_all(*(select(b.subquery()) for b in branches)).subquery("merged")
+    order_by = (
+        [merged.c.sort_value.desc(), merged.c.account_id.desc()]
+        if desc
+        else [merged.c.sort_value.asc(), merged.c.account_id.asc()]
     )
     return list((await conn.execute(select(merged).order_by(*order_by).limit(limit))).all())
 

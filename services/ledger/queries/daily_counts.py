@@ -2,13 +2,22 @@
 
 The event list (``query_event_daily``) and the invoice list (``query_invoice_daily``, 0014)
 both keep their rows counted per UTC day; a period's total is the sum of the whole days inside
-it plus an indexed count of the rows of the partial days at its edges (at most two days of
-rows), so the total does not grow with the table. One implementation for both lists.
+it plus an indexed count of the rows of the partial days at its edges, so the total does not
+grow with the table. One implementation for both lists.
+
+The edge days themselves hold a day of rows each, which grows with the accounts (at 200,000
+accounts about 5,500 billing events a day, each read to test the lens: the "mrr 30d" list went
+108 -> 210 ms p95 from 10,000 to 200,000 accounts). A list that also keeps its rows per UTC
+hour (``query_event_hourly``, migration 0016) counts the whole hours of an edge day from there
+and reads only the rows of the partial hours at the period's two ends (none for a period on
+whole hours).
 """
 
 from __future__ import annotations
 
-from datetime import date
+import functools
+import operator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, select, true
@@ -57,6 +66,15 @@ def in_period(at: Any, period: TimeRange) -> list[ColumnElement[bool]]:
     return out
 
 
+def _hour_floor(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_ceil(at: datetime) -> datetime:
+    floor = _hour_floor(at)
+    return floor if floor == at else floor + timedelta(hours=1)
+
+
 async def count_over_days(
     conn: AsyncConnection,
     period: TimeRange,
@@ -66,36 +84,53 @@ async def count_over_days(
     rows: Any,
     rows_at: Any,
     rows_where: ColumnElement[bool],
+    hourly: Any = None,
+    hourly_where: ColumnElement[bool] | None = None,
 ) -> int:
     """Rows of ``rows`` matching ``rows_where`` with ``rows_at`` in ``period``.
 
     ``daily`` is the per-day table (columns ``day`` and ``n``) whose rows matching
-    ``daily_where`` count exactly those rows of each day."""
+    ``daily_where`` count exactly those rows of each day; ``hourly`` (optional, columns
+    ``hour`` and ``n``, the hour's UTC start) the same per hour with ``hourly_where``. The
+    parts are summed in one statement."""
     first_full, end_full, edges, use_daily = _split(period)
-    total = 0
+    parts: list[Any] = []
     if use_daily:
         where: list[ColumnElement[bool]] = [daily_where]
         if first_full is not None:
             where.append(daily.c.day >= first_full)
         if end_full is not None:
             where.append(daily.c.day < end_full)
-        total += int(
-            (
-                await conn.execute(select(func.coalesce(func.sum(daily.c.n), 0)).where(*where))
-            ).scalar_one()
-        )
+        parts.append(select(func.coalesce(func.sum(daily.c.n), 0)).where(*where).scalar_subquery())
     for edge in edges:
         bounds = _clip(edge, period)
-        total += int(
-            (
-                await conn.execute(
-                    select(func.count())
-                    .select_from(rows)
-                    .where(and_(true(), rows_where, *in_period(rows_at, bounds)))
+        raw = [bounds]
+        if hourly is not None and bounds.start is not None and bounds.end is not None:
+            first_hour, end_hour = _hour_ceil(bounds.start), _hour_floor(bounds.end)
+            if first_hour < end_hour:
+                parts.append(
+                    select(func.coalesce(func.sum(hourly.c.n), 0))
+                    .where(hourly_where if hourly_where is not None else true(),
+                           hourly.c.hour >= first_hour,
+                           hourly.c.hour < end_hour)
+                    .scalar_subquery()
                 )
-            ).scalar_one()
+                raw = [
+                    r
+                    for r in (TimeRange(bounds.start, first_hour), TimeRange(end_hour, bounds.end))
+                    if r.start is not None and r.end is not None and r.start < r.end
+                ]
+        parts.extend(
+            select(func.count())
+            .select_from(rows)
+            .where(and_(true(), rows_where, *in_period(rows_at, r)))
+            .scalar_subquery()
+            for r in raw
         )
-    return total
+    if not parts:
+        return 0
+    total = (await conn.execute(select(functools.reduce(operator.add, parts)))).scalar_one()
+    return int(total)
 
 
 __all__ = ["count_over_days", "in_period"]

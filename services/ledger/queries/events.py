@@ -3,8 +3,9 @@
 Rows come straight from ``ledger.billing_events`` in ``(occurred_at, stripe_event_id)`` order
 (index ``billing_events_time``, or ``billing_events_customer_time`` for one account). The
 total count of an unfiltered-by-account list is read from ``ledger.query_event_daily`` (per
-day, type and "has a delta") for the whole days inside the period, plus an indexed count of
-the partial days at its edges: exact without scanning a million rows.
+day, type and "has a delta") for the whole days inside the period, from
+``ledger.query_event_hourly`` (migration 0016) for the whole hours of its edge days, plus an
+indexed count of the partial hours at its two ends: exact without scanning a million rows.
 
 For rows without subscription state (``committed_mrr`` NULL) the MRR shown is the
 subscription's latest committed MRR at or before the row (``ledger.committed_mrr_as_of``),
@@ -23,10 +24,16 @@ from services.ledger.directory.tables import customer_links
 from services.ledger.queries.daily_counts import count_over_days, in_period
 from services.ledger.queries.inputs import EventListQuery, TimeRange
 from services.ledger.queries.lenses import Lens, lens_condition
-from services.ledger.queries.tables import accounts, billing_events, query_event_daily
+from services.ledger.queries.tables import (
+    accounts,
+    billing_events,
+    query_event_daily,
+    query_event_hourly,
+)
 
 be = billing_events
 qed = query_event_daily
+qeh = query_event_hourly
 Row = Any
 
 
@@ -132,6 +139,8 @@ async def count_events(
         rows=be,
         rows_at=be.c.occurred_at,
         rows_where=lens_condition(lens, be.c.event_type, has_delta(), include_noop),
+        hourly=qeh,
+        hourly_where=lens_condition(lens, qeh.c.event_type, qeh.c.has_delta, include_noop),
     )
 
 

@@ -205,6 +205,16 @@ query_event_daily = Table(
     Column("n", BigInteger),
 )
 
+# Billing events per (UTC hour, type, has a delta) (0016): the edge days of a period's total.
+query_event_hourly = Table(
+    "query_event_hourly",
+    metadata,
+    Column("hour", DateTime(timezone=True), primary_key=True),
+    Column("event_type", Text, primary_key=True),
+    Column("has_delta", Boolean, primary_key=True),
+    Column("n", BigInteger),
+)
+
 query_login_days = Table(
     "query_login_days",
     metadata,
@@ -265,6 +275,7 @@ __all__ = [
     "query_account_mix",
     "query_accounts",
     "query_event_daily",
+    "query_event_hourly",
     "query_invoice_daily",
     "query_invoice_rows",
     "query_login_days",
