@@ -96,8 +96,11 @@ async def restore_indexes(cur: psycopg.AsyncCursor[Any], schema: str = "ledger")
     if not recorded:
         return 0
     # An operator's long job, not a request: no statement deadline for the builds, and
-    # enough memory for each build to sort in memory (both gone at commit).
+    # enough memory for each build to sort in memory; the commit need not wait for its WAL
+    # (lost in a crash, the builds and the cleared records are lost together, and the
+    # record is restored again). All three gone at commit.
     await cur.execute("SET LOCAL statement_timeout = 0")
+    await cur.execute("SET LOCAL synchronous_commit = off")
     await cur.execute(
         sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(MAINTENANCE_WORK_MEM))
     )
