@@ -19,6 +19,7 @@ from services.common.db import make_async_engine
 from services.common.grpc_client import aio_channel
 from services.common.grpc_server import GrpcServer
 from services.common.nats_link import NatsLink
+from services.ledger.bulk_indexes import restore_at_start
 from services.ledger.consumer import ConsumerOptions, LedgerConsumer
 from services.ledger.directory.servicer import register as register_directory
 from services.ledger.effects import tune_gc_for_projection
@@ -42,6 +43,8 @@ class LedgerService:
     runners: list[web.AppRunner]
     executor: ProcessPoolExecutor | None = None
     lag: LagMonitor | None = None
+    #: rebuilds indexes a killed bulk replay left dropped (services.ledger.bulk_indexes)
+    restoring: asyncio.Task[None] | None = None
 
     @property
     def admin_port(self) -> int:
@@ -52,6 +55,10 @@ class LedgerService:
     async def stop(self) -> None:
         """Stop taking calls, finish the batch in hand, close connections."""
         await self.grpc.stop(grace=5.0)
+        if self.restoring is not None:
+            self.restoring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.restoring
         if self.consumer is not None:
             await self.consumer.stop()
         if self.lag is not None:
@@ -69,6 +76,8 @@ class LedgerService:
 async def start_ledger(settings: LedgerSettings) -> LedgerService:
     """Start every part of the service; returns once the ports listen."""
     engine = make_async_engine(settings.database_url, pool_size=6, statement_timeout_ms=120_000)
+    # In the background: the ports must not wait for index builds after a crash.
+    restoring = asyncio.create_task(restore_at_start(engine), name="ledger-restore-indexes")
     link = NatsLink(
         settings.nats_url,
         name=f"ledger-{settings.consumer_name}",
@@ -133,7 +142,16 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
     register_directory(grpc_server, engine)
     await grpc_server.start()
     service = LedgerService(
-        settings, engine, link, consumer, grpc_server, ingest_channel, runners, executor, lag
+        settings,
+        engine,
+        link,
+        consumer,
+        grpc_server,
+        ingest_channel,
+        runners,
+        executor,
+        lag,
+        restoring,
     )
     log.info(
         "ledger started",

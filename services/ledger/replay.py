@@ -8,7 +8,7 @@ again. Reading the stream, projecting (CPU: JSON, resolvers, classifier) and wri
 when one is given (one batch in flight per worker), and the writer commits the previous
 batch meanwhile.
 
-Bulk replays into the live ``ledger`` schema take two shortcuts, both re-runnable:
+Bulk replays into the live ``ledger`` schema take these shortcuts, all re-runnable:
 
 * ``synchronous_commit = off`` for the replay's own transactions (``SET LOCAL``): a crash can
   lose the last few hundred milliseconds of committed batches, which the next replay (or the
@@ -23,6 +23,17 @@ Bulk replays into the live ``ledger`` schema take two shortcuts, both re-runnabl
   straight into their table (``apply_staged(fresh=True)``); should another writer have
   applied one of the events meanwhile, the unique key refuses the batch and the rest of the
   replay goes through ``ON CONFLICT`` as usual (issue 12).
+* Into an empty ledger (or scratch schema) the replay is a bulk load: the secondary indexes
+  of the tables it writes are dropped before the first batch and built once at the end
+  (:mod:`services.ledger.bulk_indexes`, crash-safe: recorded in the dropping transaction and
+  restored by the end of the replay, a failed replay, the next replay or the service's
+  start), and the derived columns are refreshed once at the end for the scratch schema too.
+
+Why ``synchronous_commit = off`` is safe here: it only lets a crash lose the *last* commits
+of this replay's own batches (never reorder them, never corrupt anything: WAL order is kept).
+The ledger is a pure function of the archive and the projection is idempotent, so the lost
+tail is applied again by the next replay, and the consumer's acks never depend on these
+commits (a replay acks nothing).
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.timeconv import to_timestamp
+from services.ledger.bulk_indexes import drop_indexes, restore_indexes
 from services.ledger.db import DatabaseUnavailable, raw_transaction
 from services.ledger.dead_letters import record_replay_dead_letter
 from services.ledger.effects import BadEvent, Effects, project_event
@@ -137,12 +149,12 @@ async def archive_batches(
     batch: list[Archived] = []
     last: ingest_pb2.ArchivedEvent | None = None
     async for chunk in call:  # type: ignore[attr-defined]
-        for event in chunk.events:
+        for event in chunk.events:  # a message holds ~1 MB of events: cut at batch_size
             batch.append((event.event_id, event.payload))
             last = event
-        if len(batch) >= batch_size:
-            yield batch, _version(last)
-            batch = []
+            if len(batch) >= batch_size:
+                yield batch, _version(last)
+                batch = []
     if batch:
         yield batch, _version(last)
 
@@ -172,9 +184,12 @@ _ANALYZED = (
 
 async def _start_deferral(engine: AsyncEngine) -> tuple[bool, bool]:
     """Whether this replay defers the query_* maintenance (and so must rebuild at the end),
-    and whether the ledger is empty (its billing rows can be copied in directly)."""
+    and whether the ledger is empty (its billing rows can be copied in directly; its
+    secondary indexes are dropped here, in the transaction that records them)."""
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
+        # A bulk replay that died left its indexes dropped: this one starts from a whole ledger.
+        await restore_indexes(cur, "ledger")
         await cur.execute("SELECT EXISTS (SELECT 1 FROM ledger.query_support_deferred)")
         row = await cur.fetchone()
         empty = await _schema_is_empty(cur, "ledger")
@@ -183,12 +198,37 @@ async def _start_deferral(engine: AsyncEngine) -> tuple[bool, bool]:
             await cur.execute(
                 "INSERT INTO ledger.query_support_deferred DEFAULT VALUES ON CONFLICT DO NOTHING"
             )
+        if empty:
+            await drop_indexes(cur, "ledger")
     return defer, empty
 
 
-async def _is_empty(engine: AsyncEngine, schema: str) -> bool:
+async def _start_scratch(engine: AsyncEngine, schema: str) -> bool:
+    """Whether ``schema`` (VerifyLedger's) is empty; if so, its secondary indexes are dropped
+    (built again by :func:`_finish_scratch`)."""
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
-        return await _schema_is_empty(cur, schema)
+        await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ledger:{schema}",))
+        empty = await _schema_is_empty(cur, schema)
+        if empty:
+            await drop_indexes(cur, schema)
+    return empty
+
+
+async def _restore(engine: AsyncEngine, schema: str) -> None:
+    """Build the indexes a bulk replay dropped, in their own transaction: an index built in a
+    transaction is not usable by that transaction on a table with HOT-updated rows (the read
+    models), and the refresh that follows needs them."""
+    async with raw_transaction(engine) as conn, conn.cursor() as cur:
+        await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ledger:{schema}",))
+        await restore_indexes(cur, schema)
+
+
+async def _finish_scratch(engine: AsyncEngine, schema: str) -> None:
+    """End of a bulk replay into a scratch schema: indexes, then the derived columns once."""
+    await _restore(engine, schema)
+    async with raw_transaction(engine) as conn, conn.cursor() as cur:
+        await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ledger:{schema}",))
+        await refresh_all_derived(cur, schema)
 
 
 async def _schema_is_empty(cur: psycopg.AsyncCursor[Any], schema: str) -> bool:
@@ -289,53 +329,99 @@ async def replay_archive(
     executor: Executor | None = None,
 ) -> ReplayReport:
     """Stream the archive and apply it batch by batch; returns the counts."""
+    stream = _projected(stub, since=since, until=until, batch_size=batch_size, executor=executor)
+    return await write_projected(engine, stream, schema=schema)
+
+
+#: One projected batch, the archived events it came from, and the (created, id) of its last.
+Projected = tuple[ProjectedBatch, list[Archived], tuple[datetime, str] | None]
+
+
+async def write_projected(
+    engine: AsyncEngine,
+    stream: AsyncGenerator[Projected, None],
+    *,
+    schema: str = "ledger",
+) -> ReplayReport:
+    """The writing half of a replay: apply projected batches in order, each in its own
+    transaction, with the bulk-load steps before the first and after the last (what
+    ``bench.ledger_writer_bench`` times on its own, from batches projected beforehand)."""
     started = time.perf_counter()
     report = ReplayReport()
-    bulk = schema == "ledger"
-    defer, fresh = (
-        await _start_deferral(engine) if bulk else (False, await _is_empty(engine, schema))
-    )
-    stream = _projected(stub, since=since, until=until, batch_size=batch_size, executor=executor)
-    async with contextlib.aclosing(stream):  # an error here stops the reader at once
-        async for batch, events, horizon in stream:
-            report.examined += batch.examined
-            REPLAYED.inc(batch.examined)
-            for event_id, reason in batch.unreadable:
-                _unreadable(report, event_id, reason)
-            failed = list(batch.failed)
-            readable = batch.examined - len(batch.unreadable) - len(batch.failed)
-            try:
-                try:
-                    result = await _apply(engine, batch, readable, schema, defer, fresh)
-                except psycopg.errors.UniqueViolation:
-                    if not fresh:
-                        raise
-                    # Something else writes this ledger too (the consumer): from now on every
-                    # batch goes through ON CONFLICT, starting with this one again.
-                    fresh = False
-                    result = await _apply(engine, batch, readable, schema, defer, fresh)
-                report.applied += result.applied
-                report.unsupported += result.unsupported
-            except DatabaseUnavailable:
-                raise
-            except Exception as exc:  # one event fails the batch: apply one by one, as the
-                log.warning(  # consumer does, and set aside the ones that still fail
-                    "replay batch failed, applying one by one",
-                    extra={"size": len(events), "error": repr(exc)},
-                )
-                bad = {e for e, _ in batch.unreadable} | {e for e, _, _ in batch.failed}
-                failed.extend(
-                    await _one_by_one(
-                        engine, [e for e in events if e[0] not in bad], report, schema, defer
-                    )
-                )
-            for event_id, payload, error in failed:
-                await _failed(engine, report, event_id, payload, error, live=bulk)
-            report.horizon = horizon or report.horizon
-    if defer:
-        await _finish_deferral(engine)
+    live = schema == "ledger"
+    if live:
+        defer, fresh = await _start_deferral(engine)
+    else:
+        defer, fresh = False, await _start_scratch(engine, schema)
+    # The derived columns of a bulk replay are refreshed once at the end, not per batch.
+    refresh = not (defer if live else fresh)
+    try:
+        async with contextlib.aclosing(stream):  # an error here stops the reader at once
+            async for batch, events, horizon in stream:
+                fresh = await _write(engine, report, batch, events, schema, defer, fresh, refresh)
+                report.horizon = horizon or report.horizon
+        if live:
+            await _restore(engine, schema)
+            if defer:
+                await _finish_deferral(engine)
+        elif not refresh:
+            await _finish_scratch(engine, schema)
+    except BaseException:
+        # A failed replay gives the indexes back now if it can (else the next replay or the
+        # service's start does); its other unfinished work is the next replay's, as before.
+        try:
+            await _restore(engine, schema)
+        except (DatabaseUnavailable, psycopg.Error) as exc:
+            log.warning("indexes left to the next replay", extra={"error": repr(exc)})
+        raise
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def _write(
+    engine: AsyncEngine,
+    report: ReplayReport,
+    batch: ProjectedBatch,
+    events: list[Archived],
+    schema: str,
+    defer: bool,
+    fresh: bool,
+    refresh: bool,
+) -> bool:
+    """Write one batch and count it; returns whether later batches may still be copied in
+    directly (``fresh``)."""
+    report.examined += batch.examined
+    REPLAYED.inc(batch.examined)
+    for event_id, reason in batch.unreadable:
+        _unreadable(report, event_id, reason)
+    failed = list(batch.failed)
+    readable = batch.examined - len(batch.unreadable) - len(batch.failed)
+    try:
+        try:
+            result = await _apply(engine, batch, readable, schema, defer, fresh, refresh)
+        except psycopg.errors.UniqueViolation:
+            if not fresh:
+                raise
+            # Something else writes this ledger too (the consumer): from now on every
+            # batch goes through ON CONFLICT, starting with this one again.
+            fresh = False
+            result = await _apply(engine, batch, readable, schema, defer, fresh, refresh)
+        report.applied += result.applied
+        report.unsupported += result.unsupported
+    except DatabaseUnavailable:
+        raise
+    except Exception as exc:  # one event fails the batch: apply one by one, as the
+        log.warning(  # consumer does, and set aside the ones that still fail
+            "replay batch failed, applying one by one",
+            extra={"size": len(events), "error": repr(exc)},
+        )
+        bad = {e for e, _ in batch.unreadable} | {e for e, _, _ in batch.failed}
+        failed.extend(
+            await _one_by_one(engine, [e for e in events if e[0] not in bad], report, schema, defer)
+        )
+    for event_id, payload, error in failed:
+        await _failed(engine, report, event_id, payload, error, live=schema == "ledger")
+    return fresh
 
 
 async def _apply(
@@ -345,13 +431,14 @@ async def _apply(
     schema: str,
     defer: bool,
     fresh: bool,
+    refresh: bool,
 ) -> BatchResult:
     """Write one projected batch in its own transaction."""
     async with raw_transaction(engine) as conn:
         if schema == "ledger":
             await _replay_session(conn, defer)
         return await apply_staged(
-            conn, batch.staged, readable, schema=schema, fresh=fresh, refresh=not defer
+            conn, batch.staged, readable, schema=schema, fresh=fresh, refresh=refresh
         )
 
 

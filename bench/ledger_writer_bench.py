@@ -1,0 +1,279 @@
+"""The replay's writer alone: projected batches written into a fresh ledger, per statement.
+
+Why alone: in a replay the projection (worker processes) and the writer (one connection,
+PostgreSQL) overlap, so an end-to-end rate says which one is slower, not what either costs.
+Here a simulator world is projected ONCE (``project_merged`` per batch, as a replay worker
+does, in archive order) and pickled; each run then creates a fresh database, migrates it
+and times only ``replay.write_projected`` over those batches (``--live``: each batch
+written as the live consumer writes its own): wall time, PostgreSQL's CPU (its processes
+in ``/proc``, steadier than wall time on a shared machine), the bench process's own CPU,
+and the time of every statement from ``pg_stat_statements`` (and of the statements that
+functions and triggers run inside them). A digest of every rebuilt table and every query_*
+table shows that runs (and trees) wrote the same ledger.
+
+    .venv/bin/python -m bench.ledger_writer_bench --tenants 500 --months 12 --runs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import pickle
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import AsyncGenerator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bench.ledger_bench import ledger_digest
+from services.common.config import libpq_url
+from services.common.db import make_async_engine
+from services.common.migrate import upgrade_to_head
+from services.devstack.embedded import EmbeddedPostgres, free_port
+from services.ledger import replay
+from services.ledger.db import raw_transaction
+from services.ledger.projection import apply_staged
+from services.stripe_simulator import WorldConfig, iter_events, serialize_event
+
+
+def archive_order(config: WorldConfig, limit: int | None) -> Iterator[replay.Archived]:
+    """(event id, payload) in the archive's ``(stripe_created_at, event_id)`` order. The
+    world streams chronologically; only events of the same second are re-sorted."""
+    same: list[tuple[str, bytes]] = []
+    second: int | None = None
+    for i, event in enumerate(iter_events(config)):
+        if limit is not None and i >= limit:
+            break
+        if event["created"] != second:
+            yield from sorted(same)
+            same, second = [], event["created"]
+        same.append((event["id"], serialize_event(event)))
+    yield from sorted(same)
+
+
+def prepare(config: WorldConfig, limit: int | None, batch_size: int, path: Path) -> int:
+    """Project the world batch by batch and pickle each batch as the writer receives it."""
+    count = 0
+    with path.open("wb") as out:
+        batch: list[replay.Archived] = []
+        for item in archive_order(config, limit):
+            batch.append(item)
+            if len(batch) == batch_size:
+                pickle.dump(replay.project_merged(batch), out, pickle.HIGHEST_PROTOCOL)
+                count += len(batch)
+                batch = []
+        if batch:
+            pickle.dump(replay.project_merged(batch), out, pickle.HIGHEST_PROTOCOL)
+            count += len(batch)
+    return count
+
+
+async def batches(path: Path) -> AsyncGenerator[Any, None]:
+    """The pickled batches, one at a time (the payloads are not kept: nothing fails here)."""
+    with path.open("rb") as source:
+        while True:
+            try:
+                projected = pickle.load(source)  # noqa: S301 - our own file
+            except EOFError:
+                return
+            yield projected, [], None
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process, the children it has reaped and its running children (PostgreSQL's
+    postmaster: every backend, autovacuum and parallel worker), Linux ``/proc`` only."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK") + sum(tree_cpu_seconds(int(c)) for c in children)
+
+
+def query_digest(url: str) -> str:
+    """One hash over every query_* table of the ledger (rows as text, sorted)."""
+    digest = hashlib.sha256()
+    with psycopg.connect(libpq_url(url)) as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'ledger'"
+            " AND tablename LIKE 'query%%' ORDER BY 1"
+        ).fetchall()
+        for (table,) in tables:
+            row = conn.execute(
+                f"SELECT md5(string_agg(t::text, E'\\n' ORDER BY t::text))"  # noqa: S608
+                f" FROM ledger.{table} t"
+            ).fetchone()
+            digest.update(f"{table}:{row[0] if row else None}\n".encode())
+    return digest.hexdigest()
+
+
+def index_count(url: str) -> int:
+    with psycopg.connect(libpq_url(url)) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = 'ledger'").fetchone()
+        return int(row[0]) if row else 0
+
+
+@dataclass
+class Run:
+    events: int
+    seconds: float
+    pg_cpu: float
+    own_cpu: float
+    statements: list[tuple[str, int, float]]  # (query, calls, total ms), sent by the writer
+    nested: list[tuple[str, int, float]]  # run inside those (functions, triggers)
+    digest: str
+    indexes: tuple[int, int]  # ledger indexes after the run, and in a fresh schema
+
+
+def _label(query: str) -> str:
+    text = re.sub(r"\s+", " ", query).strip()
+    return text if len(text) <= 110 else text[:107] + "..."
+
+
+async def _live(engine: AsyncEngine, path: Path) -> replay.ReplayReport:
+    """The batches written as the live consumer writes its batches: one transaction each,
+    ``ON CONFLICT``, derived columns refreshed and query_* tables maintained per batch."""
+    started = time.perf_counter()
+    report = replay.ReplayReport()
+    async for projected, _events, _horizon in batches(path):
+        async with raw_transaction(engine) as conn:
+            result = await apply_staged(conn, projected.staged, projected.examined)
+        report.examined += projected.examined
+        report.applied += result.applied
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _write(url: str, path: Path, live: bool) -> tuple[int, float, float]:
+    engine = make_async_engine(url, pool_size=2, statement_timeout_ms=600_000)
+    try:
+        writer = getattr(replay, "write_projected", None)
+        if live:
+            report = await _live(engine, path)
+        elif writer is not None:
+            report = await writer(engine, batches(path))
+        else:  # a tree from before write_projected: the same loop behind replay_archive
+            replay._projected = lambda *_a, **_k: batches(path)  # type: ignore[assignment]
+            report = await replay.replay_archive(engine, None)  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+    if report.failed or report.unreadable:
+        raise RuntimeError(f"the writer failed events: {report.failures}")
+    return report.examined, report.seconds, report.applied
+
+
+def run_once(pg: EmbeddedPostgres, path: Path, index: int, live: bool) -> Run:
+    name = f"writer_{index}"
+    url = pg.create_database(name)
+    upgrade_to_head(url)
+    fresh_indexes = index_count(url)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute("SELECT pg_stat_statements_reset()")
+    assert pg.process is not None
+    cpu0, own0 = tree_cpu_seconds(pg.process.pid), time.process_time()
+    events, seconds, _applied = asyncio.run(_write(url, path, live))
+    cpu1, own1 = tree_cpu_seconds(pg.process.pid), time.process_time()
+    with psycopg.connect(libpq_url(url)) as conn:
+        rows = conn.execute(
+            "SELECT query, calls, total_exec_time + total_plan_time, toplevel"
+            " FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND query NOT LIKE '%%pg_stat_statements%%' ORDER BY 3 DESC"
+        ).fetchall()
+    digest = ledger_digest(url)[:16] + "/" + query_digest(url)[:16]
+    return Run(
+        events,
+        seconds,
+        cpu1 - cpu0,
+        own1 - own0,
+        [(str(q), int(c), float(ms)) for q, c, ms, top in rows if top],
+        [(str(q), int(c), float(ms)) for q, c, ms, top in rows if not top],
+        digest,
+        (index_count(url), fresh_indexes),
+    )
+
+
+def report(run: Run, index: int, top: int) -> None:
+    us = 1e6 / run.events
+    print(
+        f"run {index}: {run.events} events in {run.seconds:.2f}s ="
+        f" {run.events / run.seconds:,.0f} events/s; per event: wall {run.seconds * us:.1f} us,"
+        f" PostgreSQL CPU {run.pg_cpu * us:.1f} us, writer's own CPU {run.own_cpu * us:.1f} us;"
+        f" load average {os.getloadavg()[0]:.1f}"
+    )
+    total = sum(ms for _, _, ms in run.statements)
+    print(f"  statements (pg_stat_statements), total {total * 1000 / run.events:.1f} us/event:")
+    for query, calls, ms in run.statements[:top]:
+        print(f"  {ms * 1000 / run.events:8.1f} us/event {calls:6d} calls  {_label(query)}")
+    print("  inside them (functions, triggers; already counted above):")
+    for query, calls, ms in run.nested[: top // 2]:
+        print(f"  {ms * 1000 / run.events:8.1f} us/event {calls:6d} calls  {_label(query)}")
+    print(
+        f"  ledger digest (rebuilt tables / query tables): {run.digest};"
+        f" ledger indexes after the run {run.indexes[0]} (fresh schema {run.indexes[1]})"
+    )
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="ledger_writer_bench", description=__doc__)
+    parser.add_argument("--tenants", type=int, default=500)
+    parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-events", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=1, help="fresh databases written in turn")
+    parser.add_argument("--top", type=int, default=25, help="statements listed per run")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="write each batch as the live consumer does (no bulk load; --batch-size is then"
+        " the consumer's batch)",
+    )
+    parser.add_argument(
+        "--batches",
+        type=Path,
+        default=None,
+        help="pickled batches: reused if the file exists, else written there (default: a"
+        " temporary file)",
+    )
+    args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    root = Path(tempfile.mkdtemp(prefix="billing-writer-bench-"))
+    path = args.batches or root / "batches.pickle"
+    try:
+        if not path.exists():
+            config = WorldConfig(seed=args.seed, tenants=args.tenants, months=args.months)
+            started = time.perf_counter()
+            count = prepare(config, args.max_events, args.batch_size, path)
+            print(f"projected {count} events in {time.perf_counter() - started:.1f}s -> {path}")
+        pg = EmbeddedPostgres(root / "pg", free_port())
+        pg.start()
+        try:
+            with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+                conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+                conn.execute("ALTER SYSTEM SET pg_stat_statements.track = 'all'")
+            pg.stop()
+            pg.start()
+            for index in range(args.runs):
+                report(run_once(pg, path, index, args.live), index, args.top)
+        finally:
+            pg.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"finished {datetime.now(UTC):%H:%M:%S} UTC")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
