@@ -58,3 +58,51 @@ BEGIN
     PERFORM ledger.query_refresh_login_users(ARRAY(
         SELECT DISTINCT user_id FROM ledger.query_login_days));
 END $function$;
+
+-- query_on_memberships: a membership decides whether its user is listed (0014)
+CREATE OR REPLACE FUNCTION ledger.query_on_memberships()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM ledger.query_refresh_login_users(ARRAY(SELECT user_id FROM new_rows));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM ledger.query_refresh_login_users(ARRAY(
+            SELECT user_id FROM (SELECT user_id, tenant_id FROM new_rows
+                                 EXCEPT SELECT user_id, tenant_id FROM old_rows) came
+            UNION SELECT user_id FROM (SELECT user_id, tenant_id FROM old_rows
+                                       EXCEPT SELECT user_id, tenant_id FROM new_rows) gone));
+    ELSE
+        PERFORM ledger.query_refresh_login_users(ARRAY(SELECT user_id FROM old_rows));
+    END IF;
+    RETURN NULL;
+END $function$;
+
+-- query_on_tenants
+CREATE OR REPLACE FUNCTION ledger.query_on_tenants()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM ledger.query_refresh_accounts(ARRAY(SELECT tenant_id FROM new_rows));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM ledger.query_refresh_accounts(ARRAY(
+            SELECT n.tenant_id FROM new_rows n JOIN old_rows o USING (tenant_id)
+            WHERE (n.name, n.created_at, n.deleted_at)
+                  IS DISTINCT FROM (o.name, o.created_at, o.deleted_at)));
+        -- active users (0014): a tenant's deletion changes which of its logins count and
+        -- whether its members are listed
+        PERFORM ledger.query_refresh_login_users(ARRAY(
+            SELECT m.user_id FROM new_rows n JOIN old_rows o USING (tenant_id)
+            JOIN ledger.memberships m ON m.tenant_id = n.tenant_id
+            WHERE n.deleted_at IS DISTINCT FROM o.deleted_at
+            UNION SELECT d.user_id FROM new_rows n JOIN old_rows o USING (tenant_id)
+            JOIN ledger.query_login_days d ON d.tenant_key = n.tenant_id
+            WHERE n.deleted_at IS DISTINCT FROM o.deleted_at));
+    ELSE
+        PERFORM ledger.query_refresh_accounts(ARRAY(SELECT tenant_id FROM old_rows));
+    END IF;
+    RETURN NULL;
+END $function$;

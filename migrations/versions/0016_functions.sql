@@ -1,6 +1,7 @@
--- The functions migration 0016 changed, as it leaves them (the billing-event counts also per
--- UTC hour in query_event_hourly, kept by the billing_events trigger and refilled by the
--- rebuild). Frozen: never edit; the live text is migrations/sql/ledger_functions.sql.
+-- The functions migration 0016 added or changed, as it leaves them (the billing-event counts
+-- also per UTC hour in query_event_hourly, kept by the billing_events trigger; the unlisted
+-- users in query_unlisted_users, kept by the membership and tenant triggers; both refilled
+-- by the rebuild). Frozen: never edit; the live text is migrations/sql/ledger_functions.sql.
 
 -- query_on_billing_events (0016: also per UTC hour, query_event_hourly)
 CREATE OR REPLACE FUNCTION ledger.query_on_billing_events()
@@ -68,4 +69,90 @@ BEGIN
     FROM ledger.logins WHERE outcome = 'success' GROUP BY 1, 2;
     PERFORM ledger.query_refresh_login_users(ARRAY(
         SELECT DISTINCT user_id FROM ledger.query_login_days));
+    TRUNCATE ledger.query_unlisted_users;
+    PERFORM ledger.query_refresh_unlisted_users(ARRAY(
+        SELECT m.user_id FROM ledger.memberships m
+        JOIN ledger.tenants t ON t.tenant_id = m.tenant_id WHERE t.deleted_at IS NOT NULL));
+END $function$;
+
+-- query_on_memberships: a membership decides whether its user is listed (0014), for the
+-- active users' login days and (0016) the unlisted users the active sessions leave out
+CREATE OR REPLACE FUNCTION ledger.query_on_memberships()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    v_users text[];
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        v_users := ARRAY(SELECT user_id FROM new_rows);
+    ELSIF TG_OP = 'UPDATE' THEN
+        v_users := ARRAY(
+            SELECT user_id FROM (SELECT user_id, tenant_id FROM new_rows
+                                 EXCEPT SELECT user_id, tenant_id FROM old_rows) came
+            UNION SELECT user_id FROM (SELECT user_id, tenant_id FROM old_rows
+                                       EXCEPT SELECT user_id, tenant_id FROM new_rows) gone);
+    ELSE
+        v_users := ARRAY(SELECT user_id FROM old_rows);
+    END IF;
+    PERFORM ledger.query_refresh_login_users(v_users);
+    PERFORM ledger.query_refresh_unlisted_users(v_users);
+    RETURN NULL;
+END $function$;
+
+-- query_on_tenants (0016: also the unlisted users)
+CREATE OR REPLACE FUNCTION ledger.query_on_tenants()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM ledger.query_refresh_accounts(ARRAY(SELECT tenant_id FROM new_rows));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM ledger.query_refresh_accounts(ARRAY(
+            SELECT n.tenant_id FROM new_rows n JOIN old_rows o USING (tenant_id)
+            WHERE (n.name, n.created_at, n.deleted_at)
+                  IS DISTINCT FROM (o.name, o.created_at, o.deleted_at)));
+        -- active users (0014): a tenant's deletion changes which of its logins count and
+        -- whether its members are listed
+        PERFORM ledger.query_refresh_login_users(ARRAY(
+            SELECT m.user_id FROM new_rows n JOIN old_rows o USING (tenant_id)
+            JOIN ledger.memberships m ON m.tenant_id = n.tenant_id
+            WHERE n.deleted_at IS DISTINCT FROM o.deleted_at
+            UNION SELECT d.user_id FROM new_rows n JOIN old_rows o USING (tenant_id)
+            JOIN ledger.query_login_days d ON d.tenant_key = n.tenant_id
+            WHERE n.deleted_at IS DISTINCT FROM o.deleted_at));
+        PERFORM ledger.query_refresh_unlisted_users(ARRAY(  -- (0016)
+            SELECT m.user_id FROM new_rows n JOIN old_rows o USING (tenant_id)
+            JOIN ledger.memberships m ON m.tenant_id = n.tenant_id
+            WHERE n.deleted_at IS DISTINCT FROM o.deleted_at));
+    ELSE
+        PERFORM ledger.query_refresh_accounts(ARRAY(SELECT tenant_id FROM old_rows));
+    END IF;
+    RETURN NULL;
+END $function$;
+
+-- query_refresh_unlisted_users: query_unlisted_users for p_users (0016): the users the
+-- directory does not list (services.ledger.directory.reads.listed_user): members of a deleted
+-- tenant without a membership in a live one. The dashboard's active sessions leave them out;
+-- a few rows (the members of deleted tenants) instead of a join over every membership.
+CREATE OR REPLACE FUNCTION ledger.query_refresh_unlisted_users(p_users text[])
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    p_users := ARRAY(SELECT DISTINCT k FROM unnest(p_users) AS u(k) WHERE k IS NOT NULL);
+    IF cardinality(p_users) = 0 THEN
+        RETURN;
+    END IF;
+    DELETE FROM ledger.query_unlisted_users t USING unnest(p_users) AS k(id)
+    WHERE t.user_id = k.id;
+    INSERT INTO ledger.query_unlisted_users (user_id)
+    SELECT DISTINCT m.user_id
+    FROM ledger.memberships m JOIN unnest(p_users) AS k(id) ON m.user_id = k.id
+    JOIN ledger.tenants t ON t.tenant_id = m.tenant_id
+    WHERE t.deleted_at IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM ledger.memberships l
+                      JOIN ledger.tenants lt ON lt.tenant_id = l.tenant_id
+                      WHERE l.user_id = m.user_id AND lt.deleted_at IS NULL);
 END $function$;

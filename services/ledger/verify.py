@@ -60,6 +60,7 @@ QUERY_TABLES: tuple[str, ...] = (
     "query_account_facets",
     "query_invoice_daily",
     "query_mrr_totals",
+    "query_unlisted_users",
 )
 
 

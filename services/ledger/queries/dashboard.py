@@ -55,6 +55,7 @@ from services.ledger.queries.tables import query_mrr_moves_daily as qmm
 from services.ledger.queries.tables import query_mrr_steps as qms
 from services.ledger.queries.tables import query_mrr_totals as qmt
 from services.ledger.queries.tables import query_revenue_daily as qrd
+from services.ledger.queries.tables import query_unlisted_users as quu
 from services.ledger.queries.tables import subscriptions
 
 Native = dict[str, int]  # currency -> minor units
@@ -358,7 +359,9 @@ async def active_sessions(conn: AsyncConnection, as_of: datetime) -> int:
     """Sessions of listed users seen in the 24 hours up to ``as_of`` and not revoked by then:
     an index range of ``sessions_last_seen`` over those 24 hours, so its cost follows the
     sessions active in one day, not the sessions ever stored (no maintained counter: see
-    bench/RESULTS.md, "Query scaling, fourth pass")."""
+    bench/RESULTS.md, "Query scaling, fourth pass"). The unlisted users come from
+    ``query_unlisted_users`` (migration 0016, the rows ``unlisted_users()`` computes, kept by
+    the membership and tenant triggers) instead of a join over every membership."""
     return int(
         (
             await conn.execute(
@@ -367,7 +370,7 @@ async def active_sessions(conn: AsyncConnection, as_of: datetime) -> int:
                     or_(sessions.c.revoked_at.is_(None), sessions.c.revoked_at > as_of),
                     sessions.c.last_seen_at > as_of - SESSION_ACTIVITY_WINDOW,
                     sessions.c.last_seen_at <= as_of,
-                    sessions.c.user_id.not_in(unlisted_users()),
+                    sessions.c.user_id.not_in(select(quu.c.user_id)),
                 )
             )
         ).scalar_one()

@@ -250,6 +250,13 @@ query_account_facets = Table(
     Column("n", BigInteger),
 )
 
+# Users the directory does not list (0016): members of deleted tenants only.
+query_unlisted_users = Table(
+    "query_unlisted_users",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+)
+
 # Invoice-list rows per (UTC day, kind) (0014).
 query_invoice_daily = Table(
     "query_invoice_daily",
@@ -286,6 +293,7 @@ __all__ = [
     "query_mrr_steps",
     "query_mrr_totals",
     "query_revenue_daily",
+    "query_unlisted_users",
     "subscriptions",
 ]
 

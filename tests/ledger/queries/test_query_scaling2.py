@@ -5,6 +5,11 @@ The event list's total over a period now counts the whole hours of its edge days
 within one hour, one day or many, open at either end, every lens, after events written in
 random order (single rows and multi-row statements) and after ``query_support_rebuild()``.
 
+The dashboard's active sessions leave out the users of ``query_unlisted_users`` (kept by the
+membership and tenant triggers): equal to the old statement (the unlisted users computed from
+every membership) after tenants are deleted and restored and memberships come and go, and
+after a rebuild.
+
 The account list now reads a page one of four ways (no row when the facets count none; the
 matches read and sorted when they are few; one walk per (plan, status) pair under a plan or
 status sort; the sort's index otherwise). Whatever the way, the pages, read one after the
@@ -25,7 +30,7 @@ import pytest
 from sqlalchemy import and_, func, select, text, true
 
 from services.common.db import make_async_engine
-from services.ledger.queries import accounts, events
+from services.ledger.queries import accounts, dashboard, events
 from services.ledger.queries.daily_counts import in_period
 from services.ledger.queries.inputs import (
     AccountSort,
@@ -36,7 +41,7 @@ from services.ledger.queries.inputs import (
 from services.ledger.queries.lenses import Lens, lens_condition
 from services.ledger.queries.tables import billing_events as be
 from tests.ledger.queries.conftest import FX, NOW, Ledger, days_ago
-from tests.ledger.queries.test_query_scaling import _rebuild_keeps
+from tests.ledger.queries.test_query_scaling import _directory, _rebuild_keeps
 
 pytestmark = pytest.mark.integration
 
@@ -292,3 +297,71 @@ async def test_event_totals_from_hours_equal_the_rows(ledger: Ledger, database_u
     assert _event_counts(ledger) == live
     _events(ledger, random.Random(8), 60)  # written after a rebuild
     await _compare_event_totals(database_url)
+
+
+# The old statement: the unlisted users computed from every membership (migration 0014).
+OLD_ACTIVE_SESSIONS_SQL = """
+SELECT count(*) FROM ledger.sessions s
+WHERE s.started_at <= :as_of AND (s.revoked_at IS NULL OR s.revoked_at > :as_of)
+  AND s.last_seen_at > :as_of - interval '24 hours' AND s.last_seen_at <= :as_of
+  AND s.user_id NOT IN (
+      SELECT dm.user_id FROM ledger.memberships dm
+      JOIN ledger.tenants dt ON dt.tenant_id = dm.tenant_id
+      WHERE dt.deleted_at IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM ledger.memberships lm
+                        JOIN ledger.tenants lt ON lt.tenant_id = lm.tenant_id
+                        WHERE lm.user_id = dm.user_id AND lt.deleted_at IS NULL))
+"""
+
+
+async def _compare_sessions(database_url: str) -> int:
+    engine = make_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            counts = []
+            for back in (0, 5, 20, 30):
+                as_of = NOW - timedelta(hours=back)
+                fast = await dashboard.active_sessions(conn, as_of)
+                old = (await conn.execute(text(OLD_ACTIVE_SESSIONS_SQL), {"as_of": as_of}))
+                assert fast == old.scalar_one(), back
+                counts.append(fast)
+            return sum(counts)
+    finally:
+        await engine.dispose()
+
+
+async def test_active_sessions_leave_out_the_kept_unlisted_users(
+    ledger: Ledger, database_url: str
+) -> None:
+    rng = random.Random(23)
+    users = _directory(ledger, rng)  # tenants t0, t1 deleted; users in 0-2 tenants each
+    for i in range(90):
+        seen = NOW - timedelta(hours=rng.uniform(0, 48))
+        revoked = seen + timedelta(hours=rng.uniform(0, 10)) if i % 5 == 0 else None
+        ledger.execute(
+            "INSERT INTO ledger.sessions (session_id, user_id, started_at, last_seen_at,"
+            " revoked_at) VALUES (%s, %s, %s, %s, %s)",
+            (f"s{i}", rng.choice(users), seen - timedelta(hours=2), seen, revoked),
+        )
+    unlisted = ledger.execute("SELECT count(*) FROM ledger.query_unlisted_users")[0][0]
+    assert unlisted > 0
+    before = await _compare_sessions(database_url)
+    # a deleted tenant restored, another deleted; members join a deleted tenant and leave
+    ledger.execute("UPDATE ledger.tenants SET deleted_at = NULL WHERE tenant_id = 't0'")
+    ledger.execute("UPDATE ledger.tenants SET deleted_at = %s WHERE tenant_id = 't4'",
+                   (days_ago(2),))
+    await _compare_sessions(database_url)
+    ledger.execute(
+        "INSERT INTO ledger.memberships (user_id, tenant_id, role, status)"
+        " SELECT user_id, 't1', 'member', 'active' FROM ledger.users u WHERE NOT EXISTS"
+        " (SELECT 1 FROM ledger.memberships m WHERE m.user_id = u.user_id)"
+    )
+    ledger.execute("UPDATE ledger.memberships SET tenant_id = 't5'"
+                   " WHERE user_id = %s AND tenant_id = 't1'", (users[0],))
+    ledger.execute("DELETE FROM ledger.memberships WHERE user_id = %s", (users[3],))
+    after = await _compare_sessions(database_url)
+    assert before != after  # the changes did move the count
+    live = ledger.execute("SELECT user_id FROM ledger.query_unlisted_users ORDER BY 1")
+    ledger.execute("SELECT ledger.query_support_rebuild()")
+    assert ledger.execute("SELECT user_id FROM ledger.query_unlisted_users ORDER BY 1") == live
+    await _compare_sessions(database_url)
