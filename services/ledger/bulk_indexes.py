@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from typing import Any
 
 import psycopg
@@ -38,6 +39,14 @@ log = logging.getLogger(__name__)
 
 #: Tables a replay writes; none of their secondary indexes is read by a bulk replay's batches.
 BULK_TABLES = ("billing_events", "unsupported_events", *(m.name for m in READ_MODELS))
+
+#: Tables whose rows the derived-column refresh rewrites (``ReadModel.derived``). The refresh
+#: looks rows up in the OTHER tables by their secondary indexes, never in these, so a bulk
+#: replay builds these tables' indexes after its one refresh (which then maintains none).
+REFRESHED = tuple(m.name for m in READ_MODELS if m.derived)
+
+#: The other tables, whose indexes the refresh does read.
+READ_BY_REFRESH = tuple(t for t in BULK_TABLES if t not in REFRESHED)
 
 #: The comment that records a table's dropped indexes starts with this text, then JSON.
 RECORD_PREFIX = "bulk replay: indexes to rebuild: "
@@ -88,11 +97,19 @@ async def drop_indexes(cur: psycopg.AsyncCursor[Any], schema: str = "ledger") ->
     return len(found)
 
 
-async def restore_indexes(cur: psycopg.AsyncCursor[Any], schema: str = "ledger") -> int:
-    """Build every recorded index that does not exist and clear the records, inside the
-    caller's transaction; returns how many definitions were recorded (0: nothing to do)."""
+async def restore_indexes(
+    cur: psycopg.AsyncCursor[Any],
+    schema: str = "ledger",
+    *,
+    tables: Collection[str] | None = None,
+) -> int:
+    """Build every recorded index (of ``tables`` only, if given) that does not exist and
+    clear those records, inside the caller's transaction; returns how many definitions were
+    recorded (0: nothing to do)."""
     check_schema(schema)
     recorded = await _recorded(cur, schema)
+    if tables is not None:
+        recorded = {table: found for table, found in recorded.items() if table in tables}
     if not recorded:
         return 0
     # An operator's long job, not a request: no statement deadline for the builds, and

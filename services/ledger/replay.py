@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,7 +55,12 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.timeconv import to_timestamp
-from services.ledger.bulk_indexes import drop_indexes, restore_indexes
+from services.ledger.bulk_indexes import (
+    READ_BY_REFRESH,
+    REFRESHED,
+    drop_indexes,
+    restore_indexes,
+)
 from services.ledger.db import DatabaseUnavailable, raw_transaction
 from services.ledger.dead_letters import record_replay_dead_letter
 from services.ledger.effects import BadEvent, Effects, project_event
@@ -214,21 +219,23 @@ async def _start_scratch(engine: AsyncEngine, schema: str) -> bool:
     return empty
 
 
-async def _restore(engine: AsyncEngine, schema: str) -> None:
-    """Build the indexes a bulk replay dropped, in their own transaction: an index built in a
-    transaction is not usable by that transaction on a table with HOT-updated rows (the read
-    models), and the refresh that follows needs them."""
+async def _restore(engine: AsyncEngine, schema: str, tables: Collection[str] | None = None) -> None:
+    """Build the indexes a bulk replay dropped (of ``tables`` only, if given), in their own
+    transaction: an index built in a transaction is not usable by that transaction on a table
+    with HOT-updated rows (the read models), and what follows needs them."""
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ledger:{schema}",))
-        await restore_indexes(cur, schema)
+        await restore_indexes(cur, schema, tables=tables)
 
 
 async def _finish_scratch(engine: AsyncEngine, schema: str) -> None:
-    """End of a bulk replay into a scratch schema: indexes, then the derived columns once."""
-    await _restore(engine, schema)
+    """End of a bulk replay into a scratch schema: the indexes the refresh reads, the derived
+    columns once, then the indexes of the tables it rewrote (see :func:`_finish_deferral`)."""
+    await _restore(engine, schema, READ_BY_REFRESH)
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ledger:{schema}",))
         await refresh_all_derived(cur, schema)
+    await _restore(engine, schema)
 
 
 async def _schema_is_empty(cur: psycopg.AsyncCursor[Any], schema: str) -> bool:
@@ -246,15 +253,33 @@ async def _schema_is_empty(cur: psycopg.AsyncCursor[Any], schema: str) -> bool:
 
 
 async def _finish_deferral(engine: AsyncEngine) -> None:
-    """Refresh every derived column, rebuild the query_* tables from the ledger and clear the
-    marker, in one transaction (the batches of a deferring replay skipped both)."""
+    """Build the dropped indexes, refresh every derived column, rebuild the query_* tables
+    from the ledger and clear the marker (the batches of a deferring replay skipped all of it).
+
+    In three committed steps; the marker goes with the last one, so a replay that dies in
+    between leaves all of it to the next replay (which defers, refreshes and rebuilds too):
+
+    1. the indexes of the tables the refresh looks rows up in;
+    2. ANALYZE of those tables, and the refresh: it rewrites most rows of the tables it
+       refreshes (payments above all), which then have no secondary index to maintain;
+    3. the indexes of the refreshed tables, their ANALYZE, the query_* rebuild, the marker.
+    """
+    await _restore(engine, "ledger", READ_BY_REFRESH)
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
         for table in _ANALYZED:
-            await cur.execute(f"ANALYZE ledger.{table}")
+            if table not in REFRESHED:
+                await cur.execute(f"ANALYZE ledger.{table}")
         # The rebuild below recomputes the query_* tables: no trigger work for the refresh.
         await _replay_session(conn, defer=True)
         await refresh_all_derived(cur)
+    await _restore(engine, "ledger")
+    async with raw_transaction(engine) as conn, conn.cursor() as cur:
+        await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
+        for table in _ANALYZED:
+            if table in REFRESHED:
+                await cur.execute(f"ANALYZE ledger.{table}")
+        await _replay_session(conn, defer=True)
         await cur.execute("SELECT ledger.query_support_rebuild()")
         await cur.execute("DELETE FROM ledger.query_support_deferred")
 
@@ -360,10 +385,10 @@ async def write_projected(
             async for batch, events, horizon in stream:
                 fresh = await _write(engine, report, batch, events, schema, defer, fresh, refresh)
                 report.horizon = horizon or report.horizon
-        if live:
-            await _restore(engine, schema)
-            if defer:
-                await _finish_deferral(engine)
+        if live and defer:
+            await _finish_deferral(engine)
+        elif live:
+            await _restore(engine, schema)  # nothing dropped, unless by another replay
         elif not refresh:
             await _finish_scratch(engine, schema)
     except BaseException:
