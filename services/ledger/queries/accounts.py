@@ -124,10 +124,12 @@ def _filters(q: AccountListQuery) -> list[ColumnElement[bool]]:
         filters.append(qa.c.plan.in_(q.plans))
     if q.statuses:
         filters.append(qa.c.status.in_(q.statuses))
+    # = rather than IS (the columns are NOT NULL, so the same rows): "flag = true" is what
+    # lets the planner use the partial indexes on the rare flags (migration 0014)
     if q.drift_detected is not None:
-        filters.append(qa.c.drift_detected.is_(q.drift_detected))
+        filters.append(qa.c.drift_detected == q.drift_detected)
     if q.unsynced is not None:
-        filters.append(qa.c.unsynced.is_(q.unsynced))
+        filters.append(qa.c.unsynced == q.unsynced)
     return filters
 
 
@@ -143,9 +145,11 @@ async def list_accounts(
     whether that total is only a lower bound (a search matching more than the cap).
 
     How the page is read depends on what the filters leave (migration 0016): nothing at all
-    (the facets say so) reads no row; few matches are read and sorted; a filter on plans or
-    statuses under the plan or status sort merges one walk per existing (plan, status) pair;
-    otherwise the sort's index is walked (per currency for the MRR sort)."""
+    (the facets say so) reads no row; few matches are read and sorted; a status sort filtered
+    to two plans or more (a plan sort filtered to two statuses or more) merges one walk per
+    existing (plan, status) pair;
+    otherwise the sort's index is walked (per currency for the MRR sort; for a plan or status
+    sort whose other column is filtered to one value, ``query_accounts_facet``)."""
     filters = _filters(q)
     total, capped = await count_accounts(conn, q, filters)
     if q.search:
@@ -156,7 +160,7 @@ async def list_accounts(
         rows = []
     elif _filtered(q) and await _few_matches(conn, q, total):
         rows = await account_page(conn, q, fx, materialise=True)
-    elif q.sort in _CATEGORICAL and (q.plans or q.statuses):
+    elif _pairs_needed(q):
         rows = await _facet_page(conn, q, fx, filters)
     elif q.sort is AccountSort.MRR:
         rows = await _mrr_page(conn, q, fx, filters)
@@ -165,14 +169,25 @@ async def list_accounts(
     return rows, total, capped
 
 
-#: Sort keys that are themselves facets: a page under them with a plan or status filter is a
-#: merge of the (plan, status) pairs' walks (``_facet_page``).
-_CATEGORICAL = frozenset({AccountSort.PLAN, AccountSort.STATUS})
-
 #: How much cheaper one row of a read-and-sort of the matches is than one row of an index walk
-#: that fetches each row to test the filters (a bitmap scan reads pages in order, the sort is
-#: in memory), measured on the bench's 200,000 accounts (bench/RESULTS.md, fourth pass).
-_SET_READ_ADVANTAGE = 4
+#: that fetches each row to test the filters, taken as even. Measured at 200,000 accounts
+#: (EXPLAIN ANALYZE, loaded machine): the 3,488 drifting accounts read through their partial
+#: index and sorted 11-15 ms, the created-at walk meeting 51 of them after about 2,900 rows
+#: 7-8 ms.
+_SET_READ_ADVANTAGE = 1
+
+
+def _pairs_needed(q: AccountListQuery) -> bool:
+    """Whether a plan or status sort needs the pair merge: only when the other column (status
+    or plan) is filtered to two values or more. Unfiltered, the sort's index walk tests
+    nothing on it; filtered to one value, ``query_accounts_facet`` with that value fixed is
+    already in the sort's order and the planner walks it (a skip scan over the plans for the
+    plan sort) without reading a row the filter drops."""
+    if q.sort is AccountSort.STATUS:
+        return len(q.plans) > 1
+    if q.sort is AccountSort.PLAN:
+        return len(q.statuses) > 1
+    return False
 
 
 def _filtered(q: AccountListQuery) -> bool:
@@ -184,8 +199,8 @@ async def _few_matches(conn: AsyncConnection, q: AccountListQuery, total: int) -
     index: a walk meets ``page_size + 1`` matches after about ``(page_size + 1) * live /
     total`` rows when the matches are spread along the sort key, the set read costs ``total``
     rows, so the set is read when ``total ** 2 < advantage * (page_size + 1) * live``: for a
-    page of 50, up to 1,428 matches at 10,000 live accounts, 6,387 at 200,000 (the counts
-    both from ``query_account_facets``)."""
+    page of 50, up to 714 matches at 10,000 live accounts, 3,194 at 200,000 (the counts both
+    from ``query_account_facets``)."""
     live = int(
         (await conn.execute(select(func.coalesce(func.sum(qaf.c.n), 0)))).scalar_one()
     )
