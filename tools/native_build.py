@@ -21,6 +21,7 @@ removes everything the build left.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import importlib.machinery
 import json
 import os
@@ -126,6 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="build even when up to date")
     parser.add_argument("--clean", action="store_true", help="remove the build and stop")
     args = parser.parse_args(argv)
+    # One build at a time per checkout (`make test` and `make bench` may start together): the
+    # second waits, then finds the build up to date.
+    REPO.joinpath("build").mkdir(exist_ok=True)
+    with open(REPO / "build" / "native.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.clean:
         clean()
         print("native build removed: the ledger domain runs from source")

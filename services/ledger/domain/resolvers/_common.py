@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeGuard
+from typing import Any, ClassVar, TypeGuard
 
 from services.ledger.domain.money import parse_currency
 from services.ledger.domain.normalised import (
@@ -146,8 +146,10 @@ _SUBSCRIPTION_ITEM_INPUTS = frozenset({"currency", "items", "plan", "quantity"})
 class BaseResolver:
     """Common resolver; subclasses set ``family`` and override the shape hooks."""
 
-    family: str = "base"
-    introduced: dt.date = dt.date.min
+    # Class attributes (ClassVar): the same value on the class and its instances, also when
+    # compiled (mypyc makes an annotated class-level default a per-instance attribute).
+    family: ClassVar[str] = "base"
+    introduced: ClassVar[dt.date] = dt.date.min
 
     def accepts(self, version: ApiVersion) -> bool:  # pragma: no cover - overridden
         return False

@@ -7,7 +7,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from services.ledger.domain.normalised import NormalisedEvent
 
@@ -83,9 +83,9 @@ class UnsupportedApiVersion:
 class PayloadResolver(Protocol):
     """Turns a raw event of one API-version family into a ``NormalisedEvent``."""
 
-    family: str
+    family: ClassVar[str]
     #: The first API version date whose payloads have this family's shapes.
-    introduced: dt.date
+    introduced: ClassVar[dt.date]
 
     def accepts(self, version: ApiVersion) -> bool: ...
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from services.ledger.domain.normalised import SubscriptionItem
 from services.ledger.domain.resolvers._common import BaseResolver, as_int, item_periods, ref_id
@@ -26,7 +26,7 @@ class BasilResolver(BaseResolver):
 
     family = "basil"
     #: The release name after the date in ``api_version`` (``2025-03-31.basil``).
-    release = "basil"
+    release: ClassVar[str] = "basil"
     introduced = BASIL_DATE
 
     def accepts(self, version: ApiVersion) -> bool:

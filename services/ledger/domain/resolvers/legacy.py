@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from services.ledger.domain.normalised import SubscriptionItem
 from services.ledger.domain.resolvers._common import BaseResolver, as_int, item_periods, ref_id
@@ -22,7 +22,7 @@ BASIL_DATE = dt.date(2025, 3, 31)
 class LegacyResolver(BaseResolver):
     family = "legacy"
     introduced = dt.date.min
-    releases: frozenset[str | None] = frozenset({None, "acacia"})
+    releases: ClassVar[frozenset[str | None]] = frozenset({None, "acacia"})
 
     def accepts(self, version: ApiVersion) -> bool:
         return version.date < BASIL_DATE and version.release in self.releases
