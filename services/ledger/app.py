@@ -135,6 +135,7 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
             lambda: ingest_stub,
             replay_batch_size=settings.replay_batch_size,
             executor=executor,
+            before_replay=restoring,
         ),
         [ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name],
         read_only_methods=READ_ONLY_METHODS,

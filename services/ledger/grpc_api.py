@@ -6,6 +6,7 @@ request, UNAVAILABLE when PostgreSQL or ingest cannot be reached (the caller ret
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -150,11 +151,17 @@ class LedgerServicer(
         *,
         replay_batch_size: int = 2000,
         executor: Executor | None = None,
+        before_replay: asyncio.Future[None] | None = None,
     ) -> None:
         self._engine = engine
         self._ingest_stub = ingest_stub
         self._replay_batch_size = replay_batch_size
         self._executor = executor
+        # The service's start-time rebuild of indexes a killed bulk replay left dropped
+        # (services.ledger.bulk_indexes.restore_at_start): a replay waits for it, or the
+        # rebuild could run between this replay's first batches, after its own drop, and
+        # leave the rest of the bulk load maintaining every index row by row.
+        self._before_replay = before_replay
 
     async def GetBillingEvent(
         self, request: ledger_pb2.GetBillingEventRequest, context: grpc.aio.ServicerContext
@@ -185,6 +192,9 @@ class LedgerServicer(
         until = from_timestamp(request.until, request.HasField("until"))
         if since is not None and until is not None and until <= since:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "until must be after since")
+        if self._before_replay is not None:
+            # shield: a caller that gives up must not cancel the service's own rebuild.
+            await asyncio.shield(self._before_replay)
         try:
             report = await replay_archive(
                 self._engine,
