@@ -242,6 +242,16 @@ def main(argv: list[str]) -> None:
         " the consumer's batch)",
     )
     parser.add_argument(
+        "--naptime",
+        type=int,
+        default=None,
+        help="autovacuum_naptime of the bench's server in seconds (default PostgreSQL's 60):"
+        " a fresh ledger has no statistics until autovacuum's first ANALYZE, and without them"
+        " the live consumer's query_* triggers plan a scan of billing_events per account;"
+        " `--live --naptime 1` measures a ledger whose statistics autoanalyze keeps, as on a"
+        " ledger that has been running",
+    )
+    parser.add_argument(
         "--batches",
         type=Path,
         default=None,
@@ -264,6 +274,8 @@ def main(argv: list[str]) -> None:
             with psycopg.connect(pg.admin_url, autocommit=True) as conn:
                 conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
                 conn.execute("ALTER SYSTEM SET pg_stat_statements.track = 'all'")
+                if args.naptime is not None:
+                    conn.execute(f"ALTER SYSTEM SET autovacuum_naptime = {int(args.naptime)}")
             pg.stop()
             pg.start()
             for index in range(args.runs):
