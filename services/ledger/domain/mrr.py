@@ -108,6 +108,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import NamedTuple
 
 from services.ledger.domain.money import round_half_even
 from services.ledger.domain.normalised import (
@@ -147,8 +148,9 @@ _MONTHS_PER_INTERVAL: dict[str, Fraction] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class MrrResult:
+class MrrResult(NamedTuple):
+    """``compute_mrr``'s answer: a ``NamedTuple`` for the reason given in ``normalised``."""
+
     committed: int
     forward: int
     currency: str | None
