@@ -317,7 +317,8 @@ BEGIN
     RETURN NULL;
 END $function$;
 
--- query_on_customer_links
+-- query_on_customer_links (0017: also the tenants of the linked customers' drift events,
+-- whose tenant-side drift check the link decides)
 CREATE OR REPLACE FUNCTION ledger.query_on_customer_links()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -328,20 +329,31 @@ BEGIN
             SELECT tenant_id FROM new_rows
             UNION SELECT ledger.account_id(NULL, NULL, a.tenant_id, a.stripe_customer_id)
                 FROM new_rows n
-                JOIN ledger.accounts a ON a.stripe_customer_id = n.stripe_customer_id));
+                JOIN ledger.accounts a ON a.stripe_customer_id = n.stripe_customer_id
+            UNION SELECT b.tenant_id FROM new_rows n
+                JOIN ledger.billing_events b ON b.stripe_customer_id = n.stripe_customer_id
+                WHERE b.drift_detected));
     ELSIF TG_OP = 'UPDATE' THEN
         PERFORM ledger.query_refresh_accounts(ARRAY(
             SELECT tenant_id FROM new_rows UNION SELECT tenant_id FROM old_rows
             UNION SELECT ledger.account_id(NULL, NULL, a.tenant_id, a.stripe_customer_id)
                 FROM (SELECT stripe_customer_id FROM new_rows
                       UNION SELECT stripe_customer_id FROM old_rows) x
-                JOIN ledger.accounts a ON a.stripe_customer_id = x.stripe_customer_id));
+                JOIN ledger.accounts a ON a.stripe_customer_id = x.stripe_customer_id
+            UNION SELECT b.tenant_id
+                FROM (SELECT stripe_customer_id FROM new_rows
+                      UNION SELECT stripe_customer_id FROM old_rows) x
+                JOIN ledger.billing_events b ON b.stripe_customer_id = x.stripe_customer_id
+                WHERE b.drift_detected));
     ELSE
         PERFORM ledger.query_refresh_accounts(ARRAY(
             SELECT tenant_id FROM old_rows
             UNION SELECT ledger.account_id(NULL, NULL, a.tenant_id, a.stripe_customer_id)
                 FROM old_rows o
-                JOIN ledger.accounts a ON a.stripe_customer_id = o.stripe_customer_id));
+                JOIN ledger.accounts a ON a.stripe_customer_id = o.stripe_customer_id
+            UNION SELECT b.tenant_id FROM old_rows o
+                JOIN ledger.billing_events b ON b.stripe_customer_id = o.stripe_customer_id
+                WHERE b.drift_detected));
     END IF;
     RETURN NULL;
 END $function$;
@@ -529,7 +541,8 @@ BEGIN
     RETURN NULL;
 END $function$;
 
--- query_refresh_accounts
+-- query_refresh_accounts (0017: the customer-side drift check probes the partial index
+-- once per customer, so a ledger without statistics does not scan billing_events per account)
 CREATE OR REPLACE FUNCTION ledger.query_refresh_accounts(p_ids text[])
  RETURNS void
  LANGUAGE plpgsql
@@ -607,8 +620,10 @@ BEGIN
     ) m ON true
     LEFT JOIN LATERAL (
         SELECT EXISTS (
-                   SELECT 1 FROM ledger.billing_events b
-                   WHERE b.stripe_customer_id = ANY(c.customers) AND b.drift_detected)
+                   SELECT 1 FROM unnest(c.customers) AS cu(id)
+                   WHERE EXISTS (
+                       SELECT 1 FROM ledger.billing_events b
+                       WHERE b.stripe_customer_id = cu.id AND b.drift_detected))
                OR EXISTS (
                    SELECT 1 FROM ledger.billing_events b
                    WHERE b.tenant_id = ids.account_id AND b.drift_detected
