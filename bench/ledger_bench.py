@@ -220,6 +220,23 @@ def ledger_digest(database_url: str) -> str:
     return digest.hexdigest()
 
 
+def analyzed_during(database_url: str, elapsed: float) -> str:
+    """When autovacuum first analyzed the live ledger's billing_events, in seconds before the
+    end of the run: a fresh ledger is planned without statistics until then, so a live rate
+    measured partly with them is not the same measurement (issue 12, "Fifth pass")."""
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        row = conn.execute(
+            "SELECT extract(epoch FROM now() - last_autoanalyze) FROM pg_stat_user_tables"
+            " WHERE schemaname = 'ledger' AND relname = 'billing_events'"
+        ).fetchone()
+    if row is None or row[0] is None:
+        return "billing_events not analyzed during the run"
+    return (
+        f"billing_events autoanalyzed {float(row[0]):.1f}s before the end of the"
+        f" {elapsed:.1f}s run"
+    )
+
+
 def live_run(
     database_url: str,
     env: dict[str, str],
@@ -277,7 +294,7 @@ def live_run(
         f" {sent} events consumed from JetStream in"
         f" {elapsed:.1f}s = {rate:,.0f} events/s (incl. process start);"
         f" from the first row applied: {steady:,.0f} billing rows/s;"
-        f" load average {os.getloadavg()[0]:.1f}"
+        f" load average {os.getloadavg()[0]:.1f}; {analyzed_during(live_url, elapsed)}"
     )
     return LiveRun(processes, batch, rate, steady, ledger_digest(live_url))
 
