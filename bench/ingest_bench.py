@@ -204,8 +204,9 @@ def run(count: int, concurrency: int, baseline_rows: int, processes: int = 1,
     bodies = make_bodies(count)
     with bench_stack() as stack:
         baseline = insert_commit_baseline(stack.database_url, baseline_rows)
+        database_url = tree_database(stack.database_url, tree)
         http_port, admin_port = free_port(), free_port()
-        env = dict(os.environ, DATABASE_URL=stack.database_url, NATS_URL=stack.nats_url,
+        env = dict(os.environ, DATABASE_URL=database_url, NATS_URL=stack.nats_url,
                    STRIPE_WEBHOOK_SECRETS=SECRET, INGEST_HTTP_PORT=str(http_port),
                    INGEST_GRPC_PORT=str(free_port()), INGEST_ADMIN_PORT=str(admin_port),
                    INGEST_HOST="127.0.0.1", LOG_LEVEL="WARNING",
@@ -229,7 +230,7 @@ def run(count: int, concurrency: int, baseline_rows: int, processes: int = 1,
                 post_all(http_port, requests, bodies, concurrency, signed_at)
             )
             client_cpu = time.process_time() - client_before
-            wait_published(stack.database_url, count)
+            wait_published(database_url, count)
             total = time.perf_counter() - started
             cpu = process_cpu_seconds(service.pid) - cpu_before
             servers_cpu = [
@@ -263,6 +264,21 @@ def run(count: int, concurrency: int, baseline_rows: int, processes: int = 1,
     }
     result["ratio_to_baseline"] = result["archived_and_published_per_s"] / baseline
     return result
+
+
+def tree_database(bench_url: str, tree: Path) -> str:
+    """The database the service of ``tree`` runs against, migrated by ``tree``'s own
+    migrations: another commit's service must see its own schema (a migration is often the
+    change measured), not this checkout's head."""
+    if tree.resolve() == REPO_ROOT:
+        return bench_url
+    server, _ = bench_url.rsplit("/", 1)
+    with psycopg.connect(libpq_url(f"{server}/postgres"), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE bench_tree")
+    url = f"{server}/bench_tree"
+    subprocess.run([sys.executable, "-m", "services.common.migrate", "upgrade"], cwd=tree,
+                   env=dict(os.environ, DATABASE_URL=url), check=True)
+    return url
 
 
 def wait_for_copies(pid: int, processes: int, timeout: float = 120) -> None:
