@@ -231,6 +231,26 @@ def test_downgrade_restores_the_guard_on_every_update(pg: PostgresHandle) -> Non
         assert _guard_calls(conn) == 1  # the trigger of 0001/0013: on every row update
     refused(url, "UPDATE ingest.stripe_events SET published_at = NULL")
     refused(url, "UPDATE ingest.stripe_events SET payload = 'x'::bytea")
+    assert query(
+        url,
+        "SELECT attstorage FROM pg_attribute"
+        " WHERE attrelid = 'ingest.stripe_events'::regclass AND attname = 'payload'",
+    ) == [("x",)]
     upgrade_to_head(url)
     refused(url, "UPDATE ingest.stripe_events SET payload = 'x'::bytea")
     refused(url, "DELETE FROM ingest.stripe_events")
+
+
+def test_payload_is_stored_uncompressed(database_url: str) -> None:
+    """0018: new payloads skip pglz (its CPU was on every webhook's path); a large one goes
+    out of line as it is, and reads back byte for byte."""
+    payload = archive(database_url)  # ~4 KB of very compressible JSON
+    assert query(
+        database_url,
+        "SELECT pg_column_compression(payload), payload FROM ingest.stripe_events",
+    ) == [(None, payload)]
+    assert query(
+        database_url,
+        "SELECT attstorage FROM pg_attribute"
+        " WHERE attrelid = 'ingest.stripe_events'::regclass AND attname = 'payload'",
+    ) == [("e",)]
