@@ -34,6 +34,7 @@ CREATE TABLE ledger.query_session_hourly (
     hour timestamptz PRIMARY KEY,
     n bigint NOT NULL
 );
+CREATE INDEX query_session_hourly_zero ON ledger.query_session_hourly (hour) WHERE n = 0;
 CREATE INDEX sessions_revoked ON ledger.sessions (revoked_at, last_seen_at)
     WHERE revoked_at IS NOT NULL;
 """

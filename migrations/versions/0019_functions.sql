@@ -6,17 +6,29 @@
 -- query_add_session_hours: adds p_sign x the not-revoked sessions of p_users (every user when
 -- NULL) to query_session_hourly, per UTC hour of last_seen_at, whether or not the directory
 -- lists their users: the callers know (0019). Hours whose count returns to 0 are no row.
+-- Two statements, not one with "p_users IS NULL OR": a cached generic plan of that would
+-- scan every session for a few users' (sessions_user_seen serves the second).
 CREATE OR REPLACE FUNCTION ledger.query_add_session_hours(p_users text[], p_sign integer)
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-    INSERT INTO ledger.query_session_hourly AS h (hour, n)
-    SELECT date_trunc('hour', s.last_seen_at, 'UTC'), p_sign * count(*)
-    FROM ledger.sessions s
-    WHERE s.revoked_at IS NULL AND (p_users IS NULL OR s.user_id = ANY (p_users))
-    GROUP BY 1 ORDER BY 1
-    ON CONFLICT (hour) DO UPDATE SET n = h.n + EXCLUDED.n;
+    IF p_users IS NULL THEN
+        INSERT INTO ledger.query_session_hourly AS h (hour, n)
+        SELECT date_trunc('hour', s.last_seen_at, 'UTC'), p_sign * count(*)
+        FROM ledger.sessions s WHERE s.revoked_at IS NULL
+        GROUP BY 1 ORDER BY 1
+        ON CONFLICT (hour) DO UPDATE SET n = h.n + EXCLUDED.n;
+    ELSIF cardinality(p_users) = 0 THEN
+        RETURN;
+    ELSE
+        INSERT INTO ledger.query_session_hourly AS h (hour, n)
+        SELECT date_trunc('hour', s.last_seen_at, 'UTC'), p_sign * count(*)
+        FROM ledger.sessions s JOIN unnest(p_users) AS u(id) ON s.user_id = u.id
+        WHERE s.revoked_at IS NULL
+        GROUP BY 1 ORDER BY 1
+        ON CONFLICT (hour) DO UPDATE SET n = h.n + EXCLUDED.n;
+    END IF;
     IF p_sign < 0 THEN
         DELETE FROM ledger.query_session_hourly WHERE n = 0;
     END IF;
