@@ -12,6 +12,12 @@ hour and across hours, moving back never), revoked before and after ``as_of``, d
 moved to another user; after users stop and start being listed (tenants deleted and restored,
 memberships added and removed); and after ``query_support_rebuild()``, which must recount the
 hours to exactly the rows the triggers kept.
+
+The account counts and the plan distribution now come from one pass over
+``query_account_mix`` (``account_mix``): equal to the two statements they replace
+(``account_counts``, ``plan_distribution``) for periods of every length, now and in the past,
+after customers and subscriptions written in random order, plan changes, a deletion, an
+unknown creation day, and after a rebuild.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from sqlalchemy import text
 
 from services.common.db import make_async_engine
 from services.ledger.queries import dashboard
+from services.ledger.queries.inputs import Window
 from tests.ledger.queries.conftest import NOW, Ledger, days_ago
 from tests.ledger.queries.test_query_scaling import _directory
 
@@ -193,3 +200,50 @@ async def test_a_touch_within_its_hour_writes_no_count(ledger: Ledger) -> None:
     assert ledger.execute("SELECT hour, n FROM ledger.query_session_hourly") == [
         (hour + timedelta(hours=1), 1)
     ]
+
+
+async def _compare_mix(database_url: str) -> int:
+    engine = make_async_engine(database_url)
+    seen = 0
+    try:
+        async with engine.connect() as conn:
+            for days in (1, 7, 30, 90):
+                for back in (0, 10, 45, 400):
+                    w = Window(NOW - timedelta(days=back), days)
+                    counts, plans = await dashboard.account_mix(conn, w)
+                    assert counts == await dashboard.account_counts(conn, w), (days, back)
+                    old = await dashboard.plan_distribution(conn, w)
+
+                    def rows(rs: list[Any]) -> set[tuple[Any, ...]]:
+                        return {(r.plan, r.currency, int(r.accounts), int(r.mrr)) for r in rs}
+
+                    assert rows(plans) == rows(old), (days, back)
+                    seen += counts.new + len(plans)
+    finally:
+        await engine.dispose()
+    return seen
+
+
+async def test_account_mix_equals_the_two_statements(ledger: Ledger, database_url: str) -> None:
+    rng = random.Random(12)
+    order = list(range(50))
+    rng.shuffle(order)
+    for i in order:
+        customer = f"cus_x{i}"
+        ledger.customer(customer, name=f"Mix {i}", created_at=days_ago(rng.uniform(0, 200)),
+                        currency=rng.choice(("USD", "EUR", "JPY", "GBP")))
+        if i % 4:
+            ledger.subscription(f"sub_x{i}", customer, plan=rng.choice(("Pro", "Team", "Max")),
+                                mrr=rng.choice((0, 900, 4000)),
+                                currency=rng.choice(("USD", "EUR")))
+    first = await _compare_mix(database_url)
+    assert first > 0
+    ledger.execute("UPDATE ledger.subscriptions SET plan = 'Enterprise', committed_mrr = 9000"
+                   " WHERE subscription_id IN ('sub_x1', 'sub_x2')")
+    ledger.execute("UPDATE ledger.accounts SET deleted_at = %s"
+                   " WHERE stripe_customer_id IN ('cus_x5', 'cus_x6')", (days_ago(1),))
+    ledger.tenant("t_nocust", "No customer", days_ago(4))
+    ledger.customer("cus_nodate", name="No date", created_at=None)  # type: ignore[arg-type]
+    assert await _compare_mix(database_url) != first
+    ledger.execute("SELECT ledger.query_support_rebuild()")
+    await _compare_mix(database_url)
