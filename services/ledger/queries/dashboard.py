@@ -19,8 +19,9 @@
 * **Accounts** - the KPI counts, signups per day and the plan distribution are sums over
   ``query_account_mix`` (migration 0012: live accounts per UTC creation day, plan and currency,
   with their committed MRR; the period bounds are whole UTC days, an unknown creation day is
-  '-infinity', i.e. before every period), so they do not grow with the accounts; the recent
-  signups are an index range of ``query_accounts`` (live accounts only).
+  '-infinity', i.e. before every period), so they do not grow with the accounts (the counts
+  and the plans come from one pass, ``account_mix``); the recent signups are an index range of
+  ``query_accounts`` (live accounts only).
 * **Directory activity** - the definitions of ``DirectoryStats``
   (:func:`services.ledger.directory.reads.directory_stats`): active users = listed users with a
   successful login in the window whose login tenant is none or not deleted; active sessions =
