@@ -2,7 +2,7 @@
 (issue 12 goal 3).
 
 Revision ID: 0018_ingest_stamp
-Revises: 0016_query_scaling2
+Revises: 0017_live_refresh
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0018_ingest_stamp"
-down_revision = "0016_query_scaling2"
+down_revision = "0017_live_refresh"
 branch_labels = None
 depends_on = None
 

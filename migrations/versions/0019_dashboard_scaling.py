@@ -1,7 +1,7 @@
 """ledger schema: the dashboard's active sessions from per-hour counts (issue 12 goal 4).
 
 Revision ID: 0019_dashboard_scaling
-Revises: 0016_query_scaling2
+Revises: 0018_ingest_stamp
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from alembic import op
 
 revision = "0019_dashboard_scaling"
-down_revision = "0016_query_scaling2"
+down_revision = "0018_ingest_stamp"
 branch_labels = None
 depends_on = None
 
