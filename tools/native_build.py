@@ -1,4 +1,4 @@
-"""Compile the ledger's hot, pure domain modules with mypyc (``make compile``).
+"""Compile the ledger's hot, pure projection modules with mypyc (``make compile``).
 
 Why: the projection (resolve, classify, MRR) is CPU-bound at ~180 us per event in pure
 Python, with no single cost above ~10% (issue 12); mypyc compiles the SAME source to C, so
@@ -8,11 +8,11 @@ brings mypyc, and setuptools), gcc and the Python headers.
 
 What it leaves (all git-ignored): one extension module beside each source, one shared
 library (``services/ledger/domain/_compiled__mypyc*.so``), the C code under
-``build/native/``, and ``native-manifest.json``: the SHA-256 of every source compiled, which
-``services.ledger.domain.native`` checks at import so that an extension older than its
-source is never run. Up to date (the same sources, the same interpreter) means nothing to do.
-Extensions are installed by rename, never rewritten in place: a process that has the old
-ones loaded keeps running them safely.
+``build/native/``, and ``services/ledger/native-manifest.json``: the SHA-256 of every
+source compiled, which ``services.ledger.domain.native`` checks at import so that an
+extension older than its source is never run. Up to date (the same sources, the same
+interpreter) means nothing to do. Extensions are installed by rename, never rewritten in
+place: a process that has the old ones loaded keeps running them safely.
 
 Run from the repository root: ``python tools/native_build.py [--force]``; ``--clean``
 removes everything the build left.
@@ -31,10 +31,13 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGE = "services.ledger.domain"
-PACKAGE_DIR = REPO / "services" / "ledger" / "domain"
-GROUP = f"{PACKAGE}._compiled"
+#: The tree services/ledger/domain/native.py checks (every extension under it), and the name
+#: of the shared library (kept under the domain package, where the first build put it).
+PACKAGE_DIR = REPO / "services" / "ledger"
+GROUP = "services.ledger.domain._compiled"
 MANIFEST = PACKAGE_DIR / "native-manifest.json"
+#: Where builds before effects/projection were compiled left it; a build removes it.
+OLD_MANIFEST = PACKAGE_DIR / "domain" / "native-manifest.json"
 BUILD_DIR = REPO / "build" / "native"
 
 
@@ -92,6 +95,7 @@ def clean() -> None:
         for path in PACKAGE_DIR.rglob(f"*{suffix}"):
             path.unlink()
     MANIFEST.unlink(missing_ok=True)
+    OLD_MANIFEST.unlink(missing_ok=True)
     shutil.rmtree(BUILD_DIR, ignore_errors=True)
 
 

@@ -85,8 +85,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from services.ledger.domain.mrr import (
     committed_before_end,
@@ -166,9 +165,11 @@ def is_billing_event(stripe_type: str) -> bool:
     return isinstance(stripe_type, str) and stripe_type.startswith(BILLING_PREFIXES)
 
 
-@dataclass(frozen=True, slots=True)
-class Classification:
-    """One ``billing_events`` row's worth of meaning, derived from one Stripe event."""
+class Classification(NamedTuple):
+    """One ``billing_events`` row's worth of meaning, derived from one Stripe event.
+
+    A ``NamedTuple`` for the reason given in ``normalised``: built once per event, its
+    construction is cheap only as a tuple."""
 
     event_type: BillingEventType
     stripe_event_id: str | None

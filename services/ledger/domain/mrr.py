@@ -106,7 +106,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 
 from services.ledger.domain.money import round_half_even
@@ -525,8 +525,7 @@ def committed_before_end(sub: SubscriptionSnapshot, *, status: str | None, as_of
     """Committed MRR the subscription had just before it ended, in status ``status`` (the
     previous status when known): rule 5 applied to that state, so revenue that never was
     committed (trial, incomplete, paused) is 0."""
-    before = replace(
-        sub,
+    before = sub._replace(
         status=status,
         ended_at=None,
         canceled_at=None,

@@ -1,13 +1,17 @@
-"""Which form of the domain core runs: the mypyc-compiled extension modules, or the source.
+"""Which form of the ledger's projection runs: the mypyc-compiled extension modules, or the
+source.
 
-``make compile`` (``tools/native_build.py``) compiles the hot, pure modules of this package
-with mypyc into extension modules beside their sources (git-ignored), and writes a manifest
+``make compile`` (``tools/native_build.py``) compiles the hot, pure modules of the domain core
+and the two projection modules that turn its answers into rows (``services.ledger.effects``,
+``services.ledger.projection``; list in ``pyproject.toml``) with mypyc into extension modules
+beside their sources (git-ignored), and writes a manifest
 of the SHA-256 of every source it compiled (issue 12: the projection's CPU per event). The
 source stays the one home of every rule: an extension is only a faster form of the same file.
 
 Python prefers an extension module to the ``.py`` of the same name, so an extension built
 from OLDER source would silently run old rules. Before any compiled module is imported
-(``services.ledger.domain`` imports this module first) :func:`activate` compares the
+(``services.ledger`` imports this module first, so before ``effects`` or ``projection``
+can be found) :func:`activate` compares the
 extension files with the manifest; when anything differs (a source edited since the build, a
 manifest missing, an extension the manifest does not name, another interpreter's build), it
 makes every compiled module load from its source and logs a WARNING naming what is stale.
@@ -35,9 +39,10 @@ from types import ModuleType
 
 log = logging.getLogger(__name__)
 
-PACKAGE = "services.ledger.domain"
-ROOT = Path(__file__).resolve().parent
-#: Written by ``tools/native_build.py`` next to the extensions (git-ignored).
+#: The package whose tree is checked: every extension module under it must be the manifest's.
+PACKAGE = "services.ledger"
+ROOT = Path(__file__).resolve().parent.parent
+#: Written by ``tools/native_build.py`` at ``ROOT`` (git-ignored).
 MANIFEST_NAME = "native-manifest.json"
 #: ``0`` loads the source even when a fresh build is there.
 ENV_SWITCH = "LEDGER_COMPILED"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal
 from typing import Any
 
@@ -257,9 +256,8 @@ def test_mrr_is_never_negative(items: Any, discount: Any, status: str) -> None:
 @given(_items, st.integers(1, 50))
 def test_scaling_quantity_scales_mrr(items: Any, k: int) -> None:
     base = _snapshot(items, None, "active")
-    scaled = dataclasses.replace(
-        base,
-        items=tuple(dataclasses.replace(i, quantity=(i.quantity or 0) * k) for i in base.items),
+    scaled = base._replace(
+        items=tuple(i._replace(quantity=(i.quantity or 0) * k) for i in base.items),
     )
     # exact before rounding; rounding once per subscription bounds the error by k/2 + 1/2
     assert abs(compute_mrr(scaled).committed - k * compute_mrr(base).committed) <= (k + 1) / 2

@@ -125,3 +125,93 @@ def test_disabled_runs_the_source(tree: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv(native.ENV_SWITCH, "0")
     assert native.activate(tree, "pkgx").mode == "disabled"
     assert importlib.import_module("pkgx.rules").ANSWER == "source"
+
+
+def test_the_projection_modules_are_compiled_and_checked_with_the_domain() -> None:
+    """``effects`` and ``projection`` are in the build's list, and every listed module lies
+    under the tree the check covers (so an extension of any of them is compared with the
+    manifest before use)."""
+    import tomllib
+
+    repo = native.ROOT.parent.parent
+    listed = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["billing"]["native"]
+    paths = [repo / path for path in listed["modules"]]
+    assert repo / "services/ledger/effects.py" in paths
+    assert repo / "services/ledger/projection.py" in paths
+    for path in paths:
+        assert path.is_file() and path.is_relative_to(native.ROOT), path
+
+
+@pytest.fixture
+def nested(tmp_path: Path) -> Iterator[Path]:
+    """Like ``tree`` but shaped like services/ledger: a module at the top (``effects``) and
+    one in a subpackage (``domain.rules``), each with a fake extension beside it."""
+    package = tmp_path / "pkgy"
+    (package / "domain").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "domain" / "__init__.py").write_text("")
+    for source in (package / "effects.py", package / "domain" / "rules.py"):
+        source.write_text("ANSWER = 'source'\n")
+        source.with_name(f"{source.stem}{EXTENSION}").write_bytes(b"not an extension")
+    sys.path.insert(0, str(tmp_path))
+    yield package
+    sys.path.remove(str(tmp_path))
+    for name in [n for n in sys.modules if n == "pkgy" or n.startswith("pkgy.")]:
+        del sys.modules[name]
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, native.SourceFinder)]
+
+
+def _nested_manifest(package: Path) -> Path:
+    path = package / "native-manifest.json"
+    digests = {
+        "pkgy.effects": native.source_digest(package / "effects.py"),
+        "pkgy.domain.rules": native.source_digest(package / "domain" / "rules.py"),
+    }
+    path.write_text(
+        json.dumps({"cache_tag": sys.implementation.cache_tag, "shared": [], "modules": digests})
+    )
+    return path
+
+
+def test_a_top_level_module_edited_makes_the_whole_tree_run_the_source(nested: Path) -> None:
+    manifest = _nested_manifest(nested)
+    assert native.check(nested, "pkgy", manifest).mode == "compiled"
+    (nested / "effects.py").write_text("ANSWER = 'edited'\n")
+    status = native.activate(nested, "pkgy")
+    assert status.problems == ("pkgy.effects: source changed since the build",)
+    assert status.modules == ("pkgy.domain.rules", "pkgy.effects")
+    # all or nothing: the unchanged module in the subpackage runs its source too
+    assert importlib.import_module("pkgy.effects").ANSWER == "edited"
+    assert importlib.import_module("pkgy.domain.rules").ANSWER == "source"
+
+
+def test_an_extension_in_a_subpackage_the_manifest_does_not_name_is_stale(nested: Path) -> None:
+    manifest = _nested_manifest(nested)
+    (nested / "domain" / f"extra{EXTENSION}").write_bytes(b"")
+    status = native.check(nested, "pkgy", manifest)
+    assert status.problems == ("pkgy.domain.extra: extension not in the manifest",)
+
+
+def test_importing_effects_first_still_goes_through_the_check() -> None:
+    """A fresh interpreter whose first import is ``services.ledger.effects`` (as a replay
+    worker's is): the package's ``__init__`` has run the check before Python looked for the
+    module, so ``LEDGER_COMPILED=0`` gives the source of both projection modules."""
+    import subprocess
+
+    code = (
+        "import services.ledger.effects, services.ledger.projection, sys\n"
+        "from services.ledger.domain import native\n"
+        "print(native.STATUS.mode, native.loaded_mode(['services.ledger.effects',"
+        " 'services.ledger.projection']))\n"
+    )
+    env = {**os.environ, native.ENV_SWITCH: "0"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=native.ROOT.parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out[0] in ("disabled", "pure")  # "pure": no build in this checkout
+    assert out[1] == "pure"

@@ -6,7 +6,7 @@ import datetime as dt
 import functools
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from services.ledger.domain.normalised import NormalisedEvent
@@ -150,8 +150,7 @@ class ResolverRegistry:
                 return resolver.resolve(event, version)
         if self.is_newer_than_known(version):
             resolved = self._newest.resolve(event, version)
-            return replace(
-                resolved,
+            return resolved._replace(
                 resolution_flags=(*resolved.resolution_flags, API_VERSION_NEWER_THAN_KNOWN),
             )
         return UnsupportedApiVersion(

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from services.ledger.domain.normalised import PendingUpdate
@@ -57,4 +56,4 @@ class DahliaResolver(CloverResolver):
         if pending.get("discount") is None and pending.get("discounts") is None:
             return base  # no discount change pending
         known, unresolved = self.discounts(pending)
-        return replace(base, discounts=known, discount_refs_unresolved=unresolved)
+        return base._replace(discounts=known, discount_refs_unresolved=unresolved)
