@@ -7,13 +7,15 @@ oracle is the old function itself, from the revision's frozen downgrade copy: in
 transaction that is rolled back it is put back and ``query_support_rebuild()`` refills
 ``query_accounts``; those rows must equal the rows the live triggers wrote with the new
 function after writes in random order (single rows, drift events of customers, of tenants,
-of customers linked to another tenant, none), and the new function's own rebuild. (0017
+of customers linked to another tenant, none), and the new function's own rebuild; and
+VerifyLedger's query-table check finds 0 mismatches. (0017
 also made a customer link refresh the tenants of the customer's drift events: without it a
 link written after such an event left the event's tenant flagged, and this test fails.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from functools import partial
@@ -26,6 +28,7 @@ from alembic import command
 
 from services.common.config import libpq_url
 from services.common.migrate import alembic_config, upgrade_to_head
+from services.ledger.verify import VerifyReport, verify_query_tables
 from tests.ledger.queries.conftest import Ledger, days_ago
 
 pytestmark = pytest.mark.integration
@@ -79,7 +82,18 @@ def _old_rebuild(url: str) -> list[str]:
         return [str(r[0]) for r in conn.execute(ROWS).fetchall()]
 
 
+async def _verify(url: str) -> VerifyReport:
+    """VerifyLedger's query-table half: every query_* table against the rebuild."""
+    report = VerifyReport()
+    conn = await psycopg.AsyncConnection.connect(libpq_url(url))
+    async with conn, conn.transaction():
+        await verify_query_tables(conn, report, sample_size=5)
+    return report
+
+
 def _compare(ledger: Ledger, database_url: str) -> list[str]:
+    report = asyncio.run(_verify(database_url))
+    assert report.mismatches == 0, report.sample
     live = [str(r[0]) for r in ledger.execute(ROWS)]
     assert live == _old_rebuild(database_url)
     ledger.execute("SELECT ledger.query_support_rebuild()")
