@@ -204,8 +204,9 @@ def run(count: int, concurrency: int, baseline_rows: int, processes: int = 1,
     bodies = make_bodies(count)
     with bench_stack() as stack:
         baseline = insert_commit_baseline(stack.database_url, baseline_rows)
+        database_url = tree_database(stack.database_url, tree)
         http_port, admin_port = free_port(), free_port()
-        env = dict(os.environ, DATABASE_URL=stack.database_url, NATS_URL=stack.nats_url,
+        env = dict(os.environ, DATABASE_URL=database_url, NATS_URL=stack.nats_url,
                    STRIPE_WEBHOOK_SECRETS=SECRET, INGEST_HTTP_PORT=str(http_port),
                    INGEST_GRPC_PORT=str(free_port()), INGEST_ADMIN_PORT=str(admin_port),
                    INGEST_HOST="127.0.0.1", LOG_LEVEL="WARNING",
@@ -229,13 +230,14 @@ def run(count: int, concurrency: int, baseline_rows: int, processes: int = 1,
                 post_all(http_port, requests, bodies, concurrency, signed_at)
             )
             client_cpu = time.process_time() - client_before
-            wait_published(stack.database_url, count)
+            wait_published(database_url, count)
             total = time.perf_counter() - started
             cpu = process_cpu_seconds(service.pid) - cpu_before
             servers_cpu = [
                 process_cpu_seconds(pid) - before
                 for pid, before in zip(servers, servers_before, strict=True)
             ]
+            commits = commit_figures(admin_port) if processes == 1 else {}
             if os.environ.get("BENCH_INGEST_SCRIPT"):
                 service.send_signal(signal.SIGUSR1)
                 service.wait(30)
@@ -260,9 +262,59 @@ def run(count: int, concurrency: int, baseline_rows: int, processes: int = 1,
         "postgres_cpu_us_per_webhook": (servers_cpu[0] if servers_cpu else 0) / count * 1e6,
         "nats_cpu_us_per_webhook": (servers_cpu[1] if len(servers_cpu) > 1 else 0) / count * 1e6,
         "load_average_1m": os.getloadavg()[0],
+        **commits,
     }
     result["ratio_to_baseline"] = result["archived_and_published_per_s"] / baseline
     return result
+
+
+def commit_figures(admin_port: int) -> dict[str, float]:
+    """The service's group commits over its life (the run, bar a few start-up sweeps), from its
+    metrics: count, mean batch size, mean and bucket-bound p50 / p99 duration in ms (what a
+    webhook's latency holds besides its wait in the queue). Empty when the service (another
+    commit's) does not export ``ingest_archive_commit_seconds``."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    buckets: list[tuple[float, float]] = []
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("ingest_archive_commit_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
+        elif line.startswith(("ingest_archive_commit_seconds_", "ingest_archive_batch_size_")):
+            name, value = line.rsplit(" ", 1)
+            sums[name] = float(value)
+    count = sums.get("ingest_archive_commit_seconds_count", 0.0)
+    if not count:
+        return {}
+
+    def bound_of(fraction: float) -> float:
+        return next((b for b, c in sorted(buckets) if c >= fraction * count), float("inf"))
+
+    return {
+        "group_commits": count,
+        "mean_batch_size": sums["ingest_archive_batch_size_sum"] / count,
+        "commit_mean_ms": sums["ingest_archive_commit_seconds_sum"] / count * 1000,
+        "commit_p50_ms_at_most": bound_of(0.5) * 1000,
+        "commit_p99_ms_at_most": bound_of(0.99) * 1000,
+    }
+
+
+def tree_database(bench_url: str, tree: Path) -> str:
+    """The database the service of ``tree`` runs against, migrated by ``tree``'s own
+    migrations: another commit's service must see its own schema (a migration is often the
+    change measured), not this checkout's head."""
+    if tree.resolve() == REPO_ROOT:
+        return bench_url
+    server, _ = bench_url.rsplit("/", 1)
+    with psycopg.connect(libpq_url(f"{server}/postgres"), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE bench_tree")
+    url = f"{server}/bench_tree"
+    subprocess.run([sys.executable, "-m", "services.common.migrate", "upgrade"], cwd=tree,
+                   env=dict(os.environ, DATABASE_URL=url), check=True)
+    return url
 
 
 def wait_for_copies(pid: int, processes: int, timeout: float = 120) -> None:

@@ -318,6 +318,9 @@ async def run_queries(url: str, runs: int, accounts: int) -> list[tuple[str, lis
                 )
                 for d in (7, 30, 90)
             ),
+            # as_of off the hour: the active sessions read their two partial hours (0019)
+            ("GetDashboard 90d :17", lambda: stub.GetDashboard(pb.GetDashboardRequest(
+                period_days=90, as_of=_ts(AS_OF - timedelta(minutes=17))))),
             ("ListAccounts name", lambda: stub.ListAccounts(pb.ListAccountsRequest())),
             ("ListAccounts mrr desc p2", lambda: stub.ListAccounts(pb.ListAccountsRequest(
                 sort_by="mrr", descending=True,

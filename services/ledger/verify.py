@@ -43,7 +43,7 @@ from services.ledger.tables import REBUILT_TABLES, check_schema, q
 log = logging.getLogger(__name__)
 
 #: The read-side tables maintained by the query triggers (migrations 0004-0006, 0012, 0014,
-#: 0016).
+#: 0016, 0019).
 QUERY_TABLES: tuple[str, ...] = (
     "query_accounts",
     "query_account_mix",
@@ -61,6 +61,7 @@ QUERY_TABLES: tuple[str, ...] = (
     "query_invoice_daily",
     "query_mrr_totals",
     "query_unlisted_users",
+    "query_session_hourly",
 )
 
 

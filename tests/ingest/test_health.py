@@ -66,3 +66,15 @@ async def test_database_down_makes_it_not_ready(make_ingest: Callable[..., objec
     assert status == 503
     assert report["ready"] is False
     assert report["checks"]["database"] is False
+
+
+async def test_each_group_commit_is_timed(webhooks: WebhookClient) -> None:
+    """``ingest_archive_commit_seconds``: one observation per archive transaction (what a
+    webhook's latency is made of besides its wait in the queue)."""
+    before = sample("ingest_archive_commit_seconds_count")
+    batches = sample("ingest_archive_batch_size_count")
+    assert (await webhooks.post(event_body("evt_timed")))[0] == 200
+    timed = sample("ingest_archive_commit_seconds_count") - before
+    assert timed >= 1
+    assert timed == sample("ingest_archive_batch_size_count") - batches
+    assert sample("ingest_archive_commit_seconds_sum") > 0

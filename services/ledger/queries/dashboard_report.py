@@ -64,10 +64,11 @@ async def dashboard_report(
         dashboard.AccountCounts, dict[date, int], list[Any], list[Any]
     ]:
         async with snapshot() as conn:
+            counts, plans = await dashboard.account_mix(conn, w)
             return (
-                await dashboard.account_counts(conn, w),
+                counts,
                 await dashboard.signups_by_day(conn, w),
-                await dashboard.plan_distribution(conn, w),
+                plans,
                 await dashboard.recent_signups(conn, w, limit),
             )
 

@@ -257,6 +257,15 @@ query_unlisted_users = Table(
     Column("user_id", Text, primary_key=True),
 )
 
+# Sessions the dashboard's active sessions can count (not revoked, user listed) per UTC hour
+# of last_seen_at (0019).
+query_session_hourly = Table(
+    "query_session_hourly",
+    metadata,
+    Column("hour", DateTime(timezone=True), primary_key=True),
+    Column("n", BigInteger),
+)
+
 # Invoice-list rows per (UTC day, kind) (0014).
 query_invoice_daily = Table(
     "query_invoice_daily",
@@ -293,6 +302,7 @@ __all__ = [
     "query_mrr_steps",
     "query_mrr_totals",
     "query_revenue_daily",
+    "query_session_hourly",
     "query_unlisted_users",
     "subscriptions",
 ]
