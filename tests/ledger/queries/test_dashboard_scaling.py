@@ -34,23 +34,12 @@ from services.ledger.queries import dashboard
 from services.ledger.queries.inputs import Window
 from tests.ledger.queries.conftest import NOW, Ledger, days_ago
 from tests.ledger.queries.test_query_scaling import _directory
+from tests.ledger.queries.test_query_scaling2 import OLD_ACTIVE_SESSIONS_SQL
 
 pytestmark = pytest.mark.integration
 
-# The oracle: the statement before 0016 and 0019 (every session seen in the 24 hours, the
-# unlisted users computed from the memberships).
-OLD_ACTIVE_SESSIONS_SQL = """
-SELECT count(*) FROM ledger.sessions s
-WHERE s.started_at <= :as_of AND (s.revoked_at IS NULL OR s.revoked_at > :as_of)
-  AND s.last_seen_at > :as_of - interval '24 hours' AND s.last_seen_at <= :as_of
-  AND s.user_id NOT IN (
-      SELECT dm.user_id FROM ledger.memberships dm
-      JOIN ledger.tenants dt ON dt.tenant_id = dm.tenant_id
-      WHERE dt.deleted_at IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM ledger.memberships lm
-                        JOIN ledger.tenants lt ON lt.tenant_id = lm.tenant_id
-                        WHERE lm.user_id = dm.user_id AND lt.deleted_at IS NULL))
-"""
+# The oracle, OLD_ACTIVE_SESSIONS_SQL: the statement before 0016 and 0019 (every session seen in
+# the 24 hours, the unlisted users computed from the memberships), kept once in 0016's test.
 
 # query_session_hourly's definition, counted from scratch.
 HOURS_SQL = """
