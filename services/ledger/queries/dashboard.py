@@ -524,33 +524,13 @@ class AccountCounts:
     new_prior: int
 
 
-async def account_counts(conn: AsyncConnection, w: Window) -> AccountCounts:
-    day = qam.c.created_day
-
-    def accounts(*where: ColumnElement[bool]) -> Any:
-        return func.coalesce(func.sum(qam.c.n).filter(*where), 0)
-
-    row = (
-        await conn.execute(
-            select(
-                accounts(day < w.end_day),
-                accounts(day < w.start_day),
-                accounts(day >= w.start_day, day < w.end_day),
-                accounts(day >= w.prior_start_day, day < w.start_day),
-            )
-        )
-    ).one()
-    return AccountCounts(*(int(v) for v in row))
-
-
 async def account_mix(conn: AsyncConnection, w: Window) -> tuple[AccountCounts, list[Any]]:
-    """``account_counts`` and ``plan_distribution`` from one pass over ``query_account_mix``.
+    """The KPI account counts and the plan distribution from one pass over ``query_account_mix``.
 
-    Both read every row of the table (days x plans x currencies: bounded by the history's
-    days, 13,889 rows at 200,000 accounts, as many as at 50,000); the dashboard asked for them
-    in two statements, i.e. two scans. Here the counts are the sums of per-(plan, currency)
-    filtered sums, and the plans the groups with accounts before the period end: the same
-    figures (tests compare them with the two statements), one scan and one round trip.
+    The table holds days x plans x currencies (bounded by the history's days, 13,889 rows at
+    200,000 accounts, as many as at 50,000); the counts are the sums of per-(plan, currency)
+    filtered sums, and the plans the groups with accounts before the period end: one scan and
+    one round trip (it was two statements, now the tests' oracle).
     """
     day = qam.c.created_day
 
@@ -592,25 +572,6 @@ async def signups_by_day(conn: AsyncConnection, w: Window) -> dict[date, int]:
     return {r[0]: int(r[1]) for r in rows if r[1]}
 
 
-async def plan_distribution(conn: AsyncConnection, w: Window) -> list[Any]:
-    """(plan, currency, accounts, committed MRR) of live accounts existing at the period end."""
-    return list(
-        (
-            await conn.execute(
-                select(
-                    qam.c.plan,
-                    func.nullif(qam.c.currency, "").label("currency"),
-                    func.sum(qam.c.n).label("accounts"),
-                    func.sum(qam.c.committed_mrr).label("mrr"),
-                )
-                .where(qam.c.created_day < w.end_day)
-                .group_by(qam.c.plan, qam.c.currency)
-                .having(func.sum(qam.c.n) > 0)
-            )
-        ).all()
-    )
-
-
 async def recent_signups(conn: AsyncConnection, w: Window, limit: int) -> list[Any]:
     return list(
         (
@@ -629,7 +590,6 @@ __all__ = [
     "DirectoryActivity",
     "MovementTotals",
     "MrrCurve",
-    "account_counts",
     "account_mix",
     "active_sessions",
     "active_sessions_in_range",
@@ -642,7 +602,6 @@ __all__ = [
     "mrr_curve",
     "mrr_movements",
     "mrr_movements_from_steps",
-    "plan_distribution",
     "recent_signups",
     "revenue_by_day",
     "shape_representative",

@@ -172,10 +172,9 @@ async def test_account_mix_equals_the_accounts(ledger: Ledger, database_url: str
             for days, back in ((7, 0), (30, 0), (90, 0), (30, 45)):
                 w = Window(NOW - timedelta(days=back), days)
                 bounds = {"start": w.start, "end": w.end, "prior": w.prior_start}
-                c = await dashboard.account_counts(conn, w)
+                c, plans = await dashboard.account_mix(conn, w)
                 scanned = ledger.execute(SCANNED_COUNTS, bounds)  # type: ignore[arg-type]
                 assert (c.total, c.before_period, c.new, c.new_prior) == scanned[0]
-                plans = await dashboard.plan_distribution(conn, w)
                 assert {(r.plan, r.currency, int(r.accounts), int(r.mrr)) for r in plans} == set(
                     ledger.execute(SCANNED_PLANS, bounds)  # type: ignore[arg-type]
                 )
