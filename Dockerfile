@@ -32,11 +32,32 @@ COPY pyproject.toml ./
 RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
  && pip install -r /tmp/requirements.txt
 
-# 2. The project itself (the `services` package), without re-resolving dependencies.
-COPY services ./services
-RUN pip install --no-deps .
+# 2. A C compiler and the Python headers for step 3, in this stage only (the runtime stage
+#    gets the extension modules, never the compiler). The official python images carry their
+#    headers; Debian's python3 needs python3-dev.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && { test -f "$(python -c 'import sysconfig; print(sysconfig.get_path("include"))')/Python.h" \
+      || apt-get install -y --no-install-recommends python3-dev; } \
+ && rm -rf /var/lib/apt/lists/*
 
-# 3. gRPC code, exactly like `make proto`: protoc with the mypy plugins, an __init__.py in
+# 3. The project itself (the `services` package), without re-resolving dependencies, with
+#    the ledger's hot modules compiled exactly like `make compile` (tools/native_build.py,
+#    the list in pyproject.toml): the image replays at the speed bench/RESULTS.md reports.
+#    mypy (mypyc) and setuptools come from the dev extra's own requirement lines and go to a
+#    throw-away directory, not into the venv the runtime stage copies. The extension modules
+#    and their manifest travel as package data; the ledger checks them at start
+#    (services/ledger/domain/native.py) and exports the form it runs as
+#    `ledger_projection_form` (compose-check asserts "compiled").
+COPY services ./services
+COPY tools/native_build.py ./tools/
+RUN python -c "import tomllib; dev = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['dev']; open('/tmp/native-build.txt', 'w').write('\n'.join(r for r in dev if r.split('>')[0].split('=')[0] in ('mypy', 'setuptools')) + '\n')" \
+ && pip install --target /tmp/native-build -r /tmp/native-build.txt \
+ && PYTHONPATH=/tmp/native-build python tools/native_build.py \
+ && rm -rf /tmp/native-build build \
+ && pip install --no-deps .
+
+# 4. gRPC code, exactly like `make proto`: protoc with the mypy plugins, an __init__.py in
 #    every generated sub-folder. mypy-protobuf is a dev tool: installed for this step only.
 COPY protos ./protos
 RUN pip install mypy-protobuf \

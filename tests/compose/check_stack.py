@@ -35,6 +35,7 @@ INGEST_ADDR = os.environ.get("COMPOSE_INGEST_ADDR", "127.0.0.1:50051")
 LEDGER_ADDR = os.environ.get("COMPOSE_LEDGER_ADDR", "127.0.0.1:50052")
 DRIFT_ADDR = os.environ.get("COMPOSE_DRIFT_ADDR", "127.0.0.1:50053")
 BACKOFFICE_URL = os.environ.get("COMPOSE_BACKOFFICE_URL", "http://127.0.0.1:8080")
+LEDGER_METRICS_URL = os.environ.get("COMPOSE_LEDGER_METRICS_URL", "http://127.0.0.1:9092/metrics")
 # How to run a command in the gateway's container (compose-check.sh sets it).
 GATEWAY_EXEC = os.environ.get("COMPOSE_GATEWAY_EXEC", "")
 # Payloads the ledger turns into billing events (one per file).
@@ -136,6 +137,17 @@ def check_backoffice(event_ids: list[str], deadline: float) -> None:
     print(f"compose-check: back-office shows the events; dashboard keys {sorted(dashboard)[:6]}")
 
 
+def check_projection_form() -> None:
+    """The image's ledger runs the mypyc-compiled projection (the Dockerfile builds it): a
+    silent fall-back to the source would halve the replay rate of every deployment."""
+    with urllib.request.urlopen(LEDGER_METRICS_URL, timeout=5) as response:  # noqa: S310 - loopback
+        text = response.read().decode()
+    if 'ledger_projection_form{mode="compiled"} 1.0' not in text:
+        lines = [line for line in text.splitlines() if line.startswith("ledger_projection_form")]
+        fail(f"the ledger does not run the compiled projection: {lines}")
+    print("compose-check: the ledger runs the compiled projection")
+
+
 def main() -> None:
     secret = os.environ["STRIPE_WEBHOOK_SECRETS"].split(",")[0]
     deadline = time.monotonic() + DEADLINE_SECONDS
@@ -172,6 +184,7 @@ def main() -> None:
         )
         print(f"compose-check: {event_id} {archived.type} -> {row.event_type}")
     print(f"compose-check: {len(event_ids)} signed webhooks archived and in the ledger")
+    check_projection_form()
     check_drift(deadline)
     check_backoffice(event_ids, deadline)
 

@@ -46,6 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_NAME = "native-manifest.json"
 #: ``0`` loads the source even when a fresh build is there.
 ENV_SWITCH = "LEDGER_COMPILED"
+#: Every value of :attr:`NativeStatus.mode`.
+MODES = ("compiled", "pure", "disabled", "stale")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from services.common.grpc_client import aio_channel
 from services.ingest.app import IngestService
 from services.ledger.app import LedgerService
+from services.ledger.domain import native
 from services.ledger.projection import apply_batch
 from services.ledger.verify import create_scratch_schema
 from tests.helpers import eventually
@@ -114,6 +115,10 @@ async def test_webhooks_reach_billing_events_through_jetstream(
         label = f'{{consumer="{ledger.settings.consumer_name}"}}'
         assert f"ledger_consumer_pending_messages{label} " in text
         assert f"ledger_consumer_oldest_unprojected_age_seconds{label} " in text
+        # The form of the projection this process runs: 1 for its mode, 0 for the others.
+        for mode in native.MODES:
+            value = 1.0 if mode == native.STATUS.mode else 0.0
+            assert f'ledger_projection_form{{mode="{mode}"}} {value}' in text
 
 
 async def _equals(value: Any, expected: int) -> bool:
