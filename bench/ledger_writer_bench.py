@@ -182,11 +182,19 @@ async def _write(url: str, path: Path, live: bool, limit: int | None) -> tuple[i
 
 
 def run_once(
-    pg: EmbeddedPostgres, path: Path, index: int, live: bool, limit: int | None = None
+    pg: EmbeddedPostgres,
+    path: Path,
+    index: int,
+    live: bool,
+    limit: int | None = None,
+    functions: Path | None = None,
 ) -> Run:
     name = f"writer_{index}"
     url = pg.create_database(name)
     upgrade_to_head(url)
+    if functions is not None:  # e.g. a revision's downgrade copy: the functions before it
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+            conn.execute(functions.read_text(encoding="utf-8"))  # type: ignore[arg-type]
     fresh_indexes = index_count(url)
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -356,6 +364,19 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--max-batches", type=int, default=None, help="write only the first N pickled batches"
     )
+    parser.add_argument(
+        "--functions",
+        type=Path,
+        default=None,
+        help="an SQL file run on each fresh ledger after its migrations (e.g. a revision's"
+        " frozen downgrade copy: the same tree with the functions as they were before it)",
+    )
+    parser.add_argument(
+        "--no-autovacuum",
+        action="store_true",
+        help="autovacuum off on the bench's server: the ledger stays never analyzed however"
+        " long the run (a run over 60 s otherwise gets autovacuum's first ANALYZE mid-way)",
+    )
     parser.add_argument("--table-stats", type=int, default=0, help="tables listed by dead tuples")
     parser.add_argument(
         "--explain-payments",
@@ -386,12 +407,14 @@ def main(argv: list[str]) -> None:
             with psycopg.connect(pg.admin_url, autocommit=True) as conn:
                 conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
                 conn.execute("ALTER SYSTEM SET pg_stat_statements.track = 'all'")
+                if args.no_autovacuum:
+                    conn.execute("ALTER SYSTEM SET autovacuum = off")
                 if args.naptime is not None:
                     conn.execute(f"ALTER SYSTEM SET autovacuum_naptime = {int(args.naptime)}")
             pg.stop()
             pg.start()
             for index in range(args.runs):
-                run = run_once(pg, path, index, args.live, args.max_batches)
+                run = run_once(pg, path, index, args.live, args.max_batches, args.functions)
                 report(run, index, args.top)
                 if args.table_stats:
                     table_stats(run.url, args.table_stats)

@@ -542,25 +542,26 @@ BEGIN
 END $function$;
 
 -- query_refresh_accounts (0017: the customer-side drift check probes the partial index
--- once per customer, so a ledger without statistics does not scan billing_events per account)
+-- once per customer, so a ledger without statistics does not scan billing_events per account;
+-- 0020: only the rows that change are written, in place, instead of every row deleted and
+-- inserted again)
 CREATE OR REPLACE FUNCTION ledger.query_refresh_accounts(p_ids text[])
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
+DECLARE
+    v_changed text[];
+    v_rows ledger.query_accounts[];
 BEGIN
     p_ids := ARRAY(SELECT DISTINCT k FROM unnest(p_ids) AS u(k) WHERE k IS NOT NULL);
     IF cardinality(p_ids) = 0 THEN
         RETURN;
     END IF;
     PERFORM ledger.query_lock(74001, p_ids);
-    PERFORM ledger.query_move_account_mix(p_ids, -1);
-    PERFORM ledger.query_move_account_facets(p_ids, -1);
-    DELETE FROM ledger.query_accounts t USING unnest(p_ids) AS k(id) WHERE t.account_id = k.id;
-    INSERT INTO ledger.query_accounts (
-        account_id, tenant_id, stripe_customer_ids, primary_customer_id, name, email,
-        created_at, deleted_at, unsynced, drift_detected, subscription_id, plan, status,
-        renewal_at, currency, committed_mrr, forward_mrr, mixed_currency)
-    SELECT
+    -- The rows as they should be, compared with the stored ones: only the accounts whose
+    -- row changes (or appears, or goes) are written and moved in the mix and facets.
+    WITH fresh AS (
+    SELECT ROW(
         ids.account_id,
         COALESCE(t.tenant_id, pc.tenant_id),
         COALESCE(c.customers, '{}'),
@@ -582,7 +583,7 @@ BEGIN
         COALESCE(ps.currency, pc.currency),
         COALESCE(m.committed, 0),
         COALESCE(m.forward, 0),
-        COALESCE(m.mixed, false)
+        COALESCE(m.mixed, false))::ledger.query_accounts AS r
     FROM unnest(p_ids) AS ids(account_id)
     LEFT JOIN ledger.tenants t ON t.tenant_id = ids.account_id
     LEFT JOIN LATERAL (
@@ -632,9 +633,35 @@ BEGIN
                          WHERE l.stripe_customer_id = b.stripe_customer_id
                            AND l.tenant_id <> ids.account_id)) AS drift
     ) d ON true
-    WHERE t.tenant_id IS NOT NULL OR c.n > 0;
-    PERFORM ledger.query_move_account_mix(p_ids, 1);
-    PERFORM ledger.query_move_account_facets(p_ids, 1);
+    WHERE t.tenant_id IS NOT NULL OR c.n > 0
+    )
+    SELECT array_agg(k.id), array_agg(f.r) FILTER (WHERE (f.r).account_id IS NOT NULL)
+    INTO v_changed, v_rows
+    FROM unnest(p_ids) AS k(id)
+    LEFT JOIN fresh f ON (f.r).account_id = k.id
+    LEFT JOIN ledger.query_accounts q ON q.account_id = k.id
+    WHERE q IS DISTINCT FROM f.r;
+    IF v_changed IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM ledger.query_move_account_mix(v_changed, -1);
+    PERFORM ledger.query_move_account_facets(v_changed, -1);
+    DELETE FROM ledger.query_accounts t USING unnest(v_changed) AS k(id)
+    WHERE t.account_id = k.id
+      AND NOT EXISTS (SELECT 1 FROM unnest(v_rows) AS n WHERE n.account_id = k.id);
+    INSERT INTO ledger.query_accounts AS t
+    SELECT n.* FROM unnest(v_rows) AS n ORDER BY n.account_id
+    ON CONFLICT (account_id) DO UPDATE SET
+        tenant_id = EXCLUDED.tenant_id, stripe_customer_ids = EXCLUDED.stripe_customer_ids,
+        primary_customer_id = EXCLUDED.primary_customer_id, name = EXCLUDED.name,
+        email = EXCLUDED.email, created_at = EXCLUDED.created_at,
+        deleted_at = EXCLUDED.deleted_at, unsynced = EXCLUDED.unsynced,
+        drift_detected = EXCLUDED.drift_detected, subscription_id = EXCLUDED.subscription_id,
+        plan = EXCLUDED.plan, status = EXCLUDED.status, renewal_at = EXCLUDED.renewal_at,
+        currency = EXCLUDED.currency, committed_mrr = EXCLUDED.committed_mrr,
+        forward_mrr = EXCLUDED.forward_mrr, mixed_currency = EXCLUDED.mixed_currency;
+    PERFORM ledger.query_move_account_mix(v_changed, 1);
+    PERFORM ledger.query_move_account_facets(v_changed, 1);
     DELETE FROM ledger.query_account_mix WHERE n = 0;
     DELETE FROM ledger.query_account_facets WHERE n = 0;
 END $function$;
