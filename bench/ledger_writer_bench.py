@@ -336,6 +336,37 @@ def explain_payments(url: str, count: int, turns: int = 2) -> None:
                 )
 
 
+def explain_accounts(url: str, count: int) -> None:
+    """``query_refresh_accounts`` of ``count`` accounts (sampled by a hash of their ids) under
+    auto_explain (ANALYZE, nested statements, sent to this client as notices), in a
+    transaction rolled back: the plans of the function's statements on the ledger as the run
+    left it, printed in full."""
+    with psycopg.connect(libpq_url(url)) as conn:
+        plans: list[str] = []
+        conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT account_id FROM ledger.query_accounts ORDER BY md5(account_id) LIMIT %s",
+                (count,),
+            ).fetchall()
+        ]
+        with conn.transaction(force_rollback=True):
+            conn.execute("LOAD 'auto_explain'")
+            for setting in (
+                "auto_explain.log_min_duration = 0",
+                "auto_explain.log_analyze = on",
+                "auto_explain.log_nested_statements = on",
+                "auto_explain.log_level = notice",
+                "client_min_messages = notice",
+            ):
+                conn.execute(f"SET LOCAL {setting}")  # type: ignore[arg-type]
+            conn.execute("SELECT ledger.query_refresh_accounts(%s)", (ids,))
+    print(f"  explain query_refresh_accounts({len(ids)} accounts):")
+    for plan in plans:
+        print("    " + plan.replace("\n", "\n    "))
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="ledger_writer_bench", description=__doc__)
     parser.add_argument("--tenants", type=int, default=500)
@@ -385,6 +416,12 @@ def main(argv: list[str]) -> None:
         help="payments whose refund refresh is run under EXPLAIN ANALYZE after each run",
     )
     parser.add_argument(
+        "--explain-accounts",
+        type=int,
+        default=0,
+        help="accounts whose query_refresh_accounts is run under auto_explain after each run",
+    )
+    parser.add_argument(
         "--batches",
         type=Path,
         default=None,
@@ -418,6 +455,8 @@ def main(argv: list[str]) -> None:
                 report(run, index, args.top)
                 if args.table_stats:
                     table_stats(run.url, args.table_stats)
+                if args.explain_accounts:
+                    explain_accounts(run.url, args.explain_accounts)
                 if args.explain_payments:
                     explain_payments(run.url, args.explain_payments)
         finally:
