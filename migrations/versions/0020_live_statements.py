@@ -1,4 +1,4 @@
-"""ledger schema: the live account refresh writes only the rows that change (issue 12 goal 2).
+"""ledger schema: the live account and MRR refreshes write only the rows that change (issue 12).
 
 Revision ID: 0020_live_statements
 Revises: 0019_dashboard_scaling
@@ -27,7 +27,15 @@ depends_on = None
 # only. Same rows by construction; the differential test is
 # tests/ledger/queries/test_account_refresh_in_place.py.
 #
-# Frozen copies (see 0007): the function as 0020 leaves it, and as 0017 had it.
+# query_refresh_mrr, the same way: it recomputed a touched subscription's MRR steps from all
+# its events, deleted every stored step and inserted them all again (a live batch touching a
+# subscription with 30 steps rewrote 30 rows and their two indexes to add one). Now the steps
+# computed the same way are kept in a variable; only the stored steps that differ from them
+# are deleted (their contributions to the day and move totals subtracted) and only the new
+# ones inserted (added): the totals move by (inserted - deleted), which is what (all new -
+# all old) was, since unchanged steps cancel out.
+#
+# Frozen copies (see 0007): the functions as 0020 leaves them, and as they were before.
 FUNCTIONS_SQL = Path(__file__).with_name("0020_functions.sql").read_text(encoding="utf-8")
 DOWNGRADE_SQL = Path(__file__).with_name("0020_downgrade_functions.sql").read_text(encoding="utf-8")
 

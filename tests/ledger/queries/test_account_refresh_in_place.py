@@ -1,4 +1,4 @@
-"""Migration 0020's account refresh writes only changed rows, and the same rows 0017's wrote.
+"""Migration 0020's account and MRR refreshes write only changed rows, the same rows as before.
 
 0020 changed ``ledger.query_refresh_accounts`` from delete-and-reinsert of every account it
 is asked about to: compute the rows (0017's statement), compare them with the stored ones,
@@ -10,7 +10,9 @@ by the new function after single-row writes in random order (the writes of
 test_live_refresh, then updates that change, keep or remove accounts' rows) must equal it,
 and the new function's own rebuild, and VerifyLedger's query-table check finds 0 mismatches.
 A refresh that changes nothing must leave the stored row itself in place (same ``ctid`` and
-``xmin``): the old function fails that.
+``xmin``): the old function fails that. The same comparison covers ``query_refresh_mrr``
+(0020 too: only the steps that differ are deleted, only new ones inserted): the MRR tables
+after MRR events of three subscriptions in random order equal the old function's rebuild.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ TABLES = (
     "SELECT q::text FROM ledger.query_accounts q ORDER BY q.account_id",
     "SELECT m::text FROM ledger.query_account_mix m ORDER BY m::text",
     "SELECT f::text FROM ledger.query_account_facets f ORDER BY f::text",
+    "SELECT s::text FROM ledger.query_mrr_steps s ORDER BY s::text",
+    "SELECT d::text FROM ledger.query_mrr_daily d ORDER BY d::text",
+    "SELECT m::text FROM ledger.query_mrr_moves_daily m ORDER BY m::text",
 )
 
 
@@ -84,6 +89,19 @@ def _later_writes(ledger: Ledger, rng: random.Random) -> None:
     rng.shuffle(changes)
     for statement, params in changes:
         ledger.execute(statement, params)
+    # MRR events of three subscriptions in random order (some in the same second, one in
+    # another currency): each arrival changes the steps after it, not the ones before
+    events = [
+        (sub, days_ago(40 - n // 2), ("SubscriptionRenewed", "SubscriptionUpgraded",
+                                      "SubscriptionCancelled", "SubscriptionReactivated")[n % 4],
+         rng.choice((0, 1000, 1500, 2500)), "EUR" if n == 7 else "USD")
+        for sub in ("sub_l00", "sub_l01", "sub_l05") for n in range(9)
+    ]
+    rng.shuffle(events)
+    for i, (sub, at, kind, mrr, currency) in enumerate(events):
+        ledger.event(kind, at, subscription_id=sub, committed=mrr, currency=currency)
+        if i % 9 == 8:
+            _compare(ledger.url)
 
 
 @pytest.mark.parametrize("seed", [23, 24, 25])
