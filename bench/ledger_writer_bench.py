@@ -12,6 +12,12 @@ functions and triggers run inside them). A digest of every rebuilt table and eve
 table shows that runs (and trees) wrote the same ledger.
 
     .venv/bin/python -m bench.ledger_writer_bench --tenants 500 --months 12 --runs 2
+
+``--table-stats`` prints, after each run, the tables with the most dead tuples (what the run
+left for vacuum: a delete-and-reinsert refresh leaves one dead row per row it rewrites) and
+their sizes; ``--explain-payments N`` runs the payments refund refresh for N of the ledger's
+payments under EXPLAIN ANALYZE, the statement before livepg6's rewrite and after, in turns,
+on the ledger as the run left it (never analyzed unless autovacuum got to it: printed).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from services.common.migrate import upgrade_to_head
 from services.devstack.embedded import EmbeddedPostgres, free_port
 from services.ledger import replay
 from services.ledger.db import raw_transaction
-from services.ledger.projection import apply_staged
+from services.ledger.projection import PAYMENTS_REFRESH, apply_staged
 from services.stripe_simulator import WorldConfig, iter_events, serialize_event
 
 
@@ -78,10 +84,11 @@ def prepare(config: WorldConfig, limit: int | None, batch_size: int, path: Path)
     return count
 
 
-async def batches(path: Path) -> AsyncGenerator[Any, None]:
-    """The pickled batches, one at a time (the payloads are not kept: nothing fails here)."""
+async def batches(path: Path, limit: int | None = None) -> AsyncGenerator[Any, None]:
+    """The pickled batches, one at a time (the payloads are not kept: nothing fails here);
+    the first ``limit`` only, if given (a smaller ledger from the same world)."""
     with path.open("rb") as source:
-        while True:
+        for _ in iter(int, 1) if limit is None else range(limit):
             try:
                 projected = pickle.load(source)  # noqa: S301 - our own file
             except EOFError:
@@ -134,6 +141,7 @@ class Run:
     nested: list[tuple[str, int, float]]  # run inside those (functions, triggers)
     digest: str
     indexes: tuple[int, int]  # ledger indexes after the run, and in a fresh schema
+    url: str
 
 
 def _label(query: str) -> str:
@@ -141,12 +149,12 @@ def _label(query: str) -> str:
     return text if len(text) <= 110 else text[:107] + "..."
 
 
-async def _live(engine: AsyncEngine, path: Path) -> replay.ReplayReport:
+async def _live(engine: AsyncEngine, path: Path, limit: int | None) -> replay.ReplayReport:
     """The batches written as the live consumer writes its batches: one transaction each,
     ``ON CONFLICT``, derived columns refreshed and query_* tables maintained per batch."""
     started = time.perf_counter()
     report = replay.ReplayReport()
-    async for projected, _events, _horizon in batches(path):
+    async for projected, _events, _horizon in batches(path, limit):
         async with raw_transaction(engine) as conn:
             result = await apply_staged(conn, projected.staged, projected.examined)
         report.examined += projected.examined
@@ -155,16 +163,16 @@ async def _live(engine: AsyncEngine, path: Path) -> replay.ReplayReport:
     return report
 
 
-async def _write(url: str, path: Path, live: bool) -> tuple[int, float, float]:
+async def _write(url: str, path: Path, live: bool, limit: int | None) -> tuple[int, float, float]:
     engine = make_async_engine(url, pool_size=2, statement_timeout_ms=600_000)
     try:
         writer = getattr(replay, "write_projected", None)
         if live:
-            report = await _live(engine, path)
+            report = await _live(engine, path, limit)
         elif writer is not None:
-            report = await writer(engine, batches(path))
+            report = await writer(engine, batches(path, limit))
         else:  # a tree from before write_projected: the same loop behind replay_archive
-            replay._projected = lambda *_a, **_k: batches(path)  # type: ignore[assignment]
+            replay._projected = lambda *_a, **_k: batches(path, limit)  # type: ignore[assignment]
             report = await replay.replay_archive(engine, None)  # type: ignore[arg-type]
     finally:
         await engine.dispose()
@@ -173,17 +181,27 @@ async def _write(url: str, path: Path, live: bool) -> tuple[int, float, float]:
     return report.examined, report.seconds, report.applied
 
 
-def run_once(pg: EmbeddedPostgres, path: Path, index: int, live: bool) -> Run:
+def run_once(
+    pg: EmbeddedPostgres,
+    path: Path,
+    index: int,
+    live: bool,
+    limit: int | None = None,
+    functions: Path | None = None,
+) -> Run:
     name = f"writer_{index}"
     url = pg.create_database(name)
     upgrade_to_head(url)
+    if functions is not None:  # e.g. a revision's downgrade copy: the functions before it
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+            conn.execute(functions.read_text(encoding="utf-8"))  # type: ignore[arg-type]
     fresh_indexes = index_count(url)
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         conn.execute("SELECT pg_stat_statements_reset()")
     assert pg.process is not None
     cpu0, own0 = tree_cpu_seconds(pg.process.pid), time.process_time()
-    events, seconds, _applied = asyncio.run(_write(url, path, live))
+    events, seconds, _applied = asyncio.run(_write(url, path, live, limit))
     cpu1, own1 = tree_cpu_seconds(pg.process.pid), time.process_time()
     with psycopg.connect(libpq_url(url)) as conn:
         rows = conn.execute(
@@ -202,6 +220,7 @@ def run_once(pg: EmbeddedPostgres, path: Path, index: int, live: bool) -> Run:
         [(str(q), int(c), float(ms)) for q, c, ms, top in rows if not top],
         digest,
         (index_count(url), fresh_indexes),
+        url,
     )
 
 
@@ -224,6 +243,128 @@ def report(run: Run, index: int, top: int) -> None:
         f"  ledger digest (rebuilt tables / query tables): {run.digest};"
         f" ledger indexes after the run {run.indexes[0]} (fresh schema {run.indexes[1]})"
     )
+
+
+TABLE_STATS = """
+SELECT s.relname, s.n_live_tup, s.n_dead_tup, s.n_tup_ins, s.n_tup_upd, s.n_tup_hot_upd,
+       s.n_tup_del, s.autovacuum_count, s.autoanalyze_count,
+       pg_relation_size(s.relid) AS heap, pg_indexes_size(s.relid) AS indexes
+FROM pg_stat_user_tables s
+WHERE s.schemaname = 'ledger'
+ORDER BY s.n_dead_tup DESC, s.relname
+LIMIT %s
+"""
+
+
+def table_stats(url: str, top: int) -> None:
+    """Dead tuples and sizes of the ledger's tables after a run (the statistics collector's
+    counts, flushed by the run's own connections when they closed)."""
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        rows = conn.execute(TABLE_STATS, (top,)).fetchall()
+    print(
+        "  tables by dead tuples: live, dead, inserted, updated (HOT), deleted,"
+        " autovacuums/autoanalyzes, heap kB, indexes kB"
+    )
+    for r in rows:
+        print(
+            f"  {r[0]:32s} {r[1]:8d} {r[2]:8d} {r[3]:8d} {r[4]:8d} ({r[5]:d}) {r[6]:8d}"
+            f"  {r[7]}/{r[8]}  {r[9] // 1024:8d} {r[10] // 1024:8d}"
+        )
+
+
+def _plan_nodes(node: dict[str, Any], found: list[str]) -> None:
+    """The scans of refunds and charges in an EXPLAIN (FORMAT JSON) plan, with their loops."""
+    if node.get("Relation Name") in ("refunds", "charges") or node.get("Node Type") in (
+        "BitmapOr",
+    ):
+        name = node.get("Index Name") or node.get("Relation Name") or ""
+        found.append(
+            f"{node['Node Type']} {name} loops={node.get('Actual Loops')}"
+            f" {node.get('Actual Total Time', 0):.3f} ms/loop"
+        )
+    for child in node.get("Plans", []):
+        _plan_nodes(child, found)
+
+
+def explain_payments(url: str, count: int, turns: int = 2) -> None:
+    """EXPLAIN ANALYZE of the payments refund refresh for ``count`` payments (sampled by a
+    hash of their ids, so the same ones every run), old statement and new in turns, each in
+    a transaction rolled back."""
+    from tests.ledger.queries.payments_refresh_oracle import OLD_PAYMENTS_REFRESH
+
+    keys = (
+        "p2.invoice_id = ANY(%b) OR p2.payment_intent_id = ANY(%b)"
+        " OR p2.invoice_charge_id = ANY(%b)"
+    )
+    with psycopg.connect(libpq_url(url)) as conn:
+        stats = conn.execute(
+            "SELECT c.relname, c.reltuples, (SELECT count(*) FROM ledger.refunds),"
+            " (SELECT count(*) FROM ledger.payments), (SELECT count(*) FROM ledger.charges)"
+            " FROM pg_class c WHERE c.oid = 'ledger.refunds'::regclass"
+        ).fetchone()
+        assert stats is not None
+        print(
+            f"  explain: refunds reltuples {stats[1]:.0f} (-1: never analyzed), rows: refunds"
+            f" {stats[2]}, payments {stats[3]}, charges {stats[4]}"
+        )
+        sample = conn.execute(
+            "SELECT invoice_id, payment_intent_id, invoice_charge_id FROM ledger.payments"
+            " ORDER BY md5(invoice_id) LIMIT %s",
+            (count,),
+        ).fetchall()
+        params = (
+            [r[0] for r in sample],
+            [r[1] for r in sample if r[1]],
+            [r[2] for r in sample if r[2]],
+        )
+        for turn in range(turns):
+            for label, statement in (("old", OLD_PAYMENTS_REFRESH), ("new", PAYMENTS_REFRESH)):
+                with conn.transaction(force_rollback=True):
+                    row = conn.execute(
+                        "EXPLAIN (ANALYZE, FORMAT JSON) "  # type: ignore[arg-type]
+                        + statement.format(s="ledger", keys=keys),
+                        params,
+                    ).fetchone()
+                assert row is not None
+                plan = row[0][0]
+                found: list[str] = []
+                _plan_nodes(plan["Plan"], found)
+                print(
+                    f"  explain {label} (turn {turn + 1}): {plan['Execution Time']:.1f} ms,"
+                    f" planning {plan['Planning Time']:.1f} ms; " + "; ".join(found)
+                )
+
+
+def explain_accounts(url: str, count: int) -> None:
+    """``query_refresh_accounts`` of ``count`` accounts (sampled by a hash of their ids) under
+    auto_explain (ANALYZE, nested statements, sent to this client as notices), in a
+    transaction rolled back: the plans of the function's statements on the ledger as the run
+    left it, printed in full."""
+    with psycopg.connect(libpq_url(url)) as conn:
+        plans: list[str] = []
+        conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT account_id FROM ledger.query_accounts ORDER BY md5(account_id) LIMIT %s",
+                (count,),
+            ).fetchall()
+        ]
+        with conn.transaction(force_rollback=True):
+            conn.execute("LOAD 'auto_explain'")
+            for setting in (
+                "auto_explain.log_min_duration = 0",
+                "auto_explain.log_analyze = on",
+                "auto_explain.log_nested_statements = on",
+                "auto_explain.log_level = notice",
+                "client_min_messages = notice",
+            ):
+                conn.execute(f"SET LOCAL {setting}")  # type: ignore[arg-type]
+            conn.execute("SELECT ledger.query_refresh_accounts(%s)", (ids,))
+    print(f"  explain query_refresh_accounts({len(ids)} accounts):")
+    for plan in plans:
+        print("    " + plan.replace("\n", "\n    "))
 
 
 def main(argv: list[str]) -> None:
@@ -252,6 +393,35 @@ def main(argv: list[str]) -> None:
         " ledger that has been running",
     )
     parser.add_argument(
+        "--max-batches", type=int, default=None, help="write only the first N pickled batches"
+    )
+    parser.add_argument(
+        "--functions",
+        type=Path,
+        default=None,
+        help="an SQL file run on each fresh ledger after its migrations (e.g. a revision's"
+        " frozen downgrade copy: the same tree with the functions as they were before it)",
+    )
+    parser.add_argument(
+        "--no-autovacuum",
+        action="store_true",
+        help="autovacuum off on the bench's server: the ledger stays never analyzed however"
+        " long the run (a run over 60 s otherwise gets autovacuum's first ANALYZE mid-way)",
+    )
+    parser.add_argument("--table-stats", type=int, default=0, help="tables listed by dead tuples")
+    parser.add_argument(
+        "--explain-payments",
+        type=int,
+        default=0,
+        help="payments whose refund refresh is run under EXPLAIN ANALYZE after each run",
+    )
+    parser.add_argument(
+        "--explain-accounts",
+        type=int,
+        default=0,
+        help="accounts whose query_refresh_accounts is run under auto_explain after each run",
+    )
+    parser.add_argument(
         "--batches",
         type=Path,
         default=None,
@@ -274,12 +444,21 @@ def main(argv: list[str]) -> None:
             with psycopg.connect(pg.admin_url, autocommit=True) as conn:
                 conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
                 conn.execute("ALTER SYSTEM SET pg_stat_statements.track = 'all'")
+                if args.no_autovacuum:
+                    conn.execute("ALTER SYSTEM SET autovacuum = off")
                 if args.naptime is not None:
                     conn.execute(f"ALTER SYSTEM SET autovacuum_naptime = {int(args.naptime)}")
             pg.stop()
             pg.start()
             for index in range(args.runs):
-                report(run_once(pg, path, index, args.live), index, args.top)
+                run = run_once(pg, path, index, args.live, args.max_batches, args.functions)
+                report(run, index, args.top)
+                if args.table_stats:
+                    table_stats(run.url, args.table_stats)
+                if args.explain_accounts:
+                    explain_accounts(run.url, args.explain_accounts)
+                if args.explain_payments:
+                    explain_payments(run.url, args.explain_payments)
         finally:
             pg.stop()
     finally:

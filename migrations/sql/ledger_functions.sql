@@ -542,25 +542,26 @@ BEGIN
 END $function$;
 
 -- query_refresh_accounts (0017: the customer-side drift check probes the partial index
--- once per customer, so a ledger without statistics does not scan billing_events per account)
+-- once per customer, so a ledger without statistics does not scan billing_events per account;
+-- 0020: only the rows that change are written, in place, instead of every row deleted and
+-- inserted again)
 CREATE OR REPLACE FUNCTION ledger.query_refresh_accounts(p_ids text[])
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
+DECLARE
+    v_changed text[];
+    v_rows ledger.query_accounts[];
 BEGIN
     p_ids := ARRAY(SELECT DISTINCT k FROM unnest(p_ids) AS u(k) WHERE k IS NOT NULL);
     IF cardinality(p_ids) = 0 THEN
         RETURN;
     END IF;
     PERFORM ledger.query_lock(74001, p_ids);
-    PERFORM ledger.query_move_account_mix(p_ids, -1);
-    PERFORM ledger.query_move_account_facets(p_ids, -1);
-    DELETE FROM ledger.query_accounts t USING unnest(p_ids) AS k(id) WHERE t.account_id = k.id;
-    INSERT INTO ledger.query_accounts (
-        account_id, tenant_id, stripe_customer_ids, primary_customer_id, name, email,
-        created_at, deleted_at, unsynced, drift_detected, subscription_id, plan, status,
-        renewal_at, currency, committed_mrr, forward_mrr, mixed_currency)
-    SELECT
+    -- The rows as they should be, compared with the stored ones: only the accounts whose
+    -- row changes (or appears, or goes) are written and moved in the mix and facets.
+    WITH fresh AS (
+    SELECT ROW(
         ids.account_id,
         COALESCE(t.tenant_id, pc.tenant_id),
         COALESCE(c.customers, '{}'),
@@ -582,7 +583,7 @@ BEGIN
         COALESCE(ps.currency, pc.currency),
         COALESCE(m.committed, 0),
         COALESCE(m.forward, 0),
-        COALESCE(m.mixed, false)
+        COALESCE(m.mixed, false))::ledger.query_accounts AS r
     FROM unnest(p_ids) AS ids(account_id)
     LEFT JOIN ledger.tenants t ON t.tenant_id = ids.account_id
     LEFT JOIN LATERAL (
@@ -632,9 +633,35 @@ BEGIN
                          WHERE l.stripe_customer_id = b.stripe_customer_id
                            AND l.tenant_id <> ids.account_id)) AS drift
     ) d ON true
-    WHERE t.tenant_id IS NOT NULL OR c.n > 0;
-    PERFORM ledger.query_move_account_mix(p_ids, 1);
-    PERFORM ledger.query_move_account_facets(p_ids, 1);
+    WHERE t.tenant_id IS NOT NULL OR c.n > 0
+    )
+    SELECT array_agg(k.id), array_agg(f.r) FILTER (WHERE (f.r).account_id IS NOT NULL)
+    INTO v_changed, v_rows
+    FROM unnest(p_ids) AS k(id)
+    LEFT JOIN fresh f ON (f.r).account_id = k.id
+    LEFT JOIN ledger.query_accounts q ON q.account_id = k.id
+    WHERE q IS DISTINCT FROM f.r;
+    IF v_changed IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM ledger.query_move_account_mix(v_changed, -1);
+    PERFORM ledger.query_move_account_facets(v_changed, -1);
+    DELETE FROM ledger.query_accounts t USING unnest(v_changed) AS k(id)
+    WHERE t.account_id = k.id
+      AND NOT EXISTS (SELECT 1 FROM unnest(v_rows) AS n WHERE n.account_id = k.id);
+    INSERT INTO ledger.query_accounts AS t
+    SELECT n.* FROM unnest(v_rows) AS n ORDER BY n.account_id
+    ON CONFLICT (account_id) DO UPDATE SET
+        tenant_id = EXCLUDED.tenant_id, stripe_customer_ids = EXCLUDED.stripe_customer_ids,
+        primary_customer_id = EXCLUDED.primary_customer_id, name = EXCLUDED.name,
+        email = EXCLUDED.email, created_at = EXCLUDED.created_at,
+        deleted_at = EXCLUDED.deleted_at, unsynced = EXCLUDED.unsynced,
+        drift_detected = EXCLUDED.drift_detected, subscription_id = EXCLUDED.subscription_id,
+        plan = EXCLUDED.plan, status = EXCLUDED.status, renewal_at = EXCLUDED.renewal_at,
+        currency = EXCLUDED.currency, committed_mrr = EXCLUDED.committed_mrr,
+        forward_mrr = EXCLUDED.forward_mrr, mixed_currency = EXCLUDED.mixed_currency;
+    PERFORM ledger.query_move_account_mix(v_changed, 1);
+    PERFORM ledger.query_move_account_facets(v_changed, 1);
     DELETE FROM ledger.query_account_mix WHERE n = 0;
     DELETE FROM ledger.query_account_facets WHERE n = 0;
 END $function$;
@@ -814,15 +841,59 @@ CREATE OR REPLACE FUNCTION ledger.query_refresh_mrr(p_subs text[])
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
+DECLARE
+    v_steps ledger.query_mrr_steps[];
 BEGIN
     p_subs := ARRAY(SELECT DISTINCT k FROM unnest(p_subs) AS u(k) WHERE k IS NOT NULL);
     IF cardinality(p_subs) = 0 THEN
         RETURN;
     END IF;
     PERFORM ledger.query_lock(74002, p_subs);
+    -- The steps as they should be; only the stored steps that differ from them leave, and
+    -- only the new ones arrive (0020: every step of the subscription was deleted and
+    -- inserted again): the day and move totals change by (arrived - left) either way.
+    WITH ev AS (
+        SELECT b.subscription_id, b.occurred_at, b.stripe_event_id, b.event_type,
+               b.currency, b.committed_mrr, b.forward_mrr,
+               count(b.committed_mrr) OVER w AS cg,
+               count(b.forward_mrr) OVER w AS fg,
+               count(b.currency) OVER w AS kg
+        FROM ledger.billing_events b JOIN unnest(p_subs) AS k(id) ON b.subscription_id = k.id
+        WHERE (b.committed_mrr IS NOT NULL OR b.forward_mrr IS NOT NULL)
+        WINDOW w AS (PARTITION BY b.subscription_id ORDER BY b.occurred_at, b.stripe_event_id)
+    ), carried AS (
+        SELECT ev.*,
+               COALESCE(first_value(committed_mrr) OVER (PARTITION BY subscription_id, cg
+                   ORDER BY occurred_at, stripe_event_id), 0) AS c,
+               COALESCE(first_value(forward_mrr) OVER (PARTITION BY subscription_id, fg
+                   ORDER BY occurred_at, stripe_event_id), 0) AS f,
+               first_value(currency) OVER (PARTITION BY subscription_id, kg
+                   ORDER BY occurred_at, stripe_event_id) AS cur
+        FROM ev
+    ), stepped AS (
+        SELECT carried.*,
+               COALESCE(lag(c) OVER w2, 0) AS pc,
+               COALESCE(lag(f) OVER w2, 0) AS pf,
+               lag(cur) OVER w2 AS pcur,
+               COALESCE(bool_or(c > 0) OVER (w2 ROWS BETWEEN UNBOUNDED PRECEDING
+                                               AND 1 PRECEDING), false) AS had
+        FROM carried
+        WINDOW w2 AS (PARTITION BY subscription_id ORDER BY occurred_at, stripe_event_id)
+    )
+    SELECT array_agg(ROW(subscription_id, occurred_at, stripe_event_id,
+                         ledger.query_day(occurred_at), event_type, cur, c, f, pcur, pc, pf,
+                         had)::ledger.query_mrr_steps)
+    INTO v_steps
+    FROM stepped
+    WHERE (c, f, cur) IS DISTINCT FROM (pc, pf, pcur);
+
     WITH old AS (
         DELETE FROM ledger.query_mrr_steps t USING unnest(p_subs) AS k(id)
         WHERE t.subscription_id = k.id
+          AND NOT EXISTS (
+              SELECT 1 FROM unnest(v_steps) AS n
+              WHERE n.subscription_id = t.subscription_id AND n.occurred_at = t.occurred_at
+                AND n.stripe_event_id = t.stripe_event_id AND n IS NOT DISTINCT FROM t)
         RETURNING day, currency, committed, forward, prev_currency, prev_committed, prev_forward,
                   had_mrr_before, event_type
     ), contrib AS (
@@ -852,41 +923,14 @@ BEGIN
         SET committed_delta = d.committed_delta + EXCLUDED.committed_delta,
             forward_delta = d.forward_delta + EXCLUDED.forward_delta;
 
-    WITH ev AS (
-        SELECT b.subscription_id, b.occurred_at, b.stripe_event_id, b.event_type,
-               b.currency, b.committed_mrr, b.forward_mrr,
-               count(b.committed_mrr) OVER w AS cg,
-               count(b.forward_mrr) OVER w AS fg,
-               count(b.currency) OVER w AS kg
-        FROM ledger.billing_events b JOIN unnest(p_subs) AS k(id) ON b.subscription_id = k.id
-        WHERE (b.committed_mrr IS NOT NULL OR b.forward_mrr IS NOT NULL)
-        WINDOW w AS (PARTITION BY b.subscription_id ORDER BY b.occurred_at, b.stripe_event_id)
-    ), carried AS (
-        SELECT ev.*,
-               COALESCE(first_value(committed_mrr) OVER (PARTITION BY subscription_id, cg
-                   ORDER BY occurred_at, stripe_event_id), 0) AS c,
-               COALESCE(first_value(forward_mrr) OVER (PARTITION BY subscription_id, fg
-                   ORDER BY occurred_at, stripe_event_id), 0) AS f,
-               first_value(currency) OVER (PARTITION BY subscription_id, kg
-                   ORDER BY occurred_at, stripe_event_id) AS cur
-        FROM ev
-    ), stepped AS (
-        SELECT carried.*,
-               COALESCE(lag(c) OVER w2, 0) AS pc,
-               COALESCE(lag(f) OVER w2, 0) AS pf,
-               lag(cur) OVER w2 AS pcur,
-               COALESCE(bool_or(c > 0) OVER (w2 ROWS BETWEEN UNBOUNDED PRECEDING
-                                               AND 1 PRECEDING), false) AS had
-        FROM carried
-        WINDOW w2 AS (PARTITION BY subscription_id ORDER BY occurred_at, stripe_event_id)
-    ), ins AS (
-        INSERT INTO ledger.query_mrr_steps (
-            subscription_id, occurred_at, stripe_event_id, day, event_type, currency,
-            committed, forward, prev_currency, prev_committed, prev_forward, had_mrr_before)
-        SELECT subscription_id, occurred_at, stripe_event_id, ledger.query_day(occurred_at),
-               event_type, cur, c, f, pcur, pc, pf, had
-        FROM stepped
-        WHERE (c, f, cur) IS DISTINCT FROM (pc, pf, pcur)
+    WITH ins AS (
+        INSERT INTO ledger.query_mrr_steps
+        SELECT n.* FROM unnest(v_steps) AS n
+        WHERE NOT EXISTS (
+            SELECT 1 FROM ledger.query_mrr_steps s
+            WHERE s.subscription_id = n.subscription_id AND s.occurred_at = n.occurred_at
+              AND s.stripe_event_id = n.stripe_event_id)
+        ORDER BY n.subscription_id, n.occurred_at, n.stripe_event_id
         RETURNING day, currency, committed, forward, prev_currency, prev_committed, prev_forward,
                   had_mrr_before, event_type
     ), contrib AS (

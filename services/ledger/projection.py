@@ -569,6 +569,13 @@ WHERE p.invoice_id = d.invoice_id AND p.payment_intent_id IS DISTINCT FROM d.pi
 # and the date of the most recent reversal (the day revenue goes down). The refunds recorded
 # (refund objects) and the charges' own cumulative ``amount_refunded`` describe the same
 # money, so the larger of the two counts, never their sum (issue 6.7).
+#
+# A refund or charge belongs to an invoice by its payment intent or by its charge: two
+# equality probes (their own indexes), the second leaving out what the first found, instead
+# of one OR. On a never-analyzed ledger (every new deployment fed live) the planner answered
+# the OR on refunds with a sequential scan per payment (bench/RESULTS.md, "Sixth pass"); an
+# equality on an indexed column is an index probe with or without statistics. The old
+# statement is the differential test's oracle (tests/ledger/queries/payments_refresh_oracle.py).
 PAYMENTS_REFRESH = """
 UPDATE {s}.payments p
 SET amount_refunded = d.refunded, refunded_at = d.refunded_at,
@@ -581,16 +588,30 @@ FROM (
            COALESCE(c.amount, 0) AS credited, c.at AS credit_noted_at
     FROM {s}.payments p2
     LEFT JOIN LATERAL (
-        SELECT sum(x.amount) AS amount, max(x.refund_created) AS at FROM {s}.refunds x
-        WHERE ((x.payment_intent_id IS NOT NULL AND x.payment_intent_id = p2.payment_intent_id)
-               OR (x.charge_id IS NOT NULL AND x.charge_id = p2.invoice_charge_id))
-          AND (x.status IS NULL OR x.status NOT IN ('failed', 'canceled'))
+        SELECT sum(x.amount) AS amount, max(x.refund_created) AS at
+        FROM (
+            SELECT x1.amount, x1.refund_created, x1.status FROM {s}.refunds x1
+            WHERE x1.payment_intent_id = p2.payment_intent_id
+            UNION ALL
+            SELECT x2.amount, x2.refund_created, x2.status FROM {s}.refunds x2
+            WHERE x2.charge_id = p2.invoice_charge_id
+              AND (x2.payment_intent_id IS NULL
+                   OR x2.payment_intent_id IS DISTINCT FROM p2.payment_intent_id)
+        ) x
+        WHERE x.status IS NULL OR x.status NOT IN ('failed', 'canceled')
         HAVING count(*) > 0
     ) r ON true
     LEFT JOIN LATERAL (
-        SELECT sum(x.amount_refunded) AS amount, max(x.refunded_at) AS at FROM {s}.charges x
-        WHERE (x.payment_intent_id IS NOT NULL AND x.payment_intent_id = p2.payment_intent_id)
-           OR x.charge_id = p2.invoice_charge_id
+        SELECT sum(x.amount_refunded) AS amount, max(x.refunded_at) AS at
+        FROM (
+            SELECT x1.amount_refunded, x1.refunded_at FROM {s}.charges x1
+            WHERE x1.payment_intent_id = p2.payment_intent_id
+            UNION ALL
+            SELECT x2.amount_refunded, x2.refunded_at FROM {s}.charges x2
+            WHERE x2.charge_id = p2.invoice_charge_id
+              AND (x2.payment_intent_id IS NULL
+                   OR x2.payment_intent_id IS DISTINCT FROM p2.payment_intent_id)
+        ) x
         HAVING count(*) > 0
     ) ch ON true
     LEFT JOIN LATERAL (

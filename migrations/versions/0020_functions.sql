@@ -1,0 +1,263 @@
+-- The functions migration 0020 changed, as it leaves them. query_refresh_accounts computes the
+-- accounts' rows as before (0017's statement), compares them with the stored rows and writes
+-- only those that differ: an upsert in place (HOT when no indexed column changed) for rows
+-- that change or appear, a delete for rows that go, and the mix and facets moved for those
+-- accounts only. It deleted and re-inserted every account it was asked to refresh, each
+-- into every index of query_accounts, leaving a dead row per refresh. query_refresh_mrr, the
+-- same for the MRR steps: it computes a subscription's steps as before, deletes only the
+-- stored steps that differ from them and inserts only the new ones; the day and move totals
+-- change by (inserted - deleted), as they changed by (all new - all old).
+-- Frozen: never edit; the live text is migrations/sql/ledger_functions.sql.
+
+-- query_refresh_accounts
+CREATE OR REPLACE FUNCTION ledger.query_refresh_accounts(p_ids text[])
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    v_changed text[];
+    v_rows ledger.query_accounts[];
+BEGIN
+    p_ids := ARRAY(SELECT DISTINCT k FROM unnest(p_ids) AS u(k) WHERE k IS NOT NULL);
+    IF cardinality(p_ids) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM ledger.query_lock(74001, p_ids);
+    -- The rows as they should be, compared with the stored ones: only the accounts whose
+    -- row changes (or appears, or goes) are written and moved in the mix and facets.
+    WITH fresh AS (
+    SELECT ROW(
+        ids.account_id,
+        COALESCE(t.tenant_id, pc.tenant_id),
+        COALESCE(c.customers, '{}'),
+        pc.stripe_customer_id,
+        COALESCE(NULLIF(t.name, ''), NULLIF(pc.name, ''), ids.account_id),
+        pc.email,
+        COALESCE(t.created_at, c.first_created),
+        CASE WHEN t.tenant_id IS NOT NULL THEN t.deleted_at
+             WHEN NOT c.any_live THEN c.last_deleted END,
+        NOT COALESCE(c.any_live, false),
+        COALESCE(d.drift, false),
+        ps.subscription_id,
+        COALESCE(ps.plan, ''),
+        COALESCE(ps.status, ''),
+        CASE WHEN ps.live
+                  AND NOT ledger.is_cancelling(ps.cancel_at_period_end, ps.cancel_at,
+                                               ps.current_period_end)
+             THEN ps.current_period_end END,
+        COALESCE(ps.currency, pc.currency),
+        COALESCE(m.committed, 0),
+        COALESCE(m.forward, 0),
+        COALESCE(m.mixed, false))::ledger.query_accounts AS r
+    FROM unnest(p_ids) AS ids(account_id)
+    LEFT JOIN ledger.tenants t ON t.tenant_id = ids.account_id
+    LEFT JOIN LATERAL (
+        SELECT array_agg(a.stripe_customer_id ORDER BY a.stripe_customer_id) AS customers,
+               count(*) AS n,
+               bool_or(a.deleted_at IS NULL) AS any_live,
+               max(a.deleted_at) AS last_deleted,
+               min(a.stripe_created_at) AS first_created
+        FROM ledger.query_account_members(ids.account_id) a
+    ) c ON true
+    LEFT JOIN LATERAL (
+        SELECT a.stripe_customer_id, a.tenant_id, a.name, a.email, a.currency
+        FROM ledger.query_account_members(ids.account_id) a
+        ORDER BY (a.deleted_at IS NULL) DESC, a.stripe_created_at DESC NULLS LAST,
+                 a.stripe_customer_id DESC
+        LIMIT 1
+    ) pc ON true
+    LEFT JOIN LATERAL (
+        SELECT s.subscription_id, s.plan, s.status, s.currency, s.current_period_end,
+               s.cancel_at_period_end, s.cancel_at,
+               NOT ledger.is_ended(s.status, s.ended_at) AS live
+        FROM ledger.subscriptions s
+        WHERE s.stripe_customer_id = ANY(c.customers)
+        ORDER BY NOT ledger.is_ended(s.status, s.ended_at) DESC,
+                 s.state_event_created DESC, s.subscription_id DESC
+        LIMIT 1
+    ) ps ON true
+    LEFT JOIN LATERAL (
+        SELECT sum(s.committed_mrr) FILTER (WHERE s.currency = ps.currency) AS committed,
+               sum(s.forward_mrr) FILTER (WHERE s.currency = ps.currency) AS forward,
+               bool_or(s.currency IS DISTINCT FROM ps.currency
+                       AND (s.committed_mrr <> 0 OR s.forward_mrr <> 0)) AS mixed
+        FROM ledger.subscriptions s
+        WHERE s.stripe_customer_id = ANY(c.customers)
+    ) m ON true
+    LEFT JOIN LATERAL (
+        SELECT EXISTS (
+                   SELECT 1 FROM unnest(c.customers) AS cu(id)
+                   WHERE EXISTS (
+                       SELECT 1 FROM ledger.billing_events b
+                       WHERE b.stripe_customer_id = cu.id AND b.drift_detected))
+               OR EXISTS (
+                   SELECT 1 FROM ledger.billing_events b
+                   WHERE b.tenant_id = ids.account_id AND b.drift_detected
+                     AND NOT EXISTS (
+                         SELECT 1 FROM ledger.customer_links l
+                         WHERE l.stripe_customer_id = b.stripe_customer_id
+                           AND l.tenant_id <> ids.account_id)) AS drift
+    ) d ON true
+    WHERE t.tenant_id IS NOT NULL OR c.n > 0
+    )
+    SELECT array_agg(k.id), array_agg(f.r) FILTER (WHERE (f.r).account_id IS NOT NULL)
+    INTO v_changed, v_rows
+    FROM unnest(p_ids) AS k(id)
+    LEFT JOIN fresh f ON (f.r).account_id = k.id
+    LEFT JOIN ledger.query_accounts q ON q.account_id = k.id
+    WHERE q IS DISTINCT FROM f.r;
+    IF v_changed IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM ledger.query_move_account_mix(v_changed, -1);
+    PERFORM ledger.query_move_account_facets(v_changed, -1);
+    DELETE FROM ledger.query_accounts t USING unnest(v_changed) AS k(id)
+    WHERE t.account_id = k.id
+      AND NOT EXISTS (SELECT 1 FROM unnest(v_rows) AS n WHERE n.account_id = k.id);
+    INSERT INTO ledger.query_accounts AS t
+    SELECT n.* FROM unnest(v_rows) AS n ORDER BY n.account_id
+    ON CONFLICT (account_id) DO UPDATE SET
+        tenant_id = EXCLUDED.tenant_id, stripe_customer_ids = EXCLUDED.stripe_customer_ids,
+        primary_customer_id = EXCLUDED.primary_customer_id, name = EXCLUDED.name,
+        email = EXCLUDED.email, created_at = EXCLUDED.created_at,
+        deleted_at = EXCLUDED.deleted_at, unsynced = EXCLUDED.unsynced,
+        drift_detected = EXCLUDED.drift_detected, subscription_id = EXCLUDED.subscription_id,
+        plan = EXCLUDED.plan, status = EXCLUDED.status, renewal_at = EXCLUDED.renewal_at,
+        currency = EXCLUDED.currency, committed_mrr = EXCLUDED.committed_mrr,
+        forward_mrr = EXCLUDED.forward_mrr, mixed_currency = EXCLUDED.mixed_currency;
+    PERFORM ledger.query_move_account_mix(v_changed, 1);
+    PERFORM ledger.query_move_account_facets(v_changed, 1);
+    DELETE FROM ledger.query_account_mix WHERE n = 0;
+    DELETE FROM ledger.query_account_facets WHERE n = 0;
+END $function$;
+
+-- query_refresh_mrr
+CREATE OR REPLACE FUNCTION ledger.query_refresh_mrr(p_subs text[])
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    v_steps ledger.query_mrr_steps[];
+BEGIN
+    p_subs := ARRAY(SELECT DISTINCT k FROM unnest(p_subs) AS u(k) WHERE k IS NOT NULL);
+    IF cardinality(p_subs) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM ledger.query_lock(74002, p_subs);
+    -- The steps as they should be; only the stored steps that differ from them leave, and
+    -- only the new ones arrive (0020: every step of the subscription was deleted and
+    -- inserted again): the day and move totals change by (arrived - left) either way.
+    WITH ev AS (
+        SELECT b.subscription_id, b.occurred_at, b.stripe_event_id, b.event_type,
+               b.currency, b.committed_mrr, b.forward_mrr,
+               count(b.committed_mrr) OVER w AS cg,
+               count(b.forward_mrr) OVER w AS fg,
+               count(b.currency) OVER w AS kg
+        FROM ledger.billing_events b JOIN unnest(p_subs) AS k(id) ON b.subscription_id = k.id
+        WHERE (b.committed_mrr IS NOT NULL OR b.forward_mrr IS NOT NULL)
+        WINDOW w AS (PARTITION BY b.subscription_id ORDER BY b.occurred_at, b.stripe_event_id)
+    ), carried AS (
+        SELECT ev.*,
+               COALESCE(first_value(committed_mrr) OVER (PARTITION BY subscription_id, cg
+                   ORDER BY occurred_at, stripe_event_id), 0) AS c,
+               COALESCE(first_value(forward_mrr) OVER (PARTITION BY subscription_id, fg
+                   ORDER BY occurred_at, stripe_event_id), 0) AS f,
+               first_value(currency) OVER (PARTITION BY subscription_id, kg
+                   ORDER BY occurred_at, stripe_event_id) AS cur
+        FROM ev
+    ), stepped AS (
+        SELECT carried.*,
+               COALESCE(lag(c) OVER w2, 0) AS pc,
+               COALESCE(lag(f) OVER w2, 0) AS pf,
+               lag(cur) OVER w2 AS pcur,
+               COALESCE(bool_or(c > 0) OVER (w2 ROWS BETWEEN UNBOUNDED PRECEDING
+                                               AND 1 PRECEDING), false) AS had
+        FROM carried
+        WINDOW w2 AS (PARTITION BY subscription_id ORDER BY occurred_at, stripe_event_id)
+    )
+    SELECT array_agg(ROW(subscription_id, occurred_at, stripe_event_id,
+                         ledger.query_day(occurred_at), event_type, cur, c, f, pcur, pc, pf,
+                         had)::ledger.query_mrr_steps)
+    INTO v_steps
+    FROM stepped
+    WHERE (c, f, cur) IS DISTINCT FROM (pc, pf, pcur);
+
+    WITH old AS (
+        DELETE FROM ledger.query_mrr_steps t USING unnest(p_subs) AS k(id)
+        WHERE t.subscription_id = k.id
+          AND NOT EXISTS (
+              SELECT 1 FROM unnest(v_steps) AS n
+              WHERE n.subscription_id = t.subscription_id AND n.occurred_at = t.occurred_at
+                AND n.stripe_event_id = t.stripe_event_id AND n IS NOT DISTINCT FROM t)
+        RETURNING day, currency, committed, forward, prev_currency, prev_committed, prev_forward,
+                  had_mrr_before, event_type
+    ), contrib AS (
+        SELECT day, currency, -committed AS c, -forward AS f FROM old WHERE currency IS NOT NULL
+        UNION ALL
+        SELECT day, prev_currency, prev_committed, prev_forward FROM old
+        WHERE prev_currency IS NOT NULL
+    ), moves AS (
+        -- same-currency committed changes, by shape (0012): see query_mrr_moves_daily
+        INSERT INTO ledger.query_mrr_moves_daily AS m (day, currency, prev_sign, sign, rising,
+            had_mrr_before, reactivated, n, amount)
+        SELECT day, currency, sign(prev_committed)::smallint, sign(committed)::smallint,
+               committed > prev_committed,
+               had_mrr_before, event_type = 'SubscriptionReactivated',
+               -count(*), -sum(committed - prev_committed)
+        FROM old
+        WHERE currency IS NOT NULL AND (prev_currency IS NULL OR prev_currency = currency)
+          AND committed <> prev_committed
+        GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+        ON CONFLICT (day, currency, prev_sign, sign, rising, had_mrr_before, reactivated)
+        DO UPDATE SET n = m.n + EXCLUDED.n, amount = m.amount + EXCLUDED.amount
+    )
+    INSERT INTO ledger.query_mrr_daily AS d (day, currency, committed_delta, forward_delta)
+    SELECT day, currency, sum(c), sum(f) FROM contrib
+    GROUP BY day, currency ORDER BY day, currency
+    ON CONFLICT (day, currency) DO UPDATE
+        SET committed_delta = d.committed_delta + EXCLUDED.committed_delta,
+            forward_delta = d.forward_delta + EXCLUDED.forward_delta;
+
+    WITH ins AS (
+        INSERT INTO ledger.query_mrr_steps
+        SELECT n.* FROM unnest(v_steps) AS n
+        WHERE NOT EXISTS (
+            SELECT 1 FROM ledger.query_mrr_steps s
+            WHERE s.subscription_id = n.subscription_id AND s.occurred_at = n.occurred_at
+              AND s.stripe_event_id = n.stripe_event_id)
+        ORDER BY n.subscription_id, n.occurred_at, n.stripe_event_id
+        RETURNING day, currency, committed, forward, prev_currency, prev_committed, prev_forward,
+                  had_mrr_before, event_type
+    ), contrib AS (
+        SELECT day, currency, committed AS c, forward AS f FROM ins WHERE currency IS NOT NULL
+        UNION ALL
+        SELECT day, prev_currency, -prev_committed, -prev_forward FROM ins
+        WHERE prev_currency IS NOT NULL
+    ), moves AS (
+        INSERT INTO ledger.query_mrr_moves_daily AS m (day, currency, prev_sign, sign, rising,
+            had_mrr_before, reactivated, n, amount)
+        SELECT day, currency, sign(prev_committed)::smallint, sign(committed)::smallint,
+               committed > prev_committed,
+               had_mrr_before, event_type = 'SubscriptionReactivated',
+               count(*), sum(committed - prev_committed)
+        FROM ins
+        WHERE currency IS NOT NULL AND (prev_currency IS NULL OR prev_currency = currency)
+          AND committed <> prev_committed
+        GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+        ON CONFLICT (day, currency, prev_sign, sign, rising, had_mrr_before, reactivated)
+        DO UPDATE SET n = m.n + EXCLUDED.n, amount = m.amount + EXCLUDED.amount
+    )
+    INSERT INTO ledger.query_mrr_daily AS d (day, currency, committed_delta, forward_delta)
+    SELECT day, currency, sum(c), sum(f) FROM contrib
+    GROUP BY day, currency ORDER BY day, currency
+    ON CONFLICT (day, currency) DO UPDATE
+        SET committed_delta = d.committed_delta + EXCLUDED.committed_delta,
+            forward_delta = d.forward_delta + EXCLUDED.forward_delta;
+
+    -- A day whose deltas cancel out is no row at all, whatever order the steps were applied
+    -- in (the property test found incremental maintenance leaving 0/0 rows a rebuild never
+    -- has); the partial index query_mrr_daily_zero (0007) keeps this cheap.
+    DELETE FROM ledger.query_mrr_daily
+    WHERE committed_delta = 0 AND forward_delta = 0;
+    DELETE FROM ledger.query_mrr_moves_daily WHERE n = 0;
+END $function$;
