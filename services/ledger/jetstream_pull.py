@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -146,8 +147,10 @@ class JetStreamPull:
         self._buffer: list[Msg] = []
         self._request: _Request | None = None
         self._sequence = 0
-        self.heartbeats = 0  # idle heartbeats seen (tests, diagnostics)
-        self.stale_statuses = 0  # statuses that answered a request no longer waited for
+        # Statuses seen, by code ("100" heartbeats included), and those that answered a
+        # request no longer waited for (diagnostics and tests).
+        self.statuses: Counter[str] = Counter()
+        self.stale_statuses = 0
 
     async def start(self) -> None:
         self._sub = await self._client.subscribe(
@@ -217,8 +220,8 @@ class JetStreamPull:
             return
         headers = msg.headers or {}
         status = headers.get(STATUS, "")
-        if status == "100":
-            self.heartbeats += 1
+        self.statuses[status] += 1
+        if status == "100":  # idle heartbeat: the connection and the request are alive
             return
         if request is None or msg.subject != request.subject:
             self.stale_statuses += 1
