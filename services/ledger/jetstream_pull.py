@@ -229,11 +229,26 @@ class JetStreamPull:
         _finish(request, status_error(status, headers.get(DESCRIPTION, "")))
 
     async def ack(self, msgs: Sequence[Msg]) -> None:
-        """Acknowledge each message (explicitly, one ack per message; no PING round trip:
-        the client's flusher writes them out together)."""
-        publish = self._client.publish
+        """Acknowledge each message: one explicit ack per message, written as ONE buffer.
+
+        Published one by one, 2,000 acks were 2,000 entries of nats-py's outgoing list, which
+        its flusher hands to ``writelines`` one by one: that and ``publish``'s per-call checks
+        were a fifth of the pull client's CPU (bench/jetstream_pull_bench.py). The batch's
+        ``PUB <reply> 0`` lines are joined and queued through the client's own command
+        queue (``_send_command``, the step ``publish`` ends with); the last ack goes through
+        the public ``publish``, which wakes the flusher. While the client is not connected,
+        or if that internal method is missing, every ack takes the public path (which
+        buffers during a reconnect and raises when the connection is closed).
+        """
+        if not msgs:
+            return
+        client = self._client
+        send = getattr(client, "_send_command", None)
+        if send is not None and client.is_connected and len(msgs) > 1:
+            await send(b"".join([b"PUB " + m.reply.encode() + b" 0\r\n\r\n" for m in msgs[:-1]]))
+            msgs = msgs[-1:]
         for msg in msgs:
-            await publish(msg.reply)
+            await client.publish(msg.reply)
 
     async def nak(self, msg: Msg, delay: float | None = None) -> None:
         """Ask for a redelivery, after ``delay`` seconds when given."""
