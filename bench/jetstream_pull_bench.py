@@ -136,13 +136,13 @@ async def run(args: argparse.Namespace) -> None:
     print(f"own / nats-py client CPU per message, by round: {ratios}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="jetstream_pull_bench", description=__doc__)
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--payload", type=int, default=2000, help="payload padding in bytes")
     parser.add_argument("--rounds", type=int, default=3)
-    uvloop.run(run(parser.parse_args()))  # the services' loop (services/common/lifecycle.py)
+    uvloop.run(run(parser.parse_args(argv)))  # the services' loop (services/common/lifecycle.py)
 
 
 if __name__ == "__main__":
