@@ -14,3 +14,6 @@ gateway_bench.main([])
 from bench import drift_archive_bench  # noqa: E402 - appended, keeps merges easy
 
 drift_archive_bench.main([])
+from bench import jetstream_pull_bench  # noqa: E402 - appended, keeps merges easy
+
+jetstream_pull_bench.main([])

@@ -97,6 +97,13 @@ class NatsLink:
         return self._client is not None and self._client.is_connected and self._js is not None
 
     @property
+    def client(self) -> Client:
+        """The core NATS connection (the ledger's pull consumer speaks the pull protocol on it)."""
+        if self._client is None or not self.connected:
+            raise BrokerUnavailable("NATS is not connected")
+        return self._client
+
+    @property
     def jetstream(self) -> JetStreamContext:
         if self._js is None or not self.connected:
             raise BrokerUnavailable("NATS is not connected")
