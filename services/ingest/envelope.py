@@ -13,7 +13,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import msgspec
 import orjson
 
 
@@ -95,14 +97,94 @@ def parse_event(payload: bytes) -> IncomingEvent:
         # One rule for ingest and ledger: JSON must not start with a byte order mark (RFC 8259
         # section 8.1; Stripe never sends one). Refused here, the ledger never sees one.
         raise InvalidEnvelope("body starts with a byte order mark (JSON must not)")
+    event = _envelope_only(payload)
+    return event if event is not None else full_parse(payload)
+
+
+def full_parse(payload: bytes) -> IncomingEvent:
+    """The whole document parsed, then the envelope checked: every refusal's answer comes from
+    here (and, as the reference, tests/ingest/test_envelope_fast.py compares with it)."""
     try:
         # orjson (~3x faster, issue 12) accepts a subset of what json.loads accepts (strict
-        # UTF-8, no lone surrogates, NaN or 65-bit integers) and gives the same document for
-        # it; anything it refuses goes through json.loads, so the answers stay as they were.
+        # UTF-8, no lone surrogates, NaN) and gives the same document for it; anything it
+        # refuses goes through json.loads, so the answers stay as they were.
         document = orjson.loads(payload)
     except orjson.JSONDecodeError:
         document = _standard_loads(payload)
     return event_from_document(document, payload)
+
+
+class _DataObject(msgspec.Struct):
+    """The three fields of ``data.object`` the archive row needs (see customer_of)."""
+
+    object: Any = None
+    id: Any = None
+    customer: Any = None
+
+
+class _Data(msgspec.Struct):
+    object: _DataObject
+
+
+class _Envelope(msgspec.Struct):
+    """The envelope's fields; absent and null both decode to None, as ``dict.get`` sees them."""
+
+    object: Any = None
+    id: Any = None
+    type: Any = None
+    created: Any = None
+    api_version: Any = None
+    livemode: Any = None
+    account: Any = None
+    data: _Data | None = None
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+
+
+def _envelope_only(payload: bytes) -> IncomingEvent | None:
+    """The row from the envelope's fields alone, or None to take the full parse.
+
+    Why (issue 12): the archive stores the raw bytes, so building the whole document (a
+    dict per object, a str per value of a ~3 KB event) only to read eight fields was the
+    ingest's largest parsing cost; msgspec checks the whole text as JSON but builds only the
+    fields named here (measured ~3x faster than ``orjson.loads`` on the bench's event). It
+    serves ONLY events it accepts and that pass ``event_from_document``'s checks: anything
+    else (msgspec refuses what orjson or json.loads might accept, e.g. a lone surrogate,
+    NaN, ``data`` not an object) returns None and takes the full parse, so every refusal and
+    its message stay the full parse's. msgspec does not check UTF-8 inside the strings it
+    skips, hence the explicit check (free for ASCII bodies); duplicate keys resolve to the
+    last, escaped keys are unescaped, as in json.loads (tests/ingest/test_envelope_fast.py).
+    """
+    try:
+        envelope = _ENVELOPE.decode(payload)
+        if not payload.isascii():
+            payload.decode("utf-8")
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return None
+    if envelope.data is None:
+        return None
+    data_object = envelope.data.object
+    document = {
+        "object": envelope.object,
+        "id": envelope.id,
+        "type": envelope.type,
+        "created": envelope.created,
+        "api_version": envelope.api_version,
+        "livemode": envelope.livemode,
+        "account": envelope.account,
+        "data": {
+            "object": {
+                "object": data_object.object,
+                "id": data_object.id,
+                "customer": data_object.customer,
+            }
+        },
+    }
+    try:
+        return event_from_document(document, payload)
+    except InvalidEnvelope:
+        return None
 
 
 def _standard_loads(payload: bytes) -> object:
