@@ -138,6 +138,7 @@ def test_the_projection_modules_are_compiled_and_checked_with_the_domain() -> No
     paths = [repo / path for path in listed["modules"]]
     assert repo / "services/ledger/effects.py" in paths
     assert repo / "services/ledger/projection.py" in paths
+    assert repo / "services/ledger/tables.py" in paths
     for path in paths:
         assert path.is_file() and path.is_relative_to(native.ROOT), path
 

@@ -1,0 +1,143 @@
+"""The end of a bulk replay: billing_events is indexed and analyzed beside the derived refresh
+(issue 12, sixth pass), and the ledger comes out whole either way."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import psycopg
+import pytest
+from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
+
+from services.common.config import libpq_url
+from services.common.grpc_client import aio_channel
+from services.ledger import replay
+from services.ledger.bulk_indexes import RECORD_PREFIX
+from tests.ingest.conftest import WebhookClient
+from tests.ledger.integration.conftest import post_all
+from tests.ledger.integration.ledger_helpers import billing_event_ids, renamed, world_bodies
+
+WORLD = (12, 4, 3)  # seed, tenants, months
+
+
+def _world() -> tuple[tuple[str, bytes], ...]:
+    """The world under fresh event ids: JetStream (shared by the session) dedupes by id."""
+    return renamed(world_bodies(*WORLD), uuid.uuid4().hex[:8])
+
+
+async def _indexes(db: psycopg.AsyncConnection[Any], table: str | None = None) -> dict[str, str]:
+    cur = await db.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'ledger'"
+        " AND (%s::text IS NULL OR tablename = %s) ORDER BY 1",
+        (table, table),
+    )
+    return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+
+
+async def _records(db: psycopg.AsyncConnection[Any]) -> list[str]:
+    cur = await db.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'ledger' AND starts_with(obj_description(c.oid, 'pg_class'), %s)"
+        " ORDER BY 1",
+        (RECORD_PREFIX,),
+    )
+    return [str(r[0]) for r in await cur.fetchall()]
+
+
+async def _replay(port: int) -> ledger_pb2.ReplayArchiveResponse:
+    async with aio_channel(f"127.0.0.1:{port}") as channel:
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        answer: ledger_pb2.ReplayArchiveResponse = await stub.ReplayArchive(
+            ledger_pb2.ReplayArchiveRequest()
+        )
+        return answer
+
+
+async def _verify(port: int) -> ledger_pb2.VerifyLedgerResponse:
+    async with aio_channel(f"127.0.0.1:{port}") as channel:
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        answer: ledger_pb2.VerifyLedgerResponse = await stub.VerifyLedger(
+            ledger_pb2.VerifyLedgerRequest()
+        )
+        return answer
+
+
+async def test_the_refresh_does_not_wait_for_billing_events_indexes(
+    make_ledger: Callable[..., Any],
+    webhook_client: WebhookClient,
+    db: psycopg.AsyncConnection[Any],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lock held on billing_events holds its index builds back: the refresh must still run
+    (it did not, while billing_events was built in the refresh's own first step)."""
+    bodies = _world()
+    await post_all(webhook_client, [b for _, b in bodies])
+    before = await _indexes(db)
+    billing_before = await _indexes(db, "billing_events")
+    assert billing_before
+    blocker = await psycopg.AsyncConnection.connect(libpq_url(database_url))
+    refreshed = asyncio.Event()
+    real_finish, real_refresh = replay._finish_deferral, replay.refresh_all_derived
+
+    async def finish(engine: Any) -> None:
+        # After the last batch: ROW EXCLUSIVE lets rows in but no index be built.
+        await blocker.execute("LOCK TABLE ledger.billing_events IN ROW EXCLUSIVE MODE")
+        await real_finish(engine)
+
+    async def refresh(cur: Any, schema: str = "ledger") -> None:
+        refreshed.set()
+        await real_refresh(cur, schema)
+
+    monkeypatch.setattr(replay, "_finish_deferral", finish)
+    monkeypatch.setattr(replay, "refresh_all_derived", refresh)
+    service = await make_ledger(consume=False, replay_batch_size=50)
+    call = asyncio.ensure_future(_replay(service.grpc.port))
+    try:
+        await asyncio.wait_for(refreshed.wait(), 60)
+        # Refreshing while billing_events' secondary indexes are still to be built.
+        assert set(await _indexes(db, "billing_events")) < set(billing_before)
+    finally:
+        await blocker.commit()  # the builds go on
+        await blocker.close()
+        answer = await call
+    assert answer.applied == len(billing_event_ids(bodies))
+    assert await _indexes(db) == before
+    assert await _records(db) == []
+    clean = await _verify(service.grpc.port)
+    assert clean.mismatches == 0, clean.sample
+
+
+async def test_a_refresh_that_fails_leaves_the_indexes_whole(
+    make_ledger: Callable[..., Any],
+    webhook_client: WebhookClient,
+    db: psycopg.AsyncConnection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The failure path restores the indexes only after billing_events' own builds are done:
+    every index is back, none twice, and the next replay finishes the ledger."""
+    bodies = _world()
+    await post_all(webhook_client, [b for _, b in bodies])
+    before = await _indexes(db)
+    real_refresh = replay.refresh_all_derived
+
+    async def failing(cur: Any, schema: str = "ledger") -> None:
+        await cur.execute("SELECT 1 / 0")  # a database error inside the refresh
+
+    monkeypatch.setattr(replay, "refresh_all_derived", failing)
+    service = await make_ledger(consume=False, replay_batch_size=50)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await _replay(service.grpc.port)
+    assert await _indexes(db) == before
+    assert await _records(db) == []
+
+    monkeypatch.setattr(replay, "refresh_all_derived", real_refresh)
+    again = await _replay(service.grpc.port)  # the marker is still there: it finishes the job
+    assert again.examined == len(bodies)
+    assert await _indexes(db) == before
+    clean = await _verify(service.grpc.port)
+    assert clean.mismatches == 0, clean.sample
