@@ -11,10 +11,13 @@ from services.ingest.app import freeze_startup_objects
 def test_startup_objects_are_frozen_and_later_ones_still_collected() -> None:
     gc.unfreeze()
     try:
-        before = len(gc.get_objects())
+        # What existed before is frozen, i.e. no longer walked by a collection. Checked by
+        # identity, not by counts: other threads of the test process (servers of earlier
+        # tests) allocate meanwhile, so a count of the tracked objects is not this test's.
+        started_before = [object()]
         freeze_startup_objects()
-        assert gc.get_freeze_count() >= before // 2  # what existed is frozen
-        assert len(gc.get_objects()) < before // 2  # and no longer walked by a collection
+        assert gc.get_freeze_count() > 0
+        assert not any(tracked is started_before for tracked in gc.get_objects())
 
         class Node:
             other: object = None
