@@ -4,66 +4,29 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 import psycopg
 import pytest
-from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
 from services.common.config import libpq_url
-from services.common.grpc_client import aio_channel
 from services.ledger import replay
-from services.ledger.bulk_indexes import RECORD_PREFIX
 from tests.ingest.conftest import WebhookClient
 from tests.ledger.integration.conftest import post_all
-from tests.ledger.integration.ledger_helpers import billing_event_ids, renamed, world_bodies
-
-WORLD = (12, 4, 3)  # seed, tenants, months
-
-
-def _world() -> tuple[tuple[str, bytes], ...]:
-    """The world under fresh event ids: JetStream (shared by the session) dedupes by id."""
-    return renamed(world_bodies(*WORLD), uuid.uuid4().hex[:8])
+from tests.ledger.integration.ledger_helpers import billing_event_ids
+from tests.ledger.integration.test_replay_bulk_indexes import _records, _replay, _verify, _world
 
 
 async def _indexes(db: psycopg.AsyncConnection[Any], table: str | None = None) -> dict[str, str]:
+    """Index name -> definition in the ledger schema (of one table, if given)."""
     cur = await db.execute(
         "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'ledger'"
         " AND (%s::text IS NULL OR tablename = %s) ORDER BY 1",
         (table, table),
     )
     return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
-
-
-async def _records(db: psycopg.AsyncConnection[Any]) -> list[str]:
-    cur = await db.execute(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = 'ledger' AND starts_with(obj_description(c.oid, 'pg_class'), %s)"
-        " ORDER BY 1",
-        (RECORD_PREFIX,),
-    )
-    return [str(r[0]) for r in await cur.fetchall()]
-
-
-async def _replay(port: int) -> ledger_pb2.ReplayArchiveResponse:
-    async with aio_channel(f"127.0.0.1:{port}") as channel:
-        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
-        answer: ledger_pb2.ReplayArchiveResponse = await stub.ReplayArchive(
-            ledger_pb2.ReplayArchiveRequest()
-        )
-        return answer
-
-
-async def _verify(port: int) -> ledger_pb2.VerifyLedgerResponse:
-    async with aio_channel(f"127.0.0.1:{port}") as channel:
-        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
-        answer: ledger_pb2.VerifyLedgerResponse = await stub.VerifyLedger(
-            ledger_pb2.VerifyLedgerRequest()
-        )
-        return answer
 
 
 async def test_the_refresh_does_not_wait_for_billing_events_indexes(
