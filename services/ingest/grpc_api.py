@@ -18,6 +18,7 @@ from billing.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from sqlalchemy import Select, and_, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.binary_rows import fetch_binary
 from services.common.grpc_errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -32,7 +33,7 @@ from services.common.paging import (
     int_key,
     page_size,
 )
-from services.common.timeconv import from_timestamp, micros, to_timestamp
+from services.common.timeconv import fill_timestamp, from_timestamp, micros, to_timestamp
 from services.ingest.archive import ArchiveUnavailable, ArchiveWriter
 from services.ingest.event_list import (
     EventListQuery,
@@ -168,7 +169,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         for row in rows:
             event = response.events.add()  # filled in place: no message per event
             event.event_id = row.event_id
-            event.stripe_created_at.FromDatetime(row.stripe_created_at)
+            fill_timestamp(event.stripe_created_at, row.stripe_created_at)
         if more and rows:
             response.page.next_page_token = encode_token(
                 [micros(rows[-1].stripe_created_at), rows[-1].event_id]
@@ -193,8 +194,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 event = batch.events.add()
                 if slim:  # filled in place: no message per event, no copy of the payload
                     event.event_id = row.event_id
-                    event.stripe_created_at.FromDatetime(row.stripe_created_at)
-                    event.payload = bytes(row.payload)
+                    fill_timestamp(event.stripe_created_at, row.stripe_created_at)
+                    event.payload = row.payload
                 else:
                     event.CopyFrom(_event_message(row, bytes(row.payload)))
                 size += len(row.payload) + 200
@@ -236,7 +237,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 .limit(STREAM_CHUNK)
             )
             async with self._engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
+                rows = await fetch_binary(conn, query)
             yield rows
             if len(rows) < STREAM_CHUNK:
                 return
