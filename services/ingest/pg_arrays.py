@@ -98,17 +98,21 @@ def _array(cls: type[_A], oid: int, count: int, has_null: int, parts: list[bytes
 
 
 def text_array(values: Sequence[str | None]) -> TextArray:
-    """UnicodeEncodeError for a lone surrogate, as psycopg's own dump raises."""
+    """UnicodeEncodeError for a lone surrogate, as psycopg's own dump raises. A value that
+    repeats the previous one (the batch's ``recovery_source``) reuses its encoding."""
     parts: list[bytes] = []
     has_null = 0
+    last: str | None = None
+    last_parts: tuple[bytes, bytes] = (b"", b"")
     for value in values:
         if value is None:
             has_null = 1
             parts.append(_NULL)
-        else:
+            continue
+        if value is not last:
             data = value.encode("utf-8")
-            parts.append(_LENGTH.pack(len(data)))
-            parts.append(data)
+            last, last_parts = value, (_LENGTH.pack(len(data)), data)
+        parts.extend(last_parts)
     return _array(TextArray, TEXT_OID, len(values), has_null, parts)
 
 
@@ -127,17 +131,20 @@ def bool_array(values: Sequence[bool]) -> BoolArray:
 
 def timestamptz_array(values: Sequence[datetime | None]) -> TimestamptzArray | None:
     """None when a value has no time zone (psycopg sends those as ``timestamp``, which the
-    server reads in the session's zone): the caller then sends the list as it is."""
+    server reads in the session's zone): the caller then sends the list as it is. A value
+    that repeats the previous one (the batch's ``received_at``) reuses its encoding."""
     parts: list[bytes] = []
     has_null = 0
+    last: datetime | None = None
+    last_part = b""
     for value in values:
         if value is None:
             has_null = 1
             parts.append(_NULL)
-        elif value.tzinfo is None or value.utcoffset() is None:
-            return None
-        else:
-            parts.append(_TIMESTAMP.pack(8, (value - _PG_EPOCH) // _MICROSECOND))
-    return _array(
-        TimestamptzArray, TIMESTAMPTZ_OID, len(values), has_null, parts
-    )
+            continue
+        if value is not last:
+            if value.tzinfo is None or value.utcoffset() is None:
+                return None
+            last, last_part = value, _TIMESTAMP.pack(8, (value - _PG_EPOCH) // _MICROSECOND)
+        parts.append(last_part)
+    return _array(TimestamptzArray, TIMESTAMPTZ_OID, len(values), has_null, parts)

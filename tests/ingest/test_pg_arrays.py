@@ -14,9 +14,11 @@ from services.ingest import pg_arrays
 
 pytestmark = pytest.mark.integration
 
+_NOW = datetime.now(UTC)
 CASES: list[tuple[str, Any, list[Any]]] = [
     ("text", pg_arrays.text_array, ["evt_1", "", "caf\u00e9 \u2603 \U0001f600", None, "x" * 5000]),
     ("text", pg_arrays.text_array, [None, None]),
+    ("text", pg_arrays.text_array, ["webhook", "webhook", None, "webhook", "events_list"]),
     ("text", pg_arrays.text_array, []),
     ("bytea", pg_arrays.bytea_array, [b"", bytes(range(256)) * 20, b"\x00", b'{"a": 1}']),
     ("boolean", pg_arrays.bool_array, [True, False, True]),
@@ -33,6 +35,7 @@ CASES: list[tuple[str, Any, list[Any]]] = [
             datetime.now(UTC),
         ],
     ),
+    ("timestamptz", pg_arrays.timestamptz_array, [_NOW, _NOW, None, _NOW, _NOW + timedelta(1)]),
 ]
 
 
