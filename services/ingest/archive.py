@@ -72,9 +72,11 @@ class _Pending:
     future: asyncio.Future[ArchiveOutcome] = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CommittedEvent:
     """What the publisher needs of a newly archived event."""
+
+    # Not frozen, as envelope.IncomingEvent (issue 12): made per webhook, never mutated.
 
     event_id: str
     event_type: str
