@@ -19,12 +19,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import psycopg
 from prometheus_client import Counter, Histogram
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.common.db_errors import refused_value
+from services.ingest import pg_arrays
 from services.ingest.envelope import IncomingEvent
 from services.ingest.models import payload_divergences, stripe_events
 
@@ -70,9 +72,11 @@ class _Pending:
     future: asyncio.Future[ArchiveOutcome] = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CommittedEvent:
     """What the publisher needs of a newly archived event."""
+
+    # Not frozen, as envelope.IncomingEvent (issue 12): made per webhook, never mutated.
 
     event_id: str
     event_type: str
@@ -266,7 +270,10 @@ async def write_batch(
     # Binary parameters (``%b`` in the statement): see INSERT_BATCH_SQL.
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
-    cursor = await driver.execute(INSERT_BATCH_SQL, _columns(first_by_id.values()), binary=True)
+    columns = _columns(first_by_id.values())
+    if pg_arrays.usable(driver.info.encoding):
+        columns = _encoded(columns)
+    cursor = await driver.execute(INSERT_BATCH_SQL, columns, binary=True)
     inserted = {row[0] for row in await cursor.fetchall()}
     repeats = [
         item
@@ -366,6 +373,33 @@ SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
+
+
+# Each column's encoder (services/ingest/pg_arrays.py), in INSERT_BATCH_SQL's order.
+_ENCODERS: tuple[Callable[[list[Any]], Any], ...] = (
+    pg_arrays.text_array,
+    pg_arrays.text_array,
+    pg_arrays.text_array,
+    pg_arrays.timestamptz_array,
+    pg_arrays.bool_array,
+    pg_arrays.text_array,
+    pg_arrays.bytea_array,
+    pg_arrays.bytea_array,
+    pg_arrays.text_array,
+    pg_arrays.timestamptz_array,
+    pg_arrays.timestamptz_array,
+    pg_arrays.text_array,
+)
+pg_arrays.register(psycopg.adapters)
+
+
+def _encoded(columns: tuple[list[Any], ...]) -> tuple[Any, ...]:
+    """The columns as binary arrays (a list stays a list where its encoder declines)."""
+    encoded = []
+    for encode, column in zip(_ENCODERS, columns, strict=True):
+        array = encode(column)
+        encoded.append(column if array is None else array)
+    return tuple(encoded)
 
 
 def _columns(items: Iterable[_Pending]) -> tuple[list[Any], ...]:

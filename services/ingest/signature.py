@@ -28,14 +28,32 @@ class SignatureRejected(ValueError):
 
 def parse_header(header: str) -> tuple[int, list[str]]:
     """The header's first ``t`` (as an integer) and every ``v1`` signature; ValueError when
-    it has no well-formed timestamp or a ``v1`` item without a value (the library's rule)."""
-    items = [item.split("=", 2) for item in header.split(",")]
+    it has no well-formed timestamp or a ``v1`` item without a value (the library's rule).
+
+    An item's value is what lies between its first and second ``=`` (the library splits
+    with ``split("=", 2)``). One pass with ``str.partition`` (issue 12: the list of split
+    lists and the generator it replaced cost ~3% of the ingest process's CPU);
+    tests/ingest/test_signature_parity.py compares the verifier with the library.
+    """
+    timestamp: str | None = None
+    signatures: list[str] = []
+    for item in header.split(","):
+        key, sep, rest = item.partition("=")
+        if key == SCHEME:
+            if not sep:
+                raise ValueError("Unable to extract timestamp and signatures from header")
+            signatures.append(rest.partition("=")[0])
+        elif key == "t":
+            if not sep:  # as the library, whose list comprehension indexes every "t" item
+                raise ValueError("Unable to extract timestamp and signatures from header")
+            if timestamp is None:
+                timestamp = rest.partition("=")[0]
+    if timestamp is None:
+        raise ValueError("Unable to extract timestamp and signatures from header")
     try:
-        timestamp = int(next(item[1] for item in items if item[0] == "t"))
-        signatures = [item[1] for item in items if item[0] == SCHEME]
-    except (StopIteration, IndexError, ValueError) as exc:
+        return int(timestamp), signatures
+    except ValueError as exc:
         raise ValueError("Unable to extract timestamp and signatures from header") from exc
-    return timestamp, signatures
 
 
 class SignatureVerifier:

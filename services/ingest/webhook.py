@@ -45,10 +45,12 @@ WEBHOOK_PATH = "/webhooks/stripe"
 _OUTCOME_COUNTERS: dict[str, Counter] = {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
     """An HTTP answer: status, JSON body, and whether the connection ends after it (without
     reading, or lingering on, a body the client announced but did not, or should not, send)."""
+
+    # Not frozen, as envelope.IncomingEvent (issue 12): made per webhook, never mutated.
 
     status: int
     body: bytes
@@ -68,9 +70,11 @@ def answer(status: int, outcome: str, *, close: bool = False, **fields: object) 
     return Answer(status, json.dumps({"outcome": outcome, **fields}).encode(), close)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Archiving:
     """A webhook whose answer waits for the archive's commit (``future``)."""
+
+    # Not frozen, as envelope.IncomingEvent (issue 12): made per webhook, never mutated.
 
     event: IncomingEvent
     future: asyncio.Future[ArchiveOutcome]
