@@ -197,6 +197,15 @@ class LiveRun:
     digest: str  # of every rebuilt ledger table's compared columns
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of one process so far (Linux ``/proc``; ``None`` elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ledger_digest(database_url: str) -> str:
     """One hash over every rebuilt table (the columns VerifyLedger compares), in key order."""
     digest = hashlib.sha256()
@@ -271,13 +280,16 @@ def live_run(
         # Also timed from the first row applied: on a loaded machine the process start
         # (imports, connections) takes seconds that say nothing about consumption.
         first: tuple[float, int] | None = None
+        first_cpu = None  # the ledger process's CPU when the first row was seen
         while (done := count(live_url, "SELECT count(*) FROM ledger.billing_events")) < expected:
             if child.poll() is not None:
                 raise RuntimeError("live ledger exited")
             if first is None and done > 0:
                 first = (time.perf_counter(), done)
+                first_cpu = cpu_seconds(child.pid)
             time.sleep(0.2)
         finished = time.perf_counter()
+        end_cpu = cpu_seconds(child.pid)
     finally:
         child.terminate()
         try:
@@ -296,6 +308,12 @@ def live_run(
         f" from the first row applied: {steady:,.0f} billing rows/s;"
         f" load average {os.getloadavg()[0]:.1f}; {analyzed_during(live_url, elapsed)}"
     )
+    if processes == 1 and end_cpu is not None:  # with copies the CPU is in the children
+        line = f"live ledger process CPU: {end_cpu * 1e6 / sent:.0f} us/event incl. start"
+        if first is not None and first_cpu is not None and expected > first[1]:
+            per_row = (end_cpu - first_cpu) * 1e6 / (expected - first[1])
+            line += f", {per_row:.0f} us/billing row from the first row applied"
+        print(line)
     return LiveRun(processes, batch, rate, steady, ledger_digest(live_url))
 
 

@@ -16,7 +16,7 @@ consumer stops fetching until the database answers again, so an outage does not 
 deliveries (JetStream's own ``max_deliver`` is a backstop set above our bound).
 
 The pull protocol itself (requests, statuses, acks) is services/ledger/jetstream_pull.py:
-nats-py's per-message fetch machinery was a sixth of this process's CPU (issue 12).
+nats-py's fetch, read loop and acks were a quarter of this process's CPU (issue 12).
 """
 
 from __future__ import annotations

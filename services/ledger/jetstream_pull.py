@@ -35,7 +35,6 @@ in flight are redelivered by JetStream after ``ack_wait`` (the projection is ide
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -205,10 +204,28 @@ class JetStreamPull:
                 self._api_subject, json.dumps(body).encode(), reply=request.subject
             )
             if len(self._buffer) < request.want:
-                with contextlib.suppress(TimeoutError):  # the deadline: what came, came
-                    await asyncio.wait_for(request.done, remaining)
+                await self._wait(request, remaining, renew=not lingering)
         finally:
             self._request = None
+
+    async def _wait(self, request: _Request, window: float, *, renew: bool) -> None:
+        """Wait for ``request`` to end, or ``window`` seconds: what came, came.
+
+        A ``no_wait`` request gets another window as long as its messages keep arriving: on a
+        loaded machine reading 2,000 messages can take longer than one window, and cutting
+        the batch there gave the next transactions a few hundred messages each (a
+        transaction's cost is partly per batch). The server ends such a request itself
+        (the count, or a 404), so only a lost connection stops the arrivals. A lingering
+        request keeps its deadline: the server's ``expires`` bounds it anyway.
+        """
+        while True:
+            seen = len(self._buffer)
+            try:
+                await asyncio.wait_for(asyncio.shield(request.done), window)
+                return
+            except TimeoutError:
+                if not renew or len(self._buffer) == seen:
+                    return
 
     async def _on_message(self, msg: Msg) -> None:
         """Subscription callback: keep deliveries, act on statuses (no I/O here)."""
