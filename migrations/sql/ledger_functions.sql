@@ -413,7 +413,8 @@ BEGIN
     PERFORM ledger.query_refresh_unlisted_users(v_users);
     RETURN NULL;
 END $function$;
--- query_on_payments
+-- query_on_payments (0020: an update of the refund and credit totals alone refreshes no
+-- invoice row)
 CREATE OR REPLACE FUNCTION ledger.query_on_payments()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -424,7 +425,11 @@ BEGIN
     ELSIF TG_OP = 'UPDATE' THEN
         PERFORM ledger.query_refresh_invoices(ARRAY(
             SELECT n.invoice_id FROM new_rows n JOIN old_rows o USING (invoice_id)
-            WHERE n IS DISTINCT FROM o));
+            -- (0020) not for the refund and credit totals alone: the invoice list does not
+            -- read them, and the derived refresh (PAYMENTS_REFRESH) rewrites them per batch
+            WHERE to_jsonb(n) - '{amount_refunded,refunded_at,amount_credited,credit_noted_at}'::text[]
+                  IS DISTINCT FROM
+                  to_jsonb(o) - '{amount_refunded,refunded_at,amount_credited,credit_noted_at}'::text[]));
     ELSE
         PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM old_rows));
     END IF;

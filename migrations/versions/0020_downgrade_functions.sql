@@ -1,6 +1,6 @@
 -- The functions migration 0020 changed, as they were before it (0020's downgrade):
 -- query_refresh_accounts as 0017 left it, query_refresh_mrr as 0012 left it,
--- query_on_accounts as 0007 left it.
+-- query_on_accounts and query_on_payments as 0007 left them.
 -- Frozen: never edit.
 
 -- query_refresh_accounts
@@ -238,6 +238,24 @@ BEGIN
             SELECT COALESCE(tenant_id, stripe_customer_id) FROM old_rows
             UNION SELECT l.tenant_id FROM old_rows o
                 JOIN ledger.customer_links l ON l.stripe_customer_id = o.stripe_customer_id));
+    END IF;
+    RETURN NULL;
+END $function$;
+
+-- query_on_payments
+CREATE OR REPLACE FUNCTION ledger.query_on_payments()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM new_rows));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM ledger.query_refresh_invoices(ARRAY(
+            SELECT n.invoice_id FROM new_rows n JOIN old_rows o USING (invoice_id)
+            WHERE n IS DISTINCT FROM o));
+    ELSE
+        PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM old_rows));
     END IF;
     RETURN NULL;
 END $function$;

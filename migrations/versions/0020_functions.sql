@@ -10,6 +10,9 @@
 -- an UPDATE of accounts refreshes only the accounts of rows whose columns an account row
 -- reads (tenant, name, email, currency, deletion, creation) changed; the derived refresh
 -- rewrites the payment method and tax columns of every touched customer each batch.
+-- query_on_payments: an UPDATE of payments whose only changes are the refund and credit
+-- totals (amount_refunded, refunded_at, amount_credited, credit_noted_at: PAYMENTS_REFRESH's
+-- columns, which query_refresh_invoices does not read) refreshes no invoice row.
 -- Frozen: never edit; the live text is migrations/sql/ledger_functions.sql.
 
 -- query_refresh_accounts
@@ -301,6 +304,28 @@ BEGIN
             SELECT COALESCE(tenant_id, stripe_customer_id) FROM old_rows
             UNION SELECT l.tenant_id FROM old_rows o
                 JOIN ledger.customer_links l ON l.stripe_customer_id = o.stripe_customer_id));
+    END IF;
+    RETURN NULL;
+END $function$;
+
+-- query_on_payments
+CREATE OR REPLACE FUNCTION ledger.query_on_payments()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM new_rows));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM ledger.query_refresh_invoices(ARRAY(
+            SELECT n.invoice_id FROM new_rows n JOIN old_rows o USING (invoice_id)
+            -- (0020) not for the refund and credit totals alone: the invoice list does not
+            -- read them, and the derived refresh (PAYMENTS_REFRESH) rewrites them per batch
+            WHERE to_jsonb(n) - '{amount_refunded,refunded_at,amount_credited,credit_noted_at}'::text[]
+                  IS DISTINCT FROM
+                  to_jsonb(o) - '{amount_refunded,refunded_at,amount_credited,credit_noted_at}'::text[]));
+    ELSE
+        PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM old_rows));
     END IF;
     RETURN NULL;
 END $function$;
