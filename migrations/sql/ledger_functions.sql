@@ -244,7 +244,8 @@ AS $function$
         SET n = m.n + EXCLUDED.n, committed_mrr = m.committed_mrr + EXCLUDED.committed_mrr
 $function$;
 
--- query_on_accounts
+-- query_on_accounts (0020: an update refreshes only the accounts of rows whose account
+-- columns changed)
 CREATE OR REPLACE FUNCTION ledger.query_on_accounts()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -256,13 +257,25 @@ BEGIN
             UNION SELECT l.tenant_id FROM new_rows n
                 JOIN ledger.customer_links l ON l.stripe_customer_id = n.stripe_customer_id));
     ELSIF TG_OP = 'UPDATE' THEN
+        -- only rows whose columns an account row reads changed (0020): the payment method
+        -- and tax columns the derived refresh rewrites every batch do not move an account
         PERFORM ledger.query_refresh_accounts(ARRAY(
-            SELECT COALESCE(tenant_id, stripe_customer_id) FROM new_rows
-            UNION SELECT COALESCE(tenant_id, stripe_customer_id) FROM old_rows
-            UNION SELECT l.tenant_id FROM new_rows n
-                JOIN ledger.customer_links l ON l.stripe_customer_id = n.stripe_customer_id
-            UNION SELECT l.tenant_id FROM old_rows o
-                JOIN ledger.customer_links l ON l.stripe_customer_id = o.stripe_customer_id));
+            WITH changed AS (
+                SELECT n.stripe_customer_id AS new_id, n.tenant_id AS new_tenant,
+                       o.stripe_customer_id AS old_id, o.tenant_id AS old_tenant
+                FROM new_rows n FULL JOIN old_rows o
+                    ON o.stripe_customer_id = n.stripe_customer_id
+                WHERE n.stripe_customer_id IS NULL OR o.stripe_customer_id IS NULL
+                   OR (n.tenant_id, n.name, n.email, n.currency, n.deleted_at,
+                       n.stripe_created_at)
+                      IS DISTINCT FROM
+                      (o.tenant_id, o.name, o.email, o.currency, o.deleted_at,
+                       o.stripe_created_at)
+            )
+            SELECT COALESCE(new_tenant, new_id) FROM changed
+            UNION SELECT COALESCE(old_tenant, old_id) FROM changed
+            UNION SELECT l.tenant_id FROM changed c
+                JOIN ledger.customer_links l ON l.stripe_customer_id IN (c.new_id, c.old_id)));
     ELSE
         PERFORM ledger.query_refresh_accounts(ARRAY(
             SELECT COALESCE(tenant_id, stripe_customer_id) FROM old_rows
@@ -400,7 +413,8 @@ BEGIN
     PERFORM ledger.query_refresh_unlisted_users(v_users);
     RETURN NULL;
 END $function$;
--- query_on_payments
+-- query_on_payments (0020: an update of the refund and credit totals alone refreshes no
+-- invoice row)
 CREATE OR REPLACE FUNCTION ledger.query_on_payments()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -411,7 +425,11 @@ BEGIN
     ELSIF TG_OP = 'UPDATE' THEN
         PERFORM ledger.query_refresh_invoices(ARRAY(
             SELECT n.invoice_id FROM new_rows n JOIN old_rows o USING (invoice_id)
-            WHERE n IS DISTINCT FROM o));
+            -- (0020) not for the refund and credit totals alone: the invoice list does not
+            -- read them, and the derived refresh (PAYMENTS_REFRESH) rewrites them per batch
+            WHERE to_jsonb(n) - '{amount_refunded,refunded_at,amount_credited,credit_noted_at}'::text[]
+                  IS DISTINCT FROM
+                  to_jsonb(o) - '{amount_refunded,refunded_at,amount_credited,credit_noted_at}'::text[]));
     ELSE
         PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM old_rows));
     END IF;

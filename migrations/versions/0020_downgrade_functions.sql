@@ -1,5 +1,6 @@
 -- The functions migration 0020 changed, as they were before it (0020's downgrade):
--- query_refresh_accounts as 0017 left it, query_refresh_mrr as 0007 left it.
+-- query_refresh_accounts as 0017 left it, query_refresh_mrr as 0012 left it,
+-- query_on_accounts and query_on_payments as 0007 left them.
 -- Frozen: never edit.
 
 -- query_refresh_accounts
@@ -211,4 +212,50 @@ BEGIN
     DELETE FROM ledger.query_mrr_daily
     WHERE committed_delta = 0 AND forward_delta = 0;
     DELETE FROM ledger.query_mrr_moves_daily WHERE n = 0;
+END $function$;
+
+-- query_on_accounts
+CREATE OR REPLACE FUNCTION ledger.query_on_accounts()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM ledger.query_refresh_accounts(ARRAY(
+            SELECT COALESCE(tenant_id, stripe_customer_id) FROM new_rows
+            UNION SELECT l.tenant_id FROM new_rows n
+                JOIN ledger.customer_links l ON l.stripe_customer_id = n.stripe_customer_id));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM ledger.query_refresh_accounts(ARRAY(
+            SELECT COALESCE(tenant_id, stripe_customer_id) FROM new_rows
+            UNION SELECT COALESCE(tenant_id, stripe_customer_id) FROM old_rows
+            UNION SELECT l.tenant_id FROM new_rows n
+                JOIN ledger.customer_links l ON l.stripe_customer_id = n.stripe_customer_id
+            UNION SELECT l.tenant_id FROM old_rows o
+                JOIN ledger.customer_links l ON l.stripe_customer_id = o.stripe_customer_id));
+    ELSE
+        PERFORM ledger.query_refresh_accounts(ARRAY(
+            SELECT COALESCE(tenant_id, stripe_customer_id) FROM old_rows
+            UNION SELECT l.tenant_id FROM old_rows o
+                JOIN ledger.customer_links l ON l.stripe_customer_id = o.stripe_customer_id));
+    END IF;
+    RETURN NULL;
+END $function$;
+
+-- query_on_payments
+CREATE OR REPLACE FUNCTION ledger.query_on_payments()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM new_rows));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM ledger.query_refresh_invoices(ARRAY(
+            SELECT n.invoice_id FROM new_rows n JOIN old_rows o USING (invoice_id)
+            WHERE n IS DISTINCT FROM o));
+    ELSE
+        PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM old_rows));
+    END IF;
+    RETURN NULL;
 END $function$;

@@ -6,7 +6,13 @@
 -- into every index of query_accounts, leaving a dead row per refresh. query_refresh_mrr, the
 -- same for the MRR steps: it computes a subscription's steps as before, deletes only the
 -- stored steps that differ from them and inserts only the new ones; the day and move totals
--- change by (inserted - deleted), as they changed by (all new - all old).
+-- change by (inserted - deleted), as they changed by (all new - all old). query_on_accounts:
+-- an UPDATE of accounts refreshes only the accounts of rows whose columns an account row
+-- reads (tenant, name, email, currency, deletion, creation) changed; the derived refresh
+-- rewrites the payment method and tax columns of every touched customer each batch.
+-- query_on_payments: an UPDATE of payments whose only changes are the refund and credit
+-- totals (amount_refunded, refunded_at, amount_credited, credit_noted_at: PAYMENTS_REFRESH's
+-- columns, which query_refresh_invoices does not read) refreshes no invoice row.
 -- Frozen: never edit; the live text is migrations/sql/ledger_functions.sql.
 
 -- query_refresh_accounts
@@ -260,4 +266,66 @@ BEGIN
     DELETE FROM ledger.query_mrr_daily
     WHERE committed_delta = 0 AND forward_delta = 0;
     DELETE FROM ledger.query_mrr_moves_daily WHERE n = 0;
+END $function$;
+
+-- query_on_accounts
+CREATE OR REPLACE FUNCTION ledger.query_on_accounts()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM ledger.query_refresh_accounts(ARRAY(
+            SELECT COALESCE(tenant_id, stripe_customer_id) FROM new_rows
+            UNION SELECT l.tenant_id FROM new_rows n
+                JOIN ledger.customer_links l ON l.stripe_customer_id = n.stripe_customer_id));
+    ELSIF TG_OP = 'UPDATE' THEN
+        -- only rows whose columns an account row reads changed (0020): the payment method
+        -- and tax columns the derived refresh rewrites every batch do not move an account
+        PERFORM ledger.query_refresh_accounts(ARRAY(
+            WITH changed AS (
+                SELECT n.stripe_customer_id AS new_id, n.tenant_id AS new_tenant,
+                       o.stripe_customer_id AS old_id, o.tenant_id AS old_tenant
+                FROM new_rows n FULL JOIN old_rows o
+                    ON o.stripe_customer_id = n.stripe_customer_id
+                WHERE n.stripe_customer_id IS NULL OR o.stripe_customer_id IS NULL
+                   OR (n.tenant_id, n.name, n.email, n.currency, n.deleted_at,
+                       n.stripe_created_at)
+                      IS DISTINCT FROM
+                      (o.tenant_id, o.name, o.email, o.currency, o.deleted_at,
+                       o.stripe_created_at)
+            )
+            SELECT COALESCE(new_tenant, new_id) FROM changed
+            UNION SELECT COALESCE(old_tenant, old_id) FROM changed
+            UNION SELECT l.tenant_id FROM changed c
+                JOIN ledger.customer_links l ON l.stripe_customer_id IN (c.new_id, c.old_id)));
+    ELSE
+        PERFORM ledger.query_refresh_accounts(ARRAY(
+            SELECT COALESCE(tenant_id, stripe_customer_id) FROM old_rows
+            UNION SELECT l.tenant_id FROM old_rows o
+                JOIN ledger.customer_links l ON l.stripe_customer_id = o.stripe_customer_id));
+    END IF;
+    RETURN NULL;
+END $function$;
+
+-- query_on_payments
+CREATE OR REPLACE FUNCTION ledger.query_on_payments()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM new_rows));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM ledger.query_refresh_invoices(ARRAY(
+            SELECT n.invoice_id FROM new_rows n JOIN old_rows o USING (invoice_id)
+            -- (0020) not for the refund and credit totals alone: the invoice list does not
+            -- read them, and the derived refresh (PAYMENTS_REFRESH) rewrites them per batch
+            WHERE to_jsonb(n) - '{amount_refunded,refunded_at,amount_credited,credit_noted_at}'::text[]
+                  IS DISTINCT FROM
+                  to_jsonb(o) - '{amount_refunded,refunded_at,amount_credited,credit_noted_at}'::text[]));
+    ELSE
+        PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM old_rows));
+    END IF;
+    RETURN NULL;
 END $function$;

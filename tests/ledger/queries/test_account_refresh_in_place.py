@@ -142,6 +142,36 @@ def test_a_refresh_that_changes_nothing_leaves_the_rows_alone(
     _compare(database_url)
 
 
+def test_an_account_update_refreshes_only_when_an_account_column_moved(
+    ledger: Ledger, database_url: str
+) -> None:
+    """query_on_accounts (0020): an update of columns no account row reads (payment method,
+    phone) refreshes no account (the refresh is called with no ids, so it never takes its
+    lock: query_lock's calls in the transaction count the refreshes that did work); a name
+    change refreshes once, and the row follows."""
+    for op in _writes(ledger, random.Random(5)):
+        op()
+    refreshes = (
+        "SELECT pg_stat_get_xact_function_calls("
+        "'ledger.query_lock(integer, text[])'::regprocedure)"
+    )
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        conn.execute("SET track_functions = 'pl'")
+        with conn.transaction(force_rollback=True):
+            conn.execute("UPDATE ledger.accounts SET payment_method_brand = 'visa',"
+                         " payment_method_last4 = '4242', phone = '+1'")
+            assert conn.execute(refreshes).fetchone() in ((None,), (0,))
+            conn.execute("UPDATE ledger.accounts SET name = 'Moved'"
+                         " WHERE stripe_customer_id = 'cus_l20'")
+            assert conn.execute(refreshes).fetchone() == (1,)
+            row = conn.execute("SELECT name FROM ledger.query_accounts"
+                               " WHERE account_id = 'cus_l20'").fetchone()
+            assert row == ("Moved",)
+    ledger.execute("UPDATE ledger.accounts SET tenant_id = 'tl2', payment_method_brand = 'amex'"
+                   " WHERE stripe_customer_id IN ('cus_l15', 'cus_l16')")
+    _compare(database_url)
+
+
 def test_0020_downgrades_to_the_0017_function_and_back(database_url: str) -> None:
     upgrade_to_head(database_url)
     config = alembic_config(database_url)

@@ -15,6 +15,7 @@ rewrite that counted it in both probes fails here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from datetime import timedelta
@@ -25,6 +26,7 @@ import pytest
 
 from services.common.config import libpq_url
 from services.ledger.projection import _PAYMENT_KEYS, PAYMENTS_REFRESH
+from services.ledger.verify import VerifyReport, verify_query_tables
 from tests.ledger.queries.conftest import NOW
 from tests.ledger.queries.payments_refresh_oracle import OLD_PAYMENTS_REFRESH
 
@@ -48,10 +50,15 @@ def _insert(conn: psycopg.Connection[Any], table: str, rows: list[dict[str, Any]
     )
 
 
-def _world(conn: psycopg.Connection[Any], rng: random.Random, n: int) -> dict[str, int]:
+def _world(
+    conn: psycopg.Connection[Any], rng: random.Random, n: int, *, crossed: bool = True
+) -> dict[str, int]:
     """Payments, refunds, charges and credit notes pointing at them in every way the two
     keys allow; returns how many refunds of each kind were written (the test's own check
-    that the interesting cases are there)."""
+    that the interesting cases are there). ``crossed``: refunds whose payment intent is
+    another invoice's than their charge's (never in Stripe; they belong to two invoices, and
+    query_invoice_rows keeps one row per refund, so VerifyLedger reports them however they
+    were written)."""
     at = NOW - timedelta(days=30)
     payments, refunds, charges, notes = [], [], [], []
     kinds = {"by_pi": 0, "by_charge": 0, "by_both": 0, "crossed": 0, "orphan": 0}
@@ -82,7 +89,8 @@ def _world(conn: psycopg.Connection[Any], rng: random.Random, n: int) -> dict[st
                 "refunded_at": at + timedelta(days=3), **STATE,
             })
         for r in range(rng.choice((0, 0, 1, 1, 2, 3))):
-            kind = rng.choice(("by_pi", "by_charge", "by_both", "by_both", "crossed", "orphan"))
+            kind = rng.choice(("by_pi", "by_charge", "by_both", "by_both", "crossed", "orphan")
+                              if crossed else ("by_pi", "by_charge", "by_both", "orphan"))
             other = rng.randrange(n)
             rpi = {"by_pi": pi, "by_both": pi, "crossed": f"pi_{other:04d}"}.get(kind)
             rch = {"by_charge": ch, "by_both": ch, "crossed": ch}.get(kind)
@@ -182,3 +190,42 @@ def test_never_analyzed_ledger_probes_refunds_and_charges_by_index(database_url:
         plan = row[0] if isinstance(row[0], list) else json.loads(row[0])
         scanned = _seq_scans(plan[0]["Plan"])
         assert "refunds" not in scanned and "charges" not in scanned, scanned
+
+
+def test_refund_totals_alone_refresh_no_invoice_rows(database_url: str) -> None:
+    """query_on_payments (0020): PAYMENTS_REFRESH's four columns (refund and credit totals,
+    which the invoice list does not read) changing refreshes no invoice row (query_lock, which
+    only a refresh with ids reaches, is not called; fails with the old trigger: checked); a
+    column the list reads (status) refreshes; the invoice rows and VerifyLedger's check equal
+    the rebuild afterwards."""
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        _world(conn, random.Random(8), 60, crossed=False)
+        calls = (
+            "SELECT pg_stat_get_xact_function_calls("
+            "'ledger.query_lock(integer, text[])'::regprocedure)"
+        )
+        conn.execute("SET track_functions = 'pl'")
+        with conn.transaction():
+            changed = conn.execute(
+                PAYMENTS_REFRESH.format(s="ledger", keys="true")  # type: ignore[arg-type]
+            ).rowcount
+            assert changed > 20
+            assert conn.execute(calls).fetchone() in ((None,), (0,))
+            conn.execute("UPDATE ledger.payments SET status = 'void' WHERE invoice_id = 'in_0003'")
+            assert conn.execute(calls).fetchone() == (1,)
+        rows = "SELECT r::text FROM ledger.query_invoice_rows r ORDER BY r.row_id"
+        live = conn.execute(rows).fetchall()
+        assert any("void" in str(r[0]) for r in live)
+
+    async def verify() -> VerifyReport:
+        report = VerifyReport()
+        aconn = await psycopg.AsyncConnection.connect(libpq_url(database_url))
+        async with aconn, aconn.transaction():
+            await verify_query_tables(aconn, report, sample_size=5)
+        return report
+
+    report = asyncio.run(verify())
+    assert report.mismatches == 0, report.sample
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        conn.execute("SELECT ledger.query_support_rebuild()")
+        assert conn.execute(rows).fetchall() == live
