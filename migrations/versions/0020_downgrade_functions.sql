@@ -1,6 +1,7 @@
 -- The functions migration 0020 changed, as they were before it (0020's downgrade):
 -- query_refresh_accounts as 0017 left it, query_refresh_mrr as 0012 left it,
--- query_on_accounts and query_on_payments as 0007 left them.
+-- query_on_accounts and query_on_payments as 0007 left them, query_support_rebuild as 0016
+-- left it (and 0020's query_support_rebuild_in dropped).
 -- Frozen: never edit.
 
 -- query_refresh_accounts
@@ -259,3 +260,49 @@ BEGIN
     END IF;
     RETURN NULL;
 END $function$;
+
+-- query_support_rebuild (as 0016 left it)
+CREATE OR REPLACE FUNCTION ledger.query_support_rebuild()
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    TRUNCATE ledger.query_accounts, ledger.query_account_mix, ledger.query_mrr_steps,
+             ledger.query_mrr_daily, ledger.query_mrr_moves_daily, ledger.query_invoice_rows,
+             ledger.query_revenue_daily, ledger.query_event_daily, ledger.query_account_facets,
+             ledger.query_invoice_daily, ledger.query_mrr_totals, ledger.query_event_hourly;
+    PERFORM ledger.query_refresh_accounts(ARRAY(
+        SELECT ledger.account_id(l.tenant_id, NULL, a.tenant_id, a.stripe_customer_id)
+        FROM ledger.accounts a
+        LEFT JOIN ledger.customer_links l ON l.stripe_customer_id = a.stripe_customer_id
+        UNION SELECT tenant_id FROM ledger.tenants));
+    PERFORM ledger.query_refresh_mrr(ARRAY(
+        SELECT DISTINCT subscription_id FROM ledger.billing_events
+        WHERE subscription_id IS NOT NULL
+          AND (committed_mrr IS NOT NULL OR forward_mrr IS NOT NULL)));
+    PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM ledger.payments));
+    INSERT INTO ledger.query_mrr_totals (currency, n, committed_mrr)
+    SELECT currency, count(*), COALESCE(sum(committed_mrr), 0) FROM ledger.subscriptions
+    WHERE currency IS NOT NULL GROUP BY 1;
+    -- one pass over the events per hour (0016), the days summed from the hours
+    INSERT INTO ledger.query_event_hourly (hour, event_type, has_delta, n)
+    SELECT date_trunc('hour', occurred_at, 'UTC'), event_type, COALESCE(amount_delta, 0) <> 0,
+           count(*)
+    FROM ledger.billing_events GROUP BY 1, 2, 3;
+    INSERT INTO ledger.query_event_daily (day, event_type, has_delta, n)
+    SELECT ledger.query_day(hour), event_type, has_delta, sum(n)
+    FROM ledger.query_event_hourly GROUP BY 1, 2, 3;
+    TRUNCATE ledger.query_login_days, ledger.query_login_users, ledger.query_login_pairs;
+    INSERT INTO ledger.query_login_days (user_id, tenant_key, days)
+    SELECT user_id, COALESCE(tenant_id, ''),
+           range_agg(daterange(ledger.query_day(at), ledger.query_day(at) + 1))
+    FROM ledger.logins WHERE outcome = 'success' GROUP BY 1, 2;
+    PERFORM ledger.query_refresh_login_users(ARRAY(
+        SELECT DISTINCT user_id FROM ledger.query_login_days));
+    TRUNCATE ledger.query_unlisted_users;
+    PERFORM ledger.query_refresh_unlisted_users(ARRAY(
+        SELECT m.user_id FROM ledger.memberships m
+        JOIN ledger.tenants t ON t.tenant_id = m.tenant_id WHERE t.deleted_at IS NOT NULL));
+END $function$;
+
+DROP FUNCTION ledger.query_support_rebuild_in(integer);
