@@ -43,7 +43,13 @@ class GrpcServer:
         *,
         auth: GrpcAuth | None = None,
         tls: ServerTls | None = None,
+        reuse_port: bool = False,
     ) -> None:
+        """``reuse_port``: share the port with other processes of the SAME service
+        (``SO_REUSEPORT``, the scale-out copies of services/common/process_group.py). gRPC
+        turns it on by default, which let a second service started on an occupied port
+        (a misconfiguration, or two benches' free ports colliding) bind it silently and take
+        a share of its calls, answering them UNIMPLEMENTED; off, that start fails loudly."""
         self.auth = auth if auth is not None else GrpcAuth.from_env()
         tls = tls if tls is not None else ServerTls.from_env()
         self.read_only_methods: set[str] = set()
@@ -51,7 +57,8 @@ class GrpcServer:
             interceptors=[
                 AuthInterceptor(self.auth, self.read_only_methods),
                 ErrorMappingInterceptor(),
-            ]
+            ],
+            options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
         )
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

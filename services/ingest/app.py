@@ -105,7 +105,7 @@ async def start_ingest(settings: IngestSettings) -> IngestService:
             reuse_port=settings.reuse_port,
         ),
     ]
-    grpc_server = GrpcServer(settings.grpc_port, settings.host)
+    grpc_server = GrpcServer(settings.grpc_port, settings.host, reuse_port=settings.reuse_port)
     grpc_server.add(
         ingest_pb2_grpc.add_IngestServiceServicer_to_server,  # type: ignore[arg-type]
         IngestServicer(engine, writer, publisher, make_stripe_client(settings.stripe)),

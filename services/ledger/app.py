@@ -147,7 +147,7 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
             reuse_port=settings.reuse_port,
         )
     ]
-    grpc_server = GrpcServer(settings.grpc_port, settings.host)
+    grpc_server = GrpcServer(settings.grpc_port, settings.host, reuse_port=settings.reuse_port)
     grpc_server.add(
         ledger_pb2_grpc.add_LedgerServiceServicer_to_server,  # type: ignore[arg-type]
         LedgerServicer(
