@@ -31,7 +31,7 @@ import psycopg
 from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
 from bench import ingest_bench
-from bench.stack import bench_stack
+from bench.stack import BenchStack, bench_stack
 from services.common.config import libpq_url
 from services.common.grpc_client import aio_channel
 from services.common.migrate import upgrade_to_head
@@ -153,6 +153,45 @@ def count(database_url: str, sql: str, *params: object) -> int:
     with psycopg.connect(libpq_url(database_url)) as conn:
         row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
         return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True)
+class ReplayPorts:
+    """The ports of the ingest + ledger pair a replay bench starts (ledger not consuming)."""
+
+    ingest_http: int
+    ingest_grpc: int
+    ingest_admin: int
+    ledger_grpc: int
+    ledger_admin: int
+
+    @classmethod
+    def free(cls) -> ReplayPorts:
+        return cls(*(free_port() for _ in range(5)))
+
+
+def replay_env(
+    stack: BenchStack, ports: ReplayPorts, batch_size: int, workers: int
+) -> dict[str, str]:
+    """The environment of that pair: this bench and bench/ledger_replay_profile.py start the
+    same stack, so it is written once."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=stack.database_url,
+        NATS_URL=stack.nats_url,
+        STRIPE_WEBHOOK_SECRETS="whsec_bench",
+        INGEST_HTTP_PORT=str(ports.ingest_http),
+        INGEST_GRPC_PORT=str(ports.ingest_grpc),
+        INGEST_ADMIN_PORT=str(ports.ingest_admin),
+        INGEST_GRPC_ADDR=f"127.0.0.1:{ports.ingest_grpc}",
+        LEDGER_GRPC_PORT=str(ports.ledger_grpc),
+        LEDGER_ADMIN_PORT=str(ports.ledger_admin),
+        LEDGER_CONSUME="0",
+        LEDGER_REPLAY_BATCH_SIZE=str(batch_size),
+        LEDGER_REPLAY_WORKERS=str(workers),
+        LOG_LEVEL="WARNING",
+    )
+    return env
 
 
 async def replay(port: int) -> ledger_pb2.ReplayArchiveResponse:
@@ -362,30 +401,15 @@ def main(argv: list[str]) -> None:
         archived = load_archive(stack.database_url, config, args.max_events)
         print(f"archive: {archived} events loaded by COPY in {time.perf_counter() - started:.1f}s")
 
-        ingest_grpc, ingest_admin, ledger_grpc, ledger_admin = (free_port() for _ in range(4))
-        env = dict(os.environ)
-        env.update(
-            DATABASE_URL=stack.database_url,
-            NATS_URL=stack.nats_url,
-            STRIPE_WEBHOOK_SECRETS="whsec_bench",
-            INGEST_HTTP_PORT=str(free_port()),
-            INGEST_GRPC_PORT=str(ingest_grpc),
-            INGEST_ADMIN_PORT=str(ingest_admin),
-            INGEST_GRPC_ADDR=f"127.0.0.1:{ingest_grpc}",
-            LEDGER_GRPC_PORT=str(ledger_grpc),
-            LEDGER_ADMIN_PORT=str(ledger_admin),
-            LEDGER_CONSUME="0",
-            LEDGER_REPLAY_BATCH_SIZE=str(args.batch_size),
-            LEDGER_REPLAY_WORKERS=str(args.workers),
-            LOG_LEVEL="WARNING",
-        )
+        ports = ReplayPorts.free()
+        env = replay_env(stack, ports, args.batch_size, args.workers)
         children = [spawn("services.ingest", env, logs / "bench-ingest.log")]
         try:
-            wait_healthy(f"http://127.0.0.1:{ingest_admin}/healthz", children[0])
+            wait_healthy(f"http://127.0.0.1:{ports.ingest_admin}/healthz", children[0])
             children.append(spawn("services.ledger", env, logs / "bench-ledger.log"))
-            wait_healthy(f"http://127.0.0.1:{ledger_admin}/healthz", children[1])
+            wait_healthy(f"http://127.0.0.1:{ports.ledger_admin}/healthz", children[1])
 
-            answer = asyncio.run(replay(ledger_grpc))
+            answer = asyncio.run(replay(ports.ledger_grpc))
             replay_rate = answer.examined / answer.seconds
             rows = count(stack.database_url, "SELECT count(*) FROM ledger.billing_events")
             print(
@@ -393,7 +417,7 @@ def main(argv: list[str]) -> None:
                 f" {answer.seconds:.1f}s = {replay_rate:,.0f} events/s"
                 f" (workers={args.workers}, batch={args.batch_size})"
             )
-            again = asyncio.run(replay(ledger_grpc))
+            again = asyncio.run(replay(ports.ledger_grpc))
             print(
                 f"second replay (idempotent): applied {again.applied},"
                 f" {again.examined / again.seconds:,.0f} events/s"

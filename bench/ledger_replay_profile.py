@@ -31,9 +31,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.ledger_bench import load_archive, peak_rss_mib, replay, spawn, wait_healthy
+from bench.ledger_bench import (
+    ReplayPorts,
+    load_archive,
+    peak_rss_mib,
+    replay,
+    replay_env,
+    spawn,
+    wait_healthy,
+)
 from bench.stack import bench_stack
-from services.devstack.embedded import free_port
 from services.stripe_simulator import WorldConfig
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -179,37 +186,22 @@ def main(argv: list[str]) -> None:
         logs = Path(os.environ.get("BENCH_LOG_DIR", tempfile.gettempdir()))
         archived = load_archive(stack.database_url, config, args.max_events)
         print(f"archive: {archived} events")
-        ingest_grpc, ingest_admin, ledger_grpc, ledger_admin = (free_port() for _ in range(4))
-        env = dict(os.environ)
-        env.update(
-            DATABASE_URL=stack.database_url,
-            NATS_URL=stack.nats_url,
-            STRIPE_WEBHOOK_SECRETS="whsec_bench",
-            INGEST_HTTP_PORT=str(free_port()),
-            INGEST_GRPC_PORT=str(ingest_grpc),
-            INGEST_ADMIN_PORT=str(ingest_admin),
-            INGEST_GRPC_ADDR=f"127.0.0.1:{ingest_grpc}",
-            LEDGER_GRPC_PORT=str(ledger_grpc),
-            LEDGER_ADMIN_PORT=str(ledger_admin),
-            LEDGER_CONSUME="0",
-            LEDGER_REPLAY_BATCH_SIZE=str(args.batch_size),
-            LEDGER_REPLAY_WORKERS=str(args.workers),
-            LOG_LEVEL="WARNING",
-        )
+        ports = ReplayPorts.free()
+        env = replay_env(stack, ports, args.batch_size, args.workers)
         ingest = spawn("services.ingest", env, logs / "bench-replay-profile-ingest.log")
         ledger: subprocess.Popen[bytes] | None = None
         spies: list[subprocess.Popen[bytes]] = []
         try:
-            wait_healthy(f"http://127.0.0.1:{ingest_admin}/healthz", ingest)
+            wait_healthy(f"http://127.0.0.1:{ports.ingest_admin}/healthz", ingest)
             ledger = spawn("services.ledger", env, logs / "bench-replay-profile-ledger.log")
-            wait_healthy(f"http://127.0.0.1:{ledger_admin}/healthz", ledger)
+            wait_healthy(f"http://127.0.0.1:{ports.ledger_admin}/healthz", ledger)
             services = {"ingest": ingest.pid, "ledger": ledger.pid}
             for name in ("first replay", "second replay"):
                 if args.py_spy is not None and name == "first replay":
                     spies = _start_spies(args.py_spy, {"ledger": ledger.pid, "ingest": ingest.pid})
                 before = snapshot(services, stack.postgres_pid)
                 started = time.perf_counter()
-                answer = asyncio.run(replay(ledger_grpc))
+                answer = asyncio.run(replay(ports.ledger_grpc))
                 wall = time.perf_counter() - started
                 after = snapshot(services, stack.postgres_pid)
                 for spy in spies:
