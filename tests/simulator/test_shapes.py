@@ -27,7 +27,7 @@ from .shapes import envelope_missing, missing_paths
 
 _SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 EVENTS_DIR = Path(os.environ.get("STRIPE_FIXTURES_DIR", _SHARED / "stripe_events"))
-OBJECTS_DIR = _SHARED / "stripe_objects"
+OBJECTS_DIR = Path(os.environ.get("STRIPE_OBJECTS_DIR", _SHARED / "stripe_objects"))
 #: Cap on simulated events checked per (type, version) pair, to keep the test quick.
 PER_PAIR = 40
 
