@@ -18,6 +18,12 @@ left for vacuum: a delete-and-reinsert refresh leaves one dead row per row it re
 their sizes; ``--explain-payments N`` runs the payments refund refresh for N of the ledger's
 payments under EXPLAIN ANALYZE, the statement before livepg6's rewrite and after, in turns,
 on the ledger as the run left it (never analyzed unless autovacuum got to it: printed).
+
+``--count-refreshes`` (a separate run: it slows the refreshes a little) wraps each
+``query_refresh_*`` in a counter and prints, per batch, how many times each ran and for how
+many ids (distinct within a call, in all, and distinct over the batch): what one refresh per
+batch saves (issue 12, seventh pass). Every run also prints the query_* functions' own time
+from ``pg_stat_user_functions`` (``track_functions = pl``).
 """
 
 from __future__ import annotations
@@ -142,6 +148,7 @@ class Run:
     digest: str
     indexes: tuple[int, int]  # ledger indexes after the run, and in a fresh schema
     url: str
+    functions: list[tuple[str, int, float, float]]  # (name, calls, total ms, self ms)
 
 
 def _label(query: str) -> str:
@@ -188,6 +195,7 @@ def run_once(
     live: bool,
     limit: int | None = None,
     functions: Path | None = None,
+    count_refreshes: bool = False,
 ) -> Run:
     name = f"writer_{index}"
     url = pg.create_database(name)
@@ -197,8 +205,11 @@ def run_once(
             conn.execute(functions.read_text(encoding="utf-8"))  # type: ignore[arg-type]
     fresh_indexes = index_count(url)
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        if count_refreshes:
+            conn.execute(COUNT_REFRESHES_SQL)  # type: ignore[arg-type]
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         conn.execute("SELECT pg_stat_statements_reset()")
+        conn.execute("SELECT pg_stat_reset()")
     assert pg.process is not None
     cpu0, own0 = tree_cpu_seconds(pg.process.pid), time.process_time()
     events, seconds, _applied = asyncio.run(_write(url, path, live, limit))
@@ -209,6 +220,11 @@ def run_once(
             " FROM pg_stat_statements"
             " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
             " AND query NOT LIKE '%%pg_stat_statements%%' ORDER BY 3 DESC"
+        ).fetchall()
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        functions_used = conn.execute(
+            "SELECT funcname, calls, total_time, self_time FROM pg_stat_user_functions"
+            " WHERE schemaname = 'ledger' AND funcname LIKE 'query%%' ORDER BY 3 DESC"
         ).fetchall()
     digest = ledger_digest(url)[:16] + "/" + query_digest(url)[:16]
     return Run(
@@ -221,6 +237,7 @@ def run_once(
         digest,
         (index_count(url), fresh_indexes),
         url,
+        [(str(n), int(c), float(t), float(st)) for n, c, t, st in functions_used],
     )
 
 
@@ -239,10 +256,70 @@ def report(run: Run, index: int, top: int) -> None:
     print("  inside them (functions, triggers; already counted above):")
     for query, calls, ms in run.nested[: top // 2]:
         print(f"  {ms * 1000 / run.events:8.1f} us/event {calls:6d} calls  {_label(query)}")
+    print("  query functions (pg_stat_user_functions): calls, total / self us per event:")
+    for name, calls, total_ms, self_ms in run.functions[:top]:
+        print(
+            f"  {total_ms * 1000 / run.events:8.1f} / {self_ms * 1000 / run.events:8.1f}"
+            f" us/event {calls:6d} calls  {name}"
+        )
     print(
         f"  ledger digest (rebuilt tables / query tables): {run.digest};"
         f" ledger indexes after the run {run.indexes[0]} (fresh schema {run.indexes[1]})"
     )
+
+
+#: ``--count-refreshes``: each ``ledger.query_refresh_*`` renamed and wrapped by a function of
+#: its old name that logs (transaction, ids asked, distinct non-null ids) before calling it;
+#: every caller (triggers, a flush) resolves the name at run time, so all calls are counted.
+_REFRESHES = ("accounts", "mrr", "invoices")
+_COUNTED = """
+ALTER FUNCTION ledger.query_refresh_KIND(text[]) RENAME TO query_refresh_KIND_counted;
+CREATE FUNCTION ledger.query_refresh_KIND(p_ids text[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.bench_refresh_log VALUES ('KIND', pg_current_xact_id(),
+        COALESCE(cardinality(p_ids), 0),
+        ARRAY(SELECT DISTINCT k FROM unnest(p_ids) AS u(k) WHERE k IS NOT NULL));
+    PERFORM ledger.query_refresh_KIND_counted(p_ids);
+END $$;
+"""
+COUNT_REFRESHES_SQL = (
+    "CREATE UNLOGGED TABLE public.bench_refresh_log"
+    " (kind text, xid xid8, asked int, ids text[]);"
+    + "".join(_COUNTED.replace("KIND", kind) for kind in _REFRESHES)
+)
+
+REFRESH_COUNTS = """
+WITH per_call AS (
+    SELECT kind, xid, cardinality(ids) AS n FROM public.bench_refresh_log
+), per_batch AS (
+    SELECT l.kind, l.xid, count(*) AS calls, sum(cardinality(l.ids)) AS ids,
+           (SELECT count(DISTINCT k) FROM public.bench_refresh_log l2, unnest(l2.ids) AS k
+            WHERE l2.kind = l.kind AND l2.xid = l.xid) AS distinct_ids,
+           count(*) FILTER (WHERE cardinality(l.ids) > 0) AS calls_with_ids
+    FROM public.bench_refresh_log l GROUP BY l.kind, l.xid
+)
+SELECT kind, count(*) AS batches, sum(calls), sum(calls_with_ids), sum(ids),
+       sum(distinct_ids), max(calls_with_ids)
+FROM per_batch GROUP BY kind ORDER BY kind
+"""
+
+
+def refresh_counts(url: str) -> None:
+    """Per kind of refresh over the run's transactions: calls (with ids), ids computed and
+    the distinct ids of each batch (what one refresh per batch computes)."""
+    with psycopg.connect(libpq_url(url)) as conn:
+        rows = conn.execute(REFRESH_COUNTS).fetchall()
+    print(
+        "  refreshes per kind: batches, calls (with ids), ids computed, distinct ids per"
+        " batch summed (ids / distinct), most calls with ids in one batch"
+    )
+    for row in rows:
+        kind, (n, calls, with_ids, ids, distinct, most) = row[0], map(int, row[1:])
+        ratio = ids / distinct if distinct else 0.0
+        print(
+            f"  {kind:10s} {n:5d} batches {calls:6d} calls ({with_ids:5d} with ids)"
+            f" {ids:7d} ids {distinct:7d} distinct ({ratio:.2f}x)  max {most} calls/batch"
+        )
 
 
 TABLE_STATS = """
@@ -410,6 +487,12 @@ def main(argv: list[str]) -> None:
     )
     parser.add_argument("--table-stats", type=int, default=0, help="tables listed by dead tuples")
     parser.add_argument(
+        "--count-refreshes",
+        action="store_true",
+        help="count the query_refresh_* calls and their ids per batch (wraps each in a"
+        " logging function: a counting run, not a timing run)",
+    )
+    parser.add_argument(
         "--explain-payments",
         type=int,
         default=0,
@@ -444,6 +527,7 @@ def main(argv: list[str]) -> None:
             with psycopg.connect(pg.admin_url, autocommit=True) as conn:
                 conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
                 conn.execute("ALTER SYSTEM SET pg_stat_statements.track = 'all'")
+                conn.execute("ALTER SYSTEM SET track_functions = 'pl'")
                 if args.no_autovacuum:
                     conn.execute("ALTER SYSTEM SET autovacuum = off")
                 if args.naptime is not None:
@@ -451,8 +535,18 @@ def main(argv: list[str]) -> None:
             pg.stop()
             pg.start()
             for index in range(args.runs):
-                run = run_once(pg, path, index, args.live, args.max_batches, args.functions)
+                run = run_once(
+                    pg,
+                    path,
+                    index,
+                    args.live,
+                    args.max_batches,
+                    args.functions,
+                    args.count_refreshes,
+                )
                 report(run, index, args.top)
+                if args.count_refreshes:
+                    refresh_counts(run.url)
                 if args.table_stats:
                     table_stats(run.url, args.table_stats)
                 if args.explain_accounts:

@@ -244,6 +244,98 @@ AS $function$
         SET n = m.n + EXCLUDED.n, committed_mrr = m.committed_mrr + EXCLUDED.committed_mrr
 $function$;
 
+-- query_touch (0021): the query_* triggers' one way to ask for a refresh of accounts, MRR
+-- steps or invoice rows ('accounts', 'mrr', 'invoices': the three query_refresh_* they call).
+-- The triggers stay the one home of WHICH rows a change touches; this decides WHEN they are
+-- recomputed. Outside a deferring transaction (every writer but the projection's batches: the
+-- gateway's, tests', a statement by hand) the refresh runs now, as before. A transaction that
+-- has set ledger.query_defer = 'on' (set_config(..., true): the transaction only) only queues
+-- the ids in the session's temporary table query_touched, and ledger.query_flush() refreshes
+-- each kind once for the distinct ids of the whole batch: a live batch recomputed an account
+-- up to four times (the accounts and subscriptions upserts, the billing events, a derived
+-- refresh) and a new invoice twice (its insert, then its payment intent). A transaction that
+-- defers and never flushes is flushed at COMMIT by the table's deferred constraint trigger
+-- (query_on_touched), so no writer can leave stale rows behind.
+CREATE OR REPLACE FUNCTION ledger.query_touch(p_kind text, p_ids text[])
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF current_setting('ledger.query_defer', true) IS DISTINCT FROM 'on' THEN
+        CASE p_kind  -- no ELSE: an unknown kind raises CASE_NOT_FOUND
+            WHEN 'accounts' THEN PERFORM ledger.query_refresh_accounts(p_ids);
+            WHEN 'mrr' THEN PERFORM ledger.query_refresh_mrr(p_ids);
+            WHEN 'invoices' THEN PERFORM ledger.query_refresh_invoices(p_ids);
+        END CASE;
+        RETURN;
+    END IF;
+    IF p_kind NOT IN ('accounts', 'mrr', 'invoices') THEN
+        RAISE EXCEPTION 'query_touch: unknown kind %', p_kind;
+    END IF;
+    IF COALESCE(cardinality(p_ids), 0) = 0 THEN
+        RETURN;
+    END IF;
+    IF to_regclass('pg_temp.query_touched') IS NULL THEN
+        -- once per session (a rolled-back creation is created again by the next batch);
+        -- ON COMMIT DELETE ROWS: nothing queued outlives its transaction
+        CREATE TEMPORARY TABLE query_touched (kind text NOT NULL, ids text[] NOT NULL)
+            ON COMMIT DELETE ROWS;
+        CREATE CONSTRAINT TRIGGER query_touched_flush AFTER INSERT ON pg_temp.query_touched
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+            EXECUTE FUNCTION ledger.query_on_touched();
+    END IF;
+    INSERT INTO pg_temp.query_touched (kind, ids) VALUES (p_kind, p_ids);
+END $function$;
+
+-- query_flush (0021): refreshes what the transaction queued through query_touch, each kind
+-- once for its distinct ids, and empties the queue. The refreshes read only the source
+-- tables, never each other's query_* rows, so their order does not change a row; they run in
+-- the order of their query_lock namespaces (accounts 74001, MRR 74002, invoices 74003), the
+-- same in every flush. A refresh writes only query_* tables and so queues nothing; the loop
+-- is there in case one ever does.
+CREATE OR REPLACE FUNCTION ledger.query_flush()
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    v_accounts text[];
+    v_subs text[];
+    v_invoices text[];
+    v_queued bigint;
+BEGIN
+    IF to_regclass('pg_temp.query_touched') IS NULL THEN
+        RETURN;
+    END IF;
+    LOOP
+        WITH taken AS (DELETE FROM pg_temp.query_touched RETURNING kind, ids)
+        SELECT (SELECT count(*) FROM taken),
+               ARRAY(SELECT DISTINCT k FROM taken t, unnest(t.ids) AS u(k)
+                     WHERE t.kind = 'accounts' AND k IS NOT NULL),
+               ARRAY(SELECT DISTINCT k FROM taken t, unnest(t.ids) AS u(k)
+                     WHERE t.kind = 'mrr' AND k IS NOT NULL),
+               ARRAY(SELECT DISTINCT k FROM taken t, unnest(t.ids) AS u(k)
+                     WHERE t.kind = 'invoices' AND k IS NOT NULL)
+        INTO v_queued, v_accounts, v_subs, v_invoices;
+        EXIT WHEN v_queued = 0;
+        PERFORM ledger.query_refresh_accounts(v_accounts);
+        PERFORM ledger.query_refresh_mrr(v_subs);
+        PERFORM ledger.query_refresh_invoices(v_invoices);
+    END LOOP;
+END $function$;
+
+-- query_on_touched (0021): the backstop of query_touch's queue, a deferred constraint trigger
+-- on pg_temp.query_touched: at COMMIT (or SET CONSTRAINTS ... IMMEDIATE) whatever is still
+-- queued is refreshed. After the batch's own query_flush the queue is empty and each call
+-- finds nothing.
+CREATE OR REPLACE FUNCTION ledger.query_on_touched()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    PERFORM ledger.query_flush();
+    RETURN NULL;
+END $function$;
+
 -- query_on_accounts (0020: an update refreshes only the accounts of rows whose account
 -- columns changed)
 CREATE OR REPLACE FUNCTION ledger.query_on_accounts()
@@ -252,14 +344,14 @@ CREATE OR REPLACE FUNCTION ledger.query_on_accounts()
 AS $function$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM ledger.query_refresh_accounts(ARRAY(
+        PERFORM ledger.query_touch('accounts', ARRAY(
             SELECT COALESCE(tenant_id, stripe_customer_id) FROM new_rows
             UNION SELECT l.tenant_id FROM new_rows n
                 JOIN ledger.customer_links l ON l.stripe_customer_id = n.stripe_customer_id));
     ELSIF TG_OP = 'UPDATE' THEN
         -- only rows whose columns an account row reads changed (0020): the payment method
         -- and tax columns the derived refresh rewrites every batch do not move an account
-        PERFORM ledger.query_refresh_accounts(ARRAY(
+        PERFORM ledger.query_touch('accounts', ARRAY(
             WITH changed AS (
                 SELECT n.stripe_customer_id AS new_id, n.tenant_id AS new_tenant,
                        o.stripe_customer_id AS old_id, o.tenant_id AS old_tenant
@@ -277,7 +369,7 @@ BEGIN
             UNION SELECT l.tenant_id FROM changed c
                 JOIN ledger.customer_links l ON l.stripe_customer_id IN (c.new_id, c.old_id)));
     ELSE
-        PERFORM ledger.query_refresh_accounts(ARRAY(
+        PERFORM ledger.query_touch('accounts', ARRAY(
             SELECT COALESCE(tenant_id, stripe_customer_id) FROM old_rows
             UNION SELECT l.tenant_id FROM old_rows o
                 JOIN ledger.customer_links l ON l.stripe_customer_id = o.stripe_customer_id));
@@ -291,12 +383,12 @@ CREATE OR REPLACE FUNCTION ledger.query_on_billing_events()
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-    PERFORM ledger.query_refresh_mrr(ARRAY(
+    PERFORM ledger.query_touch('mrr', ARRAY(
         SELECT DISTINCT subscription_id FROM new_rows
         WHERE subscription_id IS NOT NULL
           AND (committed_mrr IS NOT NULL OR forward_mrr IS NOT NULL)));
     IF EXISTS (SELECT 1 FROM new_rows WHERE event_type = 'Unclassified') THEN
-        PERFORM ledger.query_refresh_accounts(
+        PERFORM ledger.query_touch('accounts',
             ledger.query_account_ids(ARRAY(
                 SELECT stripe_customer_id FROM new_rows WHERE event_type = 'Unclassified'))
             || ARRAY(SELECT tenant_id FROM new_rows WHERE event_type = 'Unclassified'));
@@ -320,12 +412,12 @@ CREATE OR REPLACE FUNCTION ledger.query_on_credit_notes()
 AS $function$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM new_rows));
+        PERFORM ledger.query_touch('invoices', ARRAY(SELECT invoice_id FROM new_rows));
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM ledger.query_refresh_invoices(ARRAY(
+        PERFORM ledger.query_touch('invoices', ARRAY(
             SELECT invoice_id FROM new_rows UNION SELECT invoice_id FROM old_rows));
     ELSE
-        PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM old_rows));
+        PERFORM ledger.query_touch('invoices', ARRAY(SELECT invoice_id FROM old_rows));
     END IF;
     RETURN NULL;
 END $function$;
@@ -338,7 +430,7 @@ CREATE OR REPLACE FUNCTION ledger.query_on_customer_links()
 AS $function$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM ledger.query_refresh_accounts(ARRAY(
+        PERFORM ledger.query_touch('accounts', ARRAY(
             SELECT tenant_id FROM new_rows
             UNION SELECT ledger.account_id(NULL, NULL, a.tenant_id, a.stripe_customer_id)
                 FROM new_rows n
@@ -347,7 +439,7 @@ BEGIN
                 JOIN ledger.billing_events b ON b.stripe_customer_id = n.stripe_customer_id
                 WHERE b.drift_detected));
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM ledger.query_refresh_accounts(ARRAY(
+        PERFORM ledger.query_touch('accounts', ARRAY(
             SELECT tenant_id FROM new_rows UNION SELECT tenant_id FROM old_rows
             UNION SELECT ledger.account_id(NULL, NULL, a.tenant_id, a.stripe_customer_id)
                 FROM (SELECT stripe_customer_id FROM new_rows
@@ -359,7 +451,7 @@ BEGIN
                 JOIN ledger.billing_events b ON b.stripe_customer_id = x.stripe_customer_id
                 WHERE b.drift_detected));
     ELSE
-        PERFORM ledger.query_refresh_accounts(ARRAY(
+        PERFORM ledger.query_touch('accounts', ARRAY(
             SELECT tenant_id FROM old_rows
             UNION SELECT ledger.account_id(NULL, NULL, a.tenant_id, a.stripe_customer_id)
                 FROM old_rows o
@@ -421,9 +513,9 @@ CREATE OR REPLACE FUNCTION ledger.query_on_payments()
 AS $function$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM new_rows));
+        PERFORM ledger.query_touch('invoices', ARRAY(SELECT invoice_id FROM new_rows));
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM ledger.query_refresh_invoices(ARRAY(
+        PERFORM ledger.query_touch('invoices', ARRAY(
             SELECT n.invoice_id FROM new_rows n JOIN old_rows o USING (invoice_id)
             -- (0020) not for the refund and credit totals alone: the invoice list does not
             -- read them, and the derived refresh (PAYMENTS_REFRESH) rewrites them per batch
@@ -431,7 +523,7 @@ BEGIN
                   IS DISTINCT FROM
                   to_jsonb(o) - '{amount_refunded,refunded_at,amount_credited,credit_noted_at}'::text[]));
     ELSE
-        PERFORM ledger.query_refresh_invoices(ARRAY(SELECT invoice_id FROM old_rows));
+        PERFORM ledger.query_touch('invoices', ARRAY(SELECT invoice_id FROM old_rows));
     END IF;
     RETURN NULL;
 END $function$;
@@ -443,20 +535,20 @@ CREATE OR REPLACE FUNCTION ledger.query_on_refunds()
 AS $function$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM ledger.query_refresh_invoices(ARRAY(
+        PERFORM ledger.query_touch('invoices', ARRAY(
             SELECT p.invoice_id FROM new_rows r JOIN ledger.payments p
               ON p.payment_intent_id = r.payment_intent_id
             UNION SELECT p.invoice_id FROM new_rows r JOIN ledger.payments p
               ON p.invoice_charge_id = r.charge_id));
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM ledger.query_refresh_invoices(ARRAY(
+        PERFORM ledger.query_touch('invoices', ARRAY(
             SELECT p.invoice_id FROM (SELECT * FROM new_rows UNION ALL SELECT * FROM old_rows) r
             JOIN ledger.payments p ON p.payment_intent_id = r.payment_intent_id
             UNION
             SELECT p.invoice_id FROM (SELECT * FROM new_rows UNION ALL SELECT * FROM old_rows) r
             JOIN ledger.payments p ON p.invoice_charge_id = r.charge_id));
     ELSE
-        PERFORM ledger.query_refresh_invoices(ARRAY(
+        PERFORM ledger.query_touch('invoices', ARRAY(
             SELECT p.invoice_id FROM old_rows r JOIN ledger.payments p
               ON p.payment_intent_id = r.payment_intent_id
             UNION SELECT p.invoice_id FROM old_rows r JOIN ledger.payments p
@@ -505,10 +597,10 @@ CREATE OR REPLACE FUNCTION ledger.query_on_subscriptions()
 AS $function$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM ledger.query_refresh_accounts(ledger.query_account_ids(ARRAY(
+        PERFORM ledger.query_touch('accounts', ledger.query_account_ids(ARRAY(
             SELECT stripe_customer_id FROM new_rows)));
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM ledger.query_refresh_accounts(ledger.query_account_ids(ARRAY(
+        PERFORM ledger.query_touch('accounts', ledger.query_account_ids(ARRAY(
             SELECT n.stripe_customer_id FROM new_rows n JOIN old_rows o USING (subscription_id)
             WHERE (n.stripe_customer_id, n.status, n.plan, n.currency, n.current_period_end,
                    n.cancel_at_period_end, n.cancel_at, n.ended_at, n.committed_mrr,
@@ -521,7 +613,7 @@ BEGIN
                 USING (subscription_id)
             WHERE n.stripe_customer_id IS DISTINCT FROM o.stripe_customer_id)));
     ELSE
-        PERFORM ledger.query_refresh_accounts(ledger.query_account_ids(ARRAY(
+        PERFORM ledger.query_touch('accounts', ledger.query_account_ids(ARRAY(
             SELECT stripe_customer_id FROM old_rows)));
     END IF;
     RETURN NULL;
@@ -534,9 +626,9 @@ CREATE OR REPLACE FUNCTION ledger.query_on_tenants()
 AS $function$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM ledger.query_refresh_accounts(ARRAY(SELECT tenant_id FROM new_rows));
+        PERFORM ledger.query_touch('accounts', ARRAY(SELECT tenant_id FROM new_rows));
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM ledger.query_refresh_accounts(ARRAY(
+        PERFORM ledger.query_touch('accounts', ARRAY(
             SELECT n.tenant_id FROM new_rows n JOIN old_rows o USING (tenant_id)
             WHERE (n.name, n.created_at, n.deleted_at)
                   IS DISTINCT FROM (o.name, o.created_at, o.deleted_at)));
@@ -554,7 +646,7 @@ BEGIN
             JOIN ledger.memberships m ON m.tenant_id = n.tenant_id
             WHERE n.deleted_at IS DISTINCT FROM o.deleted_at));
     ELSE
-        PERFORM ledger.query_refresh_accounts(ARRAY(SELECT tenant_id FROM old_rows));
+        PERFORM ledger.query_touch('accounts', ARRAY(SELECT tenant_id FROM old_rows));
     END IF;
     RETURN NULL;
 END $function$;

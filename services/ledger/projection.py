@@ -264,6 +264,7 @@ async def apply_staged(
     schema: str = "ledger",
     fresh: bool = False,
     refresh: bool = True,
+    defer_queries: bool = True,
 ) -> BatchResult:
     """Apply a batch encoded by :func:`stage_merged` inside the open transaction.
 
@@ -276,6 +277,14 @@ async def apply_staged(
 
     ``refresh=False``: the derived columns are left to the caller's one
     :func:`refresh_all_derived` after its last batch (a replay with deferred maintenance).
+
+    ``defer_queries`` (default): the query_* triggers only queue the ids they touch
+    (``ledger.query_defer``, migration 0021) and one ``ledger.query_flush()`` after the
+    derived refresh recomputes each account, subscription's MRR steps and invoice once for
+    the batch: the upserts and the derived refresh's UPDATEs fired the triggers one after the
+    other, and an account was computed up to four times per batch, a new invoice twice
+    (issue 12, seventh pass). The same rows either way (tests/ledger/queries/
+    test_batch_refresh.py); ``False`` keeps the refresh per statement, for that comparison.
     """
     check_schema(schema)
     result = BatchResult(examined=examined)
@@ -289,6 +298,8 @@ async def apply_staged(
     async with conn.cursor() as cur:
         # The lock key is a checked identifier: a literal, so no parameter (one simple query).
         lock = f"SELECT pg_advisory_xact_lock(hashtext('ledger:{schema}'));"
+        if defer_queries:
+            lock += _DEFER_QUERIES
         await cur.execute(lock + _prepare_stages_sql(staged_tables))
         # A payment method or tax id can move away from a customer (detached): that customer's
         # derived columns change too, so it counts as touched (read before the upserts).
@@ -335,7 +346,17 @@ async def apply_staged(
                 result.unsupported = max(cur.rowcount, 0)
         if refresh:
             await _refresh_derived(cur, schema, staged.keys, previous_owners)
+        if defer_queries:
+            await cur.execute(_FLUSH_QUERIES)
     return result
+
+
+#: The batch's query_* refreshes queued by the triggers (``ledger.query_touch``, 0021) for the
+#: rest of the transaction, until :data:`_FLUSH_QUERIES` refreshes each touched row once and
+#: puts the triggers back to refreshing at once (a later statement of the caller's
+#: transaction refreshes as any writer's does; whatever stays queued is flushed at COMMIT).
+_DEFER_QUERIES = "SELECT set_config('ledger.query_defer', 'on', true);"
+_FLUSH_QUERIES = "SELECT ledger.query_flush(); SELECT set_config('ledger.query_defer', 'off', true)"
 
 
 #: Columns of each table's staging table (``_stage_<table>``).
