@@ -143,6 +143,16 @@ def _reversal_writes(
                 (refund_id,),
             )
         )
+    for refund_id, _invoice in rng.sample(refunds, k=min(5, len(refunds))):
+        # a refund of the invoice's charge under an intent no invoice has: matched by charge
+        # although its intent is set (the second join's case)
+        statements.append(
+            (
+                "UPDATE ledger.refunds SET payment_intent_id = 'pi_other_' || refund_id"
+                " WHERE refund_id = %s AND charge_id IS NOT NULL",
+                (refund_id,),
+            )
+        )
     rng.shuffle(statements)
     return statements
 
