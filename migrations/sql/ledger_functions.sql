@@ -804,7 +804,11 @@ BEGIN
     ON CONFLICT (day, currency) DO UPDATE SET amount = d.amount + EXCLUDED.amount;
 
     WITH p AS (
-        SELECT x.*,
+        -- only the columns read below (0023): the CTE is materialized, and x.* wrote every
+        -- payments column of every invoice asked about (70 MB to disk in the rebuild at 1M)
+        SELECT x.invoice_id, x.stripe_customer_id, x.subscription_id, x.number, x.status,
+               x.currency, x.total, x.tax, x.amount_paid, x.hosted_invoice_url, x.invoice_pdf,
+               x.paid_at, x.billing_reason, x.payment_intent_id, x.invoice_charge_id,
                COALESCE(x.amount_ex_tax, x.total - COALESCE(x.tax, 0), x.amount_paid) AS ex_tax,
                COALESCE(x.invoice_created, x.paid_at, x.state_event_created) AS at
         FROM ledger.payments x JOIN unnest(p_invoices) AS k(id) ON x.invoice_id = k.id
@@ -827,9 +831,19 @@ BEGIN
                p.at, p.paid_at, p.hosted_invoice_url, p.invoice_pdf, r.reason,
                ((r.status IS NULL OR r.status NOT IN ('failed', 'canceled'))
                 AND p.paid_at IS NOT NULL) AS counted
-        FROM p JOIN ledger.refunds r
-          ON (r.payment_intent_id IS NOT NULL AND r.payment_intent_id = p.payment_intent_id)
-          OR (r.charge_id IS NOT NULL AND r.charge_id = p.invoice_charge_id)
+        FROM p JOIN (
+            -- a refund of the invoice's payment intent, or else of its charge (0023): two
+            -- equality joins that a hash join serves, where one OR joined every payment with
+            -- every refund in a nested loop (the rebuild's ~225k payments probed refunds twice
+            -- each at 1M events; a 41k ledger compared 4,533 x 204 pairs)
+            SELECT r.*, p.invoice_id AS matched_invoice_id
+            FROM p JOIN ledger.refunds r ON r.payment_intent_id = p.payment_intent_id
+            UNION ALL
+            SELECT r.*, p.invoice_id
+            FROM p JOIN ledger.refunds r ON r.charge_id = p.invoice_charge_id
+            WHERE r.payment_intent_id IS NULL
+               OR r.payment_intent_id IS DISTINCT FROM p.payment_intent_id
+        ) r ON r.matched_invoice_id = p.invoice_id
         WHERE NOT EXISTS (
             SELECT 1 FROM ledger.credit_notes n
             WHERE n.invoice_id = p.invoice_id AND r.refund_id = ANY(n.refund_ids))
@@ -968,8 +982,18 @@ BEGIN
                count(b.committed_mrr) OVER w AS cg,
                count(b.forward_mrr) OVER w AS fg,
                count(b.currency) OVER w AS kg
-        FROM ledger.billing_events b JOIN unnest(p_subs) AS k(id) ON b.subscription_id = k.id
-        WHERE (b.committed_mrr IS NOT NULL OR b.forward_mrr IS NOT NULL)
+        -- each subscription's events through billing_events_subscription_time (0023): a
+        -- join with the ids let the planner hash all of billing_events' MRR events for
+        -- every call of the rebuild's chunks (588k rows hashed per 5,000 subscriptions at
+        -- 1M events); OFFSET 0 keeps the lookup per id
+        FROM unnest(p_subs) AS k(id)
+        CROSS JOIN LATERAL (
+            SELECT e.subscription_id, e.occurred_at, e.stripe_event_id, e.event_type,
+                   e.currency, e.committed_mrr, e.forward_mrr
+            FROM ledger.billing_events e
+            WHERE e.subscription_id = k.id
+              AND (e.committed_mrr IS NOT NULL OR e.forward_mrr IS NOT NULL)
+            OFFSET 0) AS b
         WINDOW w AS (PARTITION BY b.subscription_id ORDER BY b.occurred_at, b.stripe_event_id)
     ), carried AS (
         SELECT ev.*,
@@ -1187,11 +1211,33 @@ CREATE OR REPLACE FUNCTION ledger.query_support_rebuild_in(p_chunk integer)
 AS $function$
 DECLARE
     v_ids text[];
+    v_indexes text[];
+    v_names text[];
+    v_index text;
 BEGIN
     TRUNCATE ledger.query_accounts, ledger.query_account_mix, ledger.query_mrr_steps,
              ledger.query_mrr_daily, ledger.query_mrr_moves_daily, ledger.query_invoice_rows,
              ledger.query_revenue_daily, ledger.query_event_daily, ledger.query_account_facets,
              ledger.query_invoice_daily, ledger.query_mrr_totals, ledger.query_event_hourly;
+    -- The secondary indexes of the three row tables are built once at the end (0023), not
+    -- entry by entry as the refreshes insert every row (17 on query_accounts, trigram GIN
+    -- ones among them, 4 on query_invoice_rows, 2 on query_mrr_steps: over half of the
+    -- rebuild at 1M events). TRUNCATE holds these tables exclusively until commit, so no
+    -- other session sees them missing; a failed rebuild rolls the drop back. Unique indexes
+    -- stay: the refreshes' ON CONFLICT and lookups use them.
+    SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY x.relname),
+           array_agg(format('%I.%I', n.nspname, x.relname) ORDER BY x.relname)
+    INTO v_indexes, v_names
+    FROM pg_index i
+    JOIN pg_class x ON x.oid = i.indexrelid
+    JOIN pg_namespace n ON n.oid = x.relnamespace
+    WHERE i.indrelid IN ('ledger.query_accounts'::regclass, 'ledger.query_invoice_rows'::regclass,
+                         'ledger.query_mrr_steps'::regclass)
+      AND NOT i.indisunique
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid);
+    FOREACH v_index IN ARRAY COALESCE(v_names, '{}') LOOP
+        EXECUTE 'DROP INDEX ' || v_index;
+    END LOOP;
     -- Accounts and MRR steps p_chunk ids per call (0020): the refreshes hold a call's
     -- computed rows in memory to compare them with the stored ones, so one call for the whole
     -- ledger held every account row and MRR step at once (the backend's private memory grew
@@ -1243,5 +1289,8 @@ BEGIN
     PERFORM ledger.query_refresh_unlisted_users(ARRAY(
         SELECT m.user_id FROM ledger.memberships m
         JOIN ledger.tenants t ON t.tenant_id = m.tenant_id WHERE t.deleted_at IS NOT NULL));
+    FOREACH v_index IN ARRAY COALESCE(v_indexes, '{}') LOOP
+        EXECUTE v_index;
+    END LOOP;
 END $function$;
 
