@@ -455,6 +455,8 @@ def live_run(
         live_env["LEDGER_BATCH_SIZE"] = str(batch)
     if spec.workers is not None:
         live_env["LEDGER_CONSUMER_WORKERS"] = str(spec.workers)
+    if spec.ramp is not None:
+        live_env["LEDGER_BATCH_RAMP_FROM"] = str(spec.ramp)
     watch = CpuWatch()
     states = BackendStates(live_url)
     machine: list[tuple[float, float]] = []
@@ -504,10 +506,13 @@ def live_run(
         steady = (expected - first[1]) / (finished - first[0])
     print(
         f"live, LEDGER_PROCESSES={processes} LEDGER_BATCH_SIZE={batch or 'default'}"
-        f" LEDGER_CONSUMER_WORKERS={'default' if spec.workers is None else spec.workers}:"
+        f" LEDGER_CONSUMER_WORKERS={'default' if spec.workers is None else spec.workers}"
+        f" LEDGER_BATCH_RAMP_FROM={'default' if spec.ramp is None else spec.ramp}:"
         f" {sent} events consumed from JetStream in"
         f" {elapsed:.1f}s = {rate:,.0f} events/s (incl. process start);"
-        f" from the first row applied: {steady:,.0f} billing rows/s;"
+        f" from the first row applied: {steady:,.0f} billing rows/s"
+        + (f" (first {first[1]} rows {first[0] - started:.1f}s after the start)" if first else "")
+        + ";"
         f" load average {os.getloadavg()[0]:.1f}; {analyzed_during(live_url, elapsed)}"
     )
     if processes == 1 and end_cpu is not None:  # with copies the CPU is in the children
@@ -561,17 +566,18 @@ def rows_and_backends(live_url: str) -> tuple[int, list[int]]:
 
 @dataclass(frozen=True)
 class LiveSpec:
-    """One live run of ``--live-processes``: ``P[:BATCH[:WORKERS]]``."""
+    """One live run of ``--live-processes``: ``P[:BATCH[:WORKERS[:RAMP]]]``."""
 
     processes: int
     batch: int | None
     workers: int | None  # LEDGER_CONSUMER_WORKERS (None: the service's default)
+    ramp: int | None = None  # LEDGER_BATCH_RAMP_FROM (None: the service's default)
 
     @classmethod
     def parse(cls, item: str) -> LiveSpec:
-        processes, _, rest = item.partition(":")
-        batch, _, workers = rest.partition(":")
-        return cls(int(processes), int(batch) if batch else None, int(workers) if workers else None)
+        processes, *rest = item.split(":")
+        batch, workers, ramp = ([int(v) if v else None for v in rest] + [None] * 3)[:3]
+        return cls(int(processes), batch, workers, ramp)
 
 
 def main(argv: list[str]) -> None:
@@ -596,7 +602,8 @@ def main(argv: list[str]) -> None:
         "--live-processes",
         default="1",
         help="LEDGER_PROCESSES of each live run, comma-separated, each optionally with its"
-        " LEDGER_BATCH_SIZE after a colon and LEDGER_CONSUMER_WORKERS after a second one (e.g."
+        " LEDGER_BATCH_SIZE after a colon, LEDGER_CONSUMER_WORKERS after a second one and"
+        " LEDGER_BATCH_RAMP_FROM after a third (e.g."
         " 1,2 or 1:256,1:2000,2:2000 or 1::0,1::1: one vs two ledger processes on one durable"
         " consumer, batch sizes, the projection in a thread vs a process, same stream,"
         " compared; the first run's rate is the one compared with ingest)",

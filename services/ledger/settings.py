@@ -38,6 +38,8 @@ class LedgerSettings:
     # Processes projecting the consumer's batches: 1 keeps the projection's GIL away from the
     # event loop that writes the previous batch (issue 12); 0 projects in a thread.
     consumer_workers: int = 1
+    # A catch-up's first fetch asks for this many, doubling while fetches come back full.
+    batch_ramp_from: int = 250
 
     @property
     def server_max_deliver(self) -> int:
@@ -87,4 +89,5 @@ class LedgerSettings:
             log_level=env_str("LOG_LEVEL", "INFO"),
             reuse_port=env_str("LEDGER_REUSE_PORT", "0") not in ("0", "false", "no", ""),
             consumer_workers=workers,
+            batch_ramp_from=max(env_int("LEDGER_BATCH_RAMP_FROM", 250), 1),
         )

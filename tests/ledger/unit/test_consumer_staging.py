@@ -10,7 +10,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from services.ledger import consumer
-from services.ledger.consumer import ProjectedMessages, stage_payloads
+from services.ledger.consumer import ProjectedMessages, next_batch_size, stage_payloads
 from services.ledger.effects import Effects, project_event
 
 
@@ -88,3 +88,11 @@ def test_the_worker_process_stages_what_this_process_stages() -> None:
     assert remote[0].copies == local[0].copies
     assert remote[0].keys == local[0].keys
     assert remote[1:] == local[1:]
+
+
+def test_batches_double_while_fetches_come_back_full_and_start_over_after_a_short_one() -> None:
+    sizes, size = [], 250
+    for got in (250, 500, 1000, 2000, 2000, 1999, 250):
+        size = next_batch_size(size, got, 250, 2000)
+        sizes.append(size)
+    assert sizes == [500, 1000, 2000, 2000, 2000, 250, 500]
