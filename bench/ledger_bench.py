@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -96,9 +97,10 @@ def copy_baseline(database_url: str, rows: int) -> float:
             for row in sample
         ][:rows]
         started = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(
-            f"COPY public.bench_copy_baseline ({cols}) FROM STDIN"
-        ) as copy:
+        with (
+            conn.cursor() as cur,
+            cur.copy(f"COPY public.bench_copy_baseline ({cols}) FROM STDIN") as copy,
+        ):
             for row in data:
                 copy.write_row(row)
         conn.commit()
@@ -245,6 +247,144 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the ledger's projection worker is a child process)."""
+    found, todo = [], [pid]
+    while todo:
+        one = todo.pop()
+        found.append(one)
+        try:
+            tasks = os.listdir(f"/proc/{one}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                todo.extend(
+                    int(c) for c in Path(f"/proc/{one}/task/{task}/children").read_text().split()
+                )
+            except OSError:
+                continue
+    return found
+
+
+def run_delay_seconds(pid: int) -> float:
+    """Seconds the threads of ``pid`` have spent runnable but waiting for a core (the
+    scheduler's ``run_delay``, ``/proc/<pid>/task/*/schedstat``): CPU starvation, as
+    opposed to waiting for a peer."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
+class CpuWatch:
+    """CPU seconds, and seconds waiting for a core, of groups of processes (the live ledger,
+    its PostgreSQL backends, nats-server) from a mark on, sampled while the bench polls:
+    which of them is busy, and how busy, says where a live run waits (issue 12). A process
+    first seen after the mark counts from zero; one that exits keeps its last sample."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, tuple[float, float]] = {}
+        self.base: dict[int, tuple[float, float]] | None = None
+        self.groups: dict[str, set[int]] = {}
+
+    def sample(self, group: str, pids: Iterator[int] | list[int]) -> None:
+        members = self.groups.setdefault(group, set())
+        for pid in pids:
+            used = cpu_seconds(pid)
+            if used is not None:
+                self.last[pid] = (used, run_delay_seconds(pid))
+                members.add(pid)
+
+    def mark(self) -> None:
+        self.base = dict(self.last)
+
+    def since_mark(self, group: str, which: int = 0) -> float:
+        """CPU seconds (``which`` 0) or seconds waiting for a core (1) since the mark."""
+        base = self.base or {}
+        return sum(
+            self.last[p][which] - base.get(p, (0.0, 0.0))[which] for p in self.groups.get(group, ())
+        )
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, all) jiffies of every core so far (``/proc/stat``)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+class BackendStates:
+    """What the live ledger's PostgreSQL backends are doing, sampled every 20 ms by a
+    thread: running a statement (and on what it waits), or idle in the transaction waiting
+    for the ledger's next statement (``ClientRead``), or idle between batches."""
+
+    def __init__(self, live_url: str) -> None:
+        self.url = live_url
+        self.counts: dict[str, int] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        with psycopg.connect(
+            libpq_url(self.url), autocommit=True, application_name="bench"
+        ) as conn:
+            while not self.stop.wait(0.02):
+                for state, kind, event in conn.execute(
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND backend_type = 'client backend'"
+                    " AND application_name NOT LIKE 'bench%'"
+                ).fetchall():
+                    key = f"{state}" + (f" {kind}:{event}" if kind else "")
+                    self.counts[key] = self.counts.get(key, 0) + 1
+
+    def summary(self) -> str:
+        total = sum(self.counts.values()) or 1
+        top = sorted(self.counts.items(), key=lambda kv: -kv[1])[:6]
+        return ", ".join(f"{key} {n * 100 / total:.0f}%" for key, n in top)
+
+
+def scrape_phases(admin_port: int) -> str:
+    """The live ledger's batch figures from its /metrics (``ledger_consumer_phase_seconds``,
+    batch sizes, event-loop lag): mean per batch, or why there are none."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError as exc:
+        return f"no metrics ({exc})"
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        if name.endswith(("_sum", "_count")) or "_sum{" in name or "_count{" in name:
+            sums[name] = float(value)
+
+    def pair(metric: str, labels: str = "") -> tuple[float, float]:
+        return sums.get(f"{metric}_sum{labels}", 0.0), sums.get(f"{metric}_count{labels}", 0.0)
+
+    size, batches = pair("ledger_consumer_batch_size")
+    if not batches:
+        return "no batch figures exported (ledger_consumer_batch_size)"
+    parts = [f"{batches:.0f} batches, mean {size / batches:,.0f} messages"]
+    for phase in ("fetch", "project", "wait_write", "write", "write_loop_cpu"):
+        total, n = pair("ledger_consumer_phase_seconds", f'{{phase="{phase}"}}')
+        if n:
+            parts.append(f"{phase} {total * 1e3 / n:.1f} ms x{n:.0f}")
+    lag, probes = pair("ledger_event_loop_lag_seconds")
+    if probes:
+        parts.append(f"event-loop timer lag mean {lag * 1e3 / probes:.2f} ms ({probes:.0f} probes)")
+    return "; ".join(parts)
+
+
 def ledger_digest(database_url: str) -> str:
     """One hash over every rebuilt table (the columns VerifyLedger compares), in key order."""
     digest = hashlib.sha256()
@@ -280,28 +420,28 @@ def analyzed_during(database_url: str, elapsed: float) -> str:
     if row is None or row[0] is None:
         return "billing_events not analyzed during the run"
     return (
-        f"billing_events autoanalyzed {float(row[0]):.1f}s before the end of the"
-        f" {elapsed:.1f}s run"
+        f"billing_events autoanalyzed {float(row[0]):.1f}s before the end of the {elapsed:.1f}s run"
     )
 
 
 def live_run(
-    database_url: str,
+    stack: BenchStack,
     env: dict[str, str],
     logs: Path,
     sent: int,
     expected: int,
-    processes: int,
-    batch: int | None,
+    spec: LiveSpec,
     index: int,
 ) -> LiveRun:
-    """A fresh ledger database fed from the stream by ``processes`` ledger processes
+    """A fresh ledger database fed from the stream by ``spec.processes`` ledger processes
     (``LEDGER_PROCESSES``) on one new durable consumer; returns rates and a digest."""
+    processes, batch = spec.processes, spec.batch
     name = f"bench_live_{index}"
-    live_url = database_url.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+    live_url = stack.database_url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(libpq_url(stack.database_url), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     upgrade_to_head(live_url)
+    admin_port = free_port()
     live_env = dict(
         env,
         DATABASE_URL=live_url,
@@ -309,10 +449,17 @@ def live_run(
         LEDGER_CONSUMER_NAME=f"live_{index}",
         LEDGER_PROCESSES=str(processes),
         LEDGER_GRPC_PORT=str(free_port()),
-        LEDGER_ADMIN_PORT=str(free_port()),
+        LEDGER_ADMIN_PORT=str(admin_port),
     )
     if batch is not None:
         live_env["LEDGER_BATCH_SIZE"] = str(batch)
+    if spec.workers is not None:
+        live_env["LEDGER_CONSUMER_WORKERS"] = str(spec.workers)
+    if spec.ramp is not None:
+        live_env["LEDGER_BATCH_RAMP_FROM"] = str(spec.ramp)
+    watch = CpuWatch()
+    states = BackendStates(live_url)
+    machine: list[tuple[float, float]] = []
     started = time.perf_counter()
     child = spawn("services.ledger", live_env, logs / f"bench-live-{index}.log")
     try:
@@ -320,16 +467,33 @@ def live_run(
         # (imports, connections) takes seconds that say nothing about consumption.
         first: tuple[float, int] | None = None
         first_cpu = None  # the ledger process's CPU when the first row was seen
-        while (done := count(live_url, "SELECT count(*) FROM ledger.billing_events")) < expected:
+        while True:
+            done, backends = rows_and_backends(live_url)
+            watch.sample("ledger", process_tree(child.pid))
+            watch.sample("backends", backends)
+            if stack.nats_pid is not None:
+                watch.sample("nats", [stack.nats_pid])
+            if stack.postgres_pid is not None:
+                watch.sample("postgres", process_tree(stack.postgres_pid))
+            if done >= expected:
+                break
             if child.poll() is not None:
                 raise RuntimeError("live ledger exited")
             if first is None and done > 0:
                 first = (time.perf_counter(), done)
                 first_cpu = cpu_seconds(child.pid)
+                watch.mark()
+                machine.append(machine_busy())
+                states.thread.start()
             time.sleep(0.2)
         finished = time.perf_counter()
         end_cpu = cpu_seconds(child.pid)
+        machine.append(machine_busy())
+        phases = scrape_phases(admin_port)
     finally:
+        states.stop.set()
+        if states.thread.is_alive():
+            states.thread.join(5)
         child.terminate()
         try:
             child.wait(30)
@@ -341,10 +505,14 @@ def live_run(
     if first is not None and finished > first[0]:
         steady = (expected - first[1]) / (finished - first[0])
     print(
-        f"live, LEDGER_PROCESSES={processes} LEDGER_BATCH_SIZE={batch or 'default'}:"
+        f"live, LEDGER_PROCESSES={processes} LEDGER_BATCH_SIZE={batch or 'default'}"
+        f" LEDGER_CONSUMER_WORKERS={'default' if spec.workers is None else spec.workers}"
+        f" LEDGER_BATCH_RAMP_FROM={'default' if spec.ramp is None else spec.ramp}:"
         f" {sent} events consumed from JetStream in"
         f" {elapsed:.1f}s = {rate:,.0f} events/s (incl. process start);"
-        f" from the first row applied: {steady:,.0f} billing rows/s;"
+        f" from the first row applied: {steady:,.0f} billing rows/s"
+        + (f" (first {first[1]} rows {first[0] - started:.1f}s after the start)" if first else "")
+        + ";"
         f" load average {os.getloadavg()[0]:.1f}; {analyzed_during(live_url, elapsed)}"
     )
     if processes == 1 and end_cpu is not None:  # with copies the CPU is in the children
@@ -353,7 +521,63 @@ def live_run(
             per_row = (end_cpu - first_cpu) * 1e6 / (expected - first[1])
             line += f", {per_row:.0f} us/billing row from the first row applied"
         print(line)
+    if first is not None and finished > first[0] and expected > first[1]:
+        span, rows = finished - first[0], expected - first[1]
+        groups = (
+            ("ledger incl. its worker", "ledger"),
+            ("its PostgreSQL backends", "backends"),
+            ("PostgreSQL all", "postgres"),
+            ("nats-server", "nats"),
+        )
+        print(
+            "from the first row applied, cores busy (us per billing row): "
+            + ", ".join(
+                f"{label} {watch.since_mark(group) / span:.2f}"
+                f" ({watch.since_mark(group) * 1e6 / rows:.0f})"
+                for label, group in groups
+            )
+        )
+        (busy0, all0), (busy1, all1) = machine
+        cores = os.cpu_count() or 1
+        print(
+            "  waiting for a core (runnable, not running; cores): "
+            + ", ".join(
+                f"{label} {watch.since_mark(group, 1) / span:.2f}" for label, group in groups
+            )
+            + f"; machine busy {cores * (busy1 - busy0) / max(all1 - all0, 1):.2f} of"
+            f" {cores} cores"  # /proc/stat's first line sums all cores
+        )
+        print(f"  the ledger's PostgreSQL backends (sampled every 20 ms): {states.summary()}")
+    print(f"live batches: {phases}")
     return LiveRun(processes, batch, rate, steady, ledger_digest(live_url))
+
+
+def rows_and_backends(live_url: str) -> tuple[int, list[int]]:
+    """Billing rows in the live ledger so far, and the pids of the other sessions on its
+    database (the ledger's backends)."""
+    with psycopg.connect(libpq_url(live_url), application_name="bench") as conn:
+        done = conn.execute("SELECT count(*) FROM ledger.billing_events").fetchone()
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend' AND application_name NOT LIKE 'bench%'"
+        ).fetchall()
+    return (int(done[0]) if done else 0), [int(p[0]) for p in pids]
+
+
+@dataclass(frozen=True)
+class LiveSpec:
+    """One live run of ``--live-processes``: ``P[:BATCH[:WORKERS[:RAMP]]]``."""
+
+    processes: int
+    batch: int | None
+    workers: int | None  # LEDGER_CONSUMER_WORKERS (None: the service's default)
+    ramp: int | None = None  # LEDGER_BATCH_RAMP_FROM (None: the service's default)
+
+    @classmethod
+    def parse(cls, item: str) -> LiveSpec:
+        processes, *rest = item.split(":")
+        batch, workers, ramp = ([int(v) if v else None for v in rest] + [None] * 3)[:3]
+        return cls(int(processes), batch, workers, ramp)
 
 
 def main(argv: list[str]) -> None:
@@ -378,18 +602,17 @@ def main(argv: list[str]) -> None:
         "--live-processes",
         default="1",
         help="LEDGER_PROCESSES of each live run, comma-separated, each optionally with its"
-        " LEDGER_BATCH_SIZE after a colon (e.g. 1,2 or 1:256,1:2000,2:2000: one vs two ledger"
-        " processes on one durable consumer, same stream, compared; the first run's rate is"
-        " the one compared with ingest)",
+        " LEDGER_BATCH_SIZE after a colon, LEDGER_CONSUMER_WORKERS after a second one and"
+        " LEDGER_BATCH_RAMP_FROM after a third (e.g."
+        " 1,2 or 1:256,1:2000,2:2000 or 1::0,1::1: one vs two ledger processes on one durable"
+        " consumer, batch sizes, the projection in a thread vs a process, same stream,"
+        " compared; the first run's rate is the one compared with ingest)",
     )
     parser.add_argument(
         "--ingest-processes", type=int, default=1, help="INGEST_PROCESSES of the ingest run"
     )
     args = parser.parse_args(argv)
-    live_processes = [
-        (int(p), int(b) if b else None)
-        for p, _, b in (item.partition(":") for item in args.live_processes.split(","))
-    ]
+    live_processes = [LiveSpec.parse(item) for item in args.live_processes.split(",")]
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     config = WorldConfig(seed=args.seed, tenants=args.tenants, months=args.months)
     live_rate = live_steady = 0.0
@@ -443,12 +666,8 @@ def main(argv: list[str]) -> None:
                     sent,
                 )
                 runs: list[LiveRun] = []
-                for index, (processes, batch) in enumerate(live_processes):
-                    runs.append(
-                        live_run(
-                            stack.database_url, env, logs, sent, expected, processes, batch, index
-                        )
-                    )
+                for index, spec in enumerate(live_processes):
+                    runs.append(live_run(stack, env, logs, sent, expected, spec, index))
                 live_rate, live_steady = runs[0].rate, runs[0].steady
                 live_rates = [(r.processes, r.rate) for r in runs]
                 if len(runs) > 1:

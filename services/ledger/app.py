@@ -117,6 +117,8 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
                 ack_wait=settings.ack_wait,
                 dead_letter_after=settings.dead_letter_after,
                 max_deliver=settings.server_max_deliver,
+                workers=settings.consumer_workers,
+                ramp_from=settings.batch_ramp_from,
             ),
         )
         consumer.start()

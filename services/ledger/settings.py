@@ -35,6 +35,11 @@ class LedgerSettings:
     log_level: str
     # Bind the ports with SO_REUSEPORT: set in each copy run by LEDGER_PROCESSES (or by hand).
     reuse_port: bool = False
+    # Processes projecting the consumer's batches: 1 keeps the projection's GIL away from the
+    # event loop that writes the previous batch (issue 12); 0 projects in a thread.
+    consumer_workers: int = 1
+    # A catch-up's first fetch asks for this many, doubling while fetches come back full.
+    batch_ramp_from: int = 250
 
     @property
     def server_max_deliver(self) -> int:
@@ -58,6 +63,9 @@ class LedgerSettings:
         # (bench/RESULTS.md, issue 12 third pass). A fetch still returns at once with what
         # is there (a no-wait pull), so a trickle of events is not held back to fill a batch.
         batch = env_int("LEDGER_BATCH_SIZE", 2000)
+        workers = env_int("LEDGER_CONSUMER_WORKERS", 1)
+        if workers not in (0, 1):  # one batch is projected at a time: a second would idle
+            raise ConfigError("LEDGER_CONSUMER_WORKERS must be 0 (a thread) or 1 (a process)")
         if batch < 1:
             raise ConfigError("LEDGER_BATCH_SIZE must be at least 1")
         ingest_port = env_int("INGEST_GRPC_PORT", 50051)
@@ -80,4 +88,6 @@ class LedgerSettings:
             stream_max_age_days=env_float("NATS_STREAM_MAX_AGE_DAYS", 30.0),
             log_level=env_str("LOG_LEVEL", "INFO"),
             reuse_port=env_str("LEDGER_REUSE_PORT", "0") not in ("0", "false", "no", ""),
+            consumer_workers=workers,
+            batch_ramp_from=max(env_int("LEDGER_BATCH_RAMP_FROM", 250), 1),
         )

@@ -1,0 +1,98 @@
+"""The live consumer's projection step (issue 12, live7): what a batch of payloads becomes in
+the worker process, and how the outcome maps back onto the fetched messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from nats.aio.msg import Msg
+
+from services.ledger import consumer
+from services.ledger.consumer import ProjectedMessages, next_batch_size, stage_payloads
+from services.ledger.effects import Effects, project_event
+
+
+def _event(event_id: str) -> bytes:
+    customer = {"id": f"cus_{event_id}", "object": "customer", "metadata": {}}
+    return json.dumps(
+        {
+            "id": event_id,
+            "object": "event",
+            "api_version": "2020-08-27",
+            "created": 1_700_000_000,
+            "type": "customer.created",
+            "data": {"object": customer},
+        }
+    ).encode()
+
+
+def _msg(data: bytes) -> Msg:
+    return Msg(_client=None, subject="stripe.events.x", reply="", data=data)  # type: ignore[arg-type]
+
+
+def test_unreadable_and_failing_payloads_are_named_by_index_the_rest_is_staged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def projecting(payload: bytes) -> Effects:
+        if b"evt_bug" in payload:
+            raise KeyError("a bug in the projection")
+        return project_event(payload)
+
+    monkeypatch.setattr(consumer, "project_event", projecting)
+    payloads = [_event("evt_ok"), b"{not json", _event("evt_bug"), _event("evt_ok2")]
+    staged, failed, stage_error = stage_payloads(payloads)
+    assert stage_error is None
+    assert [index for index, _ in failed] == [1, 2]
+    assert "KeyError" in failed[1][1]
+    assert staged is not None
+    assert staged.rows["billing_events"] == 2
+
+    msgs = [_msg(p) for p in payloads]
+    projected = ProjectedMessages.of(msgs, (staged, failed, stage_error))
+    assert projected.good == [msgs[0], msgs[3]]
+    assert [m for m, _ in projected.failed] == [msgs[1], msgs[2]]
+
+
+def test_nothing_readable_stages_nothing() -> None:
+    staged, failed, stage_error = stage_payloads([b"{not json"])
+    assert staged is None and stage_error is None
+    assert [index for index, _ in failed] == [0]
+
+
+def test_a_batch_that_cannot_be_staged_is_handed_over_for_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(merged: Any) -> Any:
+        raise ValueError("cannot encode")
+
+    monkeypatch.setattr(consumer, "stage_merged", refuse)
+    msgs = [_msg(_event("evt_a")), _msg(_event("evt_b"))]
+    projected = ProjectedMessages.of(msgs, stage_payloads([m.data for m in msgs]))
+    assert projected.staged is None
+    assert projected.good == msgs  # both go to the one-by-one fallback, neither failed yet
+    assert projected.failed == []
+    assert projected.stage_error == "ValueError: cannot encode"
+
+
+def test_the_worker_process_stages_what_this_process_stages() -> None:
+    payloads = [_event(f"evt_{n}") for n in range(50)] + [b"{not json"]
+    pool = consumer._projection_pool()
+    try:
+        remote = pool.submit(stage_payloads, payloads).result()
+    finally:
+        pool.shutdown()
+    local = stage_payloads(payloads)
+    assert remote[0] is not None and local[0] is not None
+    assert remote[0].copies == local[0].copies
+    assert remote[0].keys == local[0].keys
+    assert remote[1:] == local[1:]
+
+
+def test_batches_double_while_fetches_come_back_full_and_start_over_after_a_short_one() -> None:
+    sizes, size = [], 250
+    for got in (250, 500, 1000, 2000, 2000, 1999, 250):
+        size = next_batch_size(size, got, 250, 2000)
+        sizes.append(size)
+    assert sizes == [500, 1000, 2000, 2000, 2000, 250, 500]
