@@ -1,7 +1,7 @@
 """ledger schema: the query_* rebuild costs less - refunds hashed, MRR events by index (issue 12).
 
 Revision ID: 0023_rebuild_cost
-Revises: 0020_live_statements
+Revises: 0021_batch_refresh
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from alembic import op
 
 revision = "0023_rebuild_cost"
-down_revision = "0020_live_statements"
+down_revision = "0021_batch_refresh"  # written beside 0021 (no 0022: its slot was not used)
 branch_labels = None
 depends_on = None
 
