@@ -3,7 +3,6 @@ the worker process, and how the outcome maps back onto the fetched messages."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -12,20 +11,7 @@ from nats.aio.msg import Msg
 from services.ledger import consumer
 from services.ledger.consumer import ProjectedMessages, next_batch_size, stage_payloads
 from services.ledger.effects import Effects, project_event
-
-
-def _event(event_id: str) -> bytes:
-    customer = {"id": f"cus_{event_id}", "object": "customer", "metadata": {}}
-    return json.dumps(
-        {
-            "id": event_id,
-            "object": "event",
-            "api_version": "2020-08-27",
-            "created": 1_700_000_000,
-            "type": "customer.created",
-            "data": {"object": customer},
-        }
-    ).encode()
+from tests.ledger.unit.test_replay_errors import _event  # one customer.created payload
 
 
 def _msg(data: bytes) -> Msg:
