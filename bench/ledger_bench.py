@@ -432,6 +432,7 @@ def live_run(
     expected: int,
     spec: LiveSpec,
     index: int,
+    detail: bool = False,
 ) -> LiveRun:
     """A fresh ledger database fed from the stream by ``spec.processes`` ledger processes
     (``LEDGER_PROCESSES``) on one new durable consumer; returns rates and a digest."""
@@ -484,7 +485,8 @@ def live_run(
                 first_cpu = cpu_seconds(child.pid)
                 watch.mark()
                 machine.append(machine_busy())
-                states.thread.start()
+                if detail:
+                    states.thread.start()
             time.sleep(0.2)
         finished = time.perf_counter()
         end_cpu = cpu_seconds(child.pid)
@@ -547,7 +549,8 @@ def live_run(
             + f"; machine busy {cores * (busy1 - busy0) / max(all1 - all0, 1):.2f} of"
             f" {cores} cores"  # /proc/stat's first line sums all cores
         )
-        print(f"  the ledger's PostgreSQL backends (sampled every 20 ms): {states.summary()}")
+        if detail:
+            print(f"  the ledger's PostgreSQL backends (sampled every 20 ms): {states.summary()}")
     print(f"live batches: {phases}")
     return LiveRun(processes, batch, rate, steady, ledger_digest(live_url))
 
@@ -611,6 +614,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--ingest-processes", type=int, default=1, help="INGEST_PROCESSES of the ingest run"
     )
+    parser.add_argument(
+        "--live-detail",
+        action="store_true",
+        help="also sample the live ledger's PostgreSQL backends' states every 20 ms (a query"
+        " each time: it costs the machine CPU, so leave it off when comparing with a tree"
+        " that does not sample)",
+    )
     args = parser.parse_args(argv)
     live_processes = [LiveSpec.parse(item) for item in args.live_processes.split(",")]
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
@@ -667,7 +677,9 @@ def main(argv: list[str]) -> None:
                 )
                 runs: list[LiveRun] = []
                 for index, spec in enumerate(live_processes):
-                    runs.append(live_run(stack, env, logs, sent, expected, spec, index))
+                    runs.append(
+                        live_run(stack, env, logs, sent, expected, spec, index, args.live_detail)
+                    )
                 live_rate, live_steady = runs[0].rate, runs[0].steady
                 live_rates = [(r.processes, r.rate) for r in runs]
                 if len(runs) > 1:

@@ -16,7 +16,9 @@ consumer stops fetching until the database answers again, so an outage does not 
 deliveries (JetStream's own ``max_deliver`` is a backstop set above our bound).
 
 The pull protocol itself (requests, statuses, acks) is services/ledger/jetstream_pull.py:
-nats-py's fetch, read loop and acks were a quarter of this process's CPU (issue 12).
+nats-py's fetch, read loop and acks were a quarter of this process's CPU (issue 12). The
+projection (parse, classify, merge, COPY-encode) runs in one worker process; the event loop
+here only moves NATS messages and PostgreSQL round trips.
 """
 
 from __future__ import annotations

@@ -3,29 +3,17 @@ the worker process, and how the outcome maps back onto the fetched messages."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 from nats.aio.msg import Msg
 
+from services.common.config import ConfigError
 from services.ledger import consumer
 from services.ledger.consumer import ProjectedMessages, next_batch_size, stage_payloads
 from services.ledger.effects import Effects, project_event
-
-
-def _event(event_id: str) -> bytes:
-    customer = {"id": f"cus_{event_id}", "object": "customer", "metadata": {}}
-    return json.dumps(
-        {
-            "id": event_id,
-            "object": "event",
-            "api_version": "2020-08-27",
-            "created": 1_700_000_000,
-            "type": "customer.created",
-            "data": {"object": customer},
-        }
-    ).encode()
+from services.ledger.settings import LedgerSettings
+from tests.ledger.unit.test_replay_errors import _event  # one customer.created payload
 
 
 def _msg(data: bytes) -> Msg:
@@ -96,3 +84,24 @@ def test_batches_double_while_fetches_come_back_full_and_start_over_after_a_shor
         size = next_batch_size(size, got, 250, 2000)
         sizes.append(size)
     assert sizes == [500, 1000, 2000, 2000, 2000, 250, 500]
+
+
+@pytest.mark.parametrize(("value", "workers"), [(None, 1), ("0", 0), ("1", 1)])
+def test_the_projection_worker_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, workers: int
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://billing@db:5432/billing")
+    monkeypatch.setenv("NATS_URL", "nats://nats:4222")
+    if value is None:
+        monkeypatch.delenv("LEDGER_CONSUMER_WORKERS", raising=False)
+    else:
+        monkeypatch.setenv("LEDGER_CONSUMER_WORKERS", value)
+    assert LedgerSettings.from_env().consumer_workers == workers
+
+
+def test_more_than_one_projection_worker_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://billing@db:5432/billing")
+    monkeypatch.setenv("NATS_URL", "nats://nats:4222")
+    monkeypatch.setenv("LEDGER_CONSUMER_WORKERS", "2")
+    with pytest.raises(ConfigError, match="LEDGER_CONSUMER_WORKERS"):
+        LedgerSettings.from_env()
