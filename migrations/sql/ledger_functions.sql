@@ -786,12 +786,19 @@ CREATE OR REPLACE FUNCTION ledger.query_refresh_invoices(p_invoices text[])
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
+DECLARE
+    v_revenue_days date[];
 BEGIN
     p_invoices := ARRAY(SELECT DISTINCT k FROM unnest(p_invoices) AS u(k) WHERE k IS NOT NULL);
     IF cardinality(p_invoices) = 0 THEN
         RETURN;
     END IF;
     PERFORM ledger.query_lock(74003, p_invoices);
+    -- the revenue days these invoices' rows count in before the refresh (0024): a day whose
+    -- last revenue row leaves is deleted below, as the rebuild (which only adds) never has it
+    v_revenue_days := ARRAY(
+        SELECT DISTINCT t.revenue_day FROM ledger.query_invoice_rows t
+        WHERE t.invoice_id = ANY(p_invoices) AND t.revenue_amount IS NOT NULL);
     WITH old AS (
         DELETE FROM ledger.query_invoice_rows t USING unnest(p_invoices) AS k(id)
         WHERE t.invoice_id = k.id
@@ -902,6 +909,14 @@ BEGIN
     GROUP BY revenue_day, currency ORDER BY revenue_day, currency
     ON CONFLICT (day, currency) DO UPDATE SET amount = d.amount + EXCLUDED.amount;
     DELETE FROM ledger.query_invoice_daily WHERE n = 0;
+    -- a day no revenue row counts in any more (a refund failed, was deleted or stopped
+    -- matching) leaves no amount-0 row behind (0024); a day whose rows sum to 0 keeps its row
+    DELETE FROM ledger.query_revenue_daily d
+    WHERE d.day = ANY(v_revenue_days) AND d.amount = 0
+      AND NOT EXISTS (
+          SELECT 1 FROM ledger.query_invoice_rows r
+          WHERE r.revenue_day = d.day AND r.currency = d.currency
+            AND r.revenue_amount IS NOT NULL);
 END $function$;
 
 
