@@ -18,7 +18,8 @@ deliveries (JetStream's own ``max_deliver`` is a backstop set above our bound).
 The pull protocol itself (requests, statuses, acks) is services/ledger/jetstream_pull.py:
 nats-py's fetch, read loop and acks were a quarter of this process's CPU (issue 12). The
 projection (parse, classify, merge, COPY-encode) runs in one worker process; the event loop
-here only moves NATS messages and PostgreSQL round trips.
+here only moves NATS messages and PostgreSQL round trips (``LEDGER_CONSUMER_WORKERS=1``; by
+default it runs in a thread, see services/ledger/settings.py).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class ConsumerOptions:
     pause_on_db_down: float = 1.0
     idle_heartbeat: float = 0.0  # seconds; 0: none (the lingering requests are short)
     #: 1: project in a worker process; 0: in a thread of this process (see ``_loop``)
-    workers: int = 1
+    workers: int = 0
     #: The first fetch after a short one asks for this many; each full fetch doubles it, up
     #: to ``batch_size`` (see ``_loop``).
     ramp_from: int = 250
@@ -259,8 +260,9 @@ class LedgerConsumer:
 
         Projecting is CPU work and committing is mostly waiting for PostgreSQL, so doing them
         one after the other left each side idle half of the time (issue 12). The projection
-        runs in a worker process (``workers``): in a thread of this process it held the GIL
-        that the event loop needs for every round trip of the write in flight. One batch is
+        runs in a thread, or in a worker process (``workers``): in the thread it holds the GIL
+        that the event loop needs for every round trip of the write in flight, in the process
+        it costs the hand-over. One batch is
         written at a time, its messages acked after its own commit; the order between
         batches does not matter to the projection. Batch sizes ramp up while there is a
         backlog (``ramp_from`` to ``batch_size``).
