@@ -98,9 +98,9 @@ class ConsumerOptions:
     idle_heartbeat: float = 0.0  # seconds; 0: none (the lingering requests are short)
     #: 1: project in a worker process; 0: in a thread of this process (see ``_loop``)
     workers: int = 0
-    #: The first fetch after a short one asks for this many; each full fetch doubles it, up
-    #: to ``batch_size`` (see ``_loop``).
-    ramp_from: int = 250
+    #: 0: every fetch asks for ``batch_size``. Else the first fetch after a short one asks
+    #: for this many and each full fetch doubles it, up to ``batch_size`` (see ``_loop``).
+    ramp_from: int = 0
 
 
 #: The projection's outcome for a list of payloads: the good ones merged and encoded for the
@@ -266,10 +266,12 @@ class LedgerConsumer:
         it costs the hand-over. One batch is
         written at a time, its messages acked after its own commit; the order between
         batches does not matter to the projection. Batch sizes ramp up while there is a
-        backlog (``ramp_from`` to ``batch_size``).
+        backlog, if ``ramp_from`` is set (off by default).
         """
         writing: asyncio.Task[None] | None = None
-        size = first = min(self.options.ramp_from, self.options.batch_size)
+        size = first = min(
+            self.options.ramp_from or self.options.batch_size, self.options.batch_size
+        )
         try:
             while not self._stopping.is_set():
                 started = time.perf_counter()

@@ -40,8 +40,9 @@ class LedgerSettings:
     # 2-core bench machine the worker did not raise the live rate and cost ~10-25% more ledger
     # CPU per event (bench/RESULTS.md, issue 12 seventh pass); a quiet machine is unmeasured.
     consumer_workers: int = 0
-    # A catch-up's first fetch asks for this many, doubling while fetches come back full.
-    batch_ramp_from: int = 250
+    # 0: no ramp. Else a catch-up's first fetch asks for this many, doubling while fetches
+    # come back full; off by default: no gain measured (bench/RESULTS.md, issue 12 seventh pass).
+    batch_ramp_from: int = 0
 
     @property
     def server_max_deliver(self) -> int:
@@ -91,5 +92,5 @@ class LedgerSettings:
             log_level=env_str("LOG_LEVEL", "INFO"),
             reuse_port=env_str("LEDGER_REUSE_PORT", "0") not in ("0", "false", "no", ""),
             consumer_workers=workers,
-            batch_ramp_from=max(env_int("LEDGER_BATCH_RAMP_FROM", 250), 1),
+            batch_ramp_from=max(env_int("LEDGER_BATCH_RAMP_FROM", 0), 0),
         )
