@@ -17,9 +17,10 @@ deliveries (JetStream's own ``max_deliver`` is a backstop set above our bound).
 
 The pull protocol itself (requests, statuses, acks) is services/ledger/jetstream_pull.py:
 nats-py's fetch, read loop and acks were a quarter of this process's CPU (issue 12). The
-projection (parse, classify, merge, COPY-encode) runs in one worker process; the event loop
-here only moves NATS messages and PostgreSQL round trips (``LEDGER_CONSUMER_WORKERS=1``; by
-default it runs in a thread, see services/ledger/settings.py).
+projection (parse, classify, merge, COPY-encode) runs off the event loop: in a thread by
+default, or in one worker process (``LEDGER_CONSUMER_WORKERS=1``), where the event loop only
+moves NATS messages and PostgreSQL round trips (services/ledger/settings.py says why the
+thread is the default).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ StagedPayloads = tuple[StagedBatch | None, list[tuple[int, str]], str | None]
 
 
 def stage_payloads(payloads: Sequence[bytes]) -> StagedPayloads:
-    """Project, merge and encode a batch of payloads (CPU only; runs in the worker process).
+    """Project, merge and encode a batch of payloads (CPU only: in the thread or the worker).
 
     Any error of one payload is that message's failure (nak, later a dead letter), as it has
     always been for the live consumer: a bug must not stop the stream, and the dead letter
