@@ -17,8 +17,10 @@ deliveries (JetStream's own ``max_deliver`` is a backstop set above our bound).
 
 The pull protocol itself (requests, statuses, acks) is services/ledger/jetstream_pull.py:
 nats-py's fetch, read loop and acks were a quarter of this process's CPU (issue 12). The
-projection (parse, classify, merge, COPY-encode) runs in one worker process; the event loop
-here only moves NATS messages and PostgreSQL round trips.
+projection (parse, classify, merge, COPY-encode) runs off the event loop: in a thread by
+default, or in one worker process (``LEDGER_CONSUMER_WORKERS=1``), where the event loop only
+moves NATS messages and PostgreSQL round trips (services/ledger/settings.py says why the
+thread is the default).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ PHASE_SECONDS = Histogram(
 #: answer) waits for the loop thread, i.e. for the GIL or the loop's own work.
 LOOP_LAG = Histogram(
     "ledger_event_loop_lag_seconds",
-    "Delay of a 10 ms timer on the ledger's event loop beyond its due time",
+    "Delay of a 100 ms timer on the ledger's event loop beyond its due time",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
 )
 
@@ -96,10 +98,10 @@ class ConsumerOptions:
     pause_on_db_down: float = 1.0
     idle_heartbeat: float = 0.0  # seconds; 0: none (the lingering requests are short)
     #: 1: project in a worker process; 0: in a thread of this process (see ``_loop``)
-    workers: int = 1
-    #: The first fetch after a short one asks for this many; each full fetch doubles it, up
-    #: to ``batch_size`` (see ``_loop``).
-    ramp_from: int = 250
+    workers: int = 0
+    #: 0: every fetch asks for ``batch_size``. Else the first fetch after a short one asks
+    #: for this many and each full fetch doubles it, up to ``batch_size`` (see ``_loop``).
+    ramp_from: int = 0
 
 
 #: The projection's outcome for a list of payloads: the good ones merged and encoded for the
@@ -109,7 +111,7 @@ StagedPayloads = tuple[StagedBatch | None, list[tuple[int, str]], str | None]
 
 
 def stage_payloads(payloads: Sequence[bytes]) -> StagedPayloads:
-    """Project, merge and encode a batch of payloads (CPU only; runs in the worker process).
+    """Project, merge and encode a batch of payloads (CPU only: in the thread or the worker).
 
     Any error of one payload is that message's failure (nak, later a dead letter), as it has
     always been for the live consumer: a bug must not stop the stream, and the dead letter
@@ -191,11 +193,12 @@ class LedgerConsumer:
             self._executor = None
 
     async def _probe_loop_lag(self) -> None:
-        """Observe how late a 10 ms timer fires (``ledger_event_loop_lag_seconds``)."""
+        """Observe how late a 100 ms timer fires (``ledger_event_loop_lag_seconds``); ten
+        wake-ups a second, so the probe itself stays off the books."""
         loop = asyncio.get_running_loop()
         while True:
-            due = loop.time() + 0.01
-            await asyncio.sleep(0.01)
+            due = loop.time() + 0.1
+            await asyncio.sleep(0.1)
             LOOP_LAG.observe(max(loop.time() - due, 0.0))
 
     def consumer_config(self) -> ConsumerConfig:
@@ -259,14 +262,17 @@ class LedgerConsumer:
 
         Projecting is CPU work and committing is mostly waiting for PostgreSQL, so doing them
         one after the other left each side idle half of the time (issue 12). The projection
-        runs in a worker process (``workers``): in a thread of this process it held the GIL
-        that the event loop needs for every round trip of the write in flight. One batch is
+        runs in a thread, or in a worker process (``workers``): in the thread it holds the GIL
+        that the event loop needs for every round trip of the write in flight, in the process
+        it costs the hand-over. One batch is
         written at a time, its messages acked after its own commit; the order between
         batches does not matter to the projection. Batch sizes ramp up while there is a
-        backlog (``ramp_from`` to ``batch_size``).
+        backlog, if ``ramp_from`` is set (off by default).
         """
         writing: asyncio.Task[None] | None = None
-        size = first = min(self.options.ramp_from, self.options.batch_size)
+        size = first = min(
+            self.options.ramp_from or self.options.batch_size, self.options.batch_size
+        )
         try:
             while not self._stopping.is_set():
                 started = time.perf_counter()

@@ -35,11 +35,14 @@ class LedgerSettings:
     log_level: str
     # Bind the ports with SO_REUSEPORT: set in each copy run by LEDGER_PROCESSES (or by hand).
     reuse_port: bool = False
-    # Processes projecting the consumer's batches: 1 keeps the projection's GIL away from the
-    # event loop that writes the previous batch (issue 12); 0 projects in a thread.
-    consumer_workers: int = 1
-    # A catch-up's first fetch asks for this many, doubling while fetches come back full.
-    batch_ramp_from: int = 250
+    # Where the consumer projects: 0 in a thread of this process, 1 in a worker process (its
+    # GIL away from the event loop that writes the previous batch). 0 by default: on the loaded
+    # 2-core bench machine the worker did not raise the live rate and cost ~10-25% more ledger
+    # CPU per event (bench/RESULTS.md, issue 12 seventh pass); a quiet machine is unmeasured.
+    consumer_workers: int = 0
+    # 0: no ramp. Else a catch-up's first fetch asks for this many, doubling while fetches
+    # come back full; off by default: no gain measured (bench/RESULTS.md, issue 12 seventh pass).
+    batch_ramp_from: int = 0
 
     @property
     def server_max_deliver(self) -> int:
@@ -63,7 +66,7 @@ class LedgerSettings:
         # (bench/RESULTS.md, issue 12 third pass). A fetch still returns at once with what
         # is there (a no-wait pull), so a trickle of events is not held back to fill a batch.
         batch = env_int("LEDGER_BATCH_SIZE", 2000)
-        workers = env_int("LEDGER_CONSUMER_WORKERS", 1)
+        workers = env_int("LEDGER_CONSUMER_WORKERS", 0)
         if workers not in (0, 1):  # one batch is projected at a time: a second would idle
             raise ConfigError("LEDGER_CONSUMER_WORKERS must be 0 (a thread) or 1 (a process)")
         if batch < 1:
@@ -89,5 +92,5 @@ class LedgerSettings:
             log_level=env_str("LOG_LEVEL", "INFO"),
             reuse_port=env_str("LEDGER_REUSE_PORT", "0") not in ("0", "false", "no", ""),
             consumer_workers=workers,
-            batch_ramp_from=max(env_int("LEDGER_BATCH_RAMP_FROM", 250), 1),
+            batch_ramp_from=max(env_int("LEDGER_BATCH_RAMP_FROM", 0), 0),
         )
