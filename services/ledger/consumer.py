@@ -17,10 +17,9 @@ deliveries (JetStream's own ``max_deliver`` is a backstop set above our bound).
 
 The pull protocol itself (requests, statuses, acks) is services/ledger/jetstream_pull.py:
 nats-py's fetch, read loop and acks were a quarter of this process's CPU (issue 12). The
-projection (parse, classify, merge, COPY-encode) runs off the event loop: in a thread by
-default, or in one worker process (``LEDGER_CONSUMER_WORKERS=1``), where the event loop only
-moves NATS messages and PostgreSQL round trips (services/ledger/settings.py says why the
-thread is the default).
+projection (parse, classify, merge, COPY-encode) runs off the event loop: in one worker
+process by default, so the event loop only moves NATS messages and PostgreSQL round trips, or
+in a thread (``LEDGER_CONSUMER_WORKERS=0``; services/ledger/settings.py says when each wins).
 """
 
 from __future__ import annotations
@@ -98,7 +97,7 @@ class ConsumerOptions:
     pause_on_db_down: float = 1.0
     idle_heartbeat: float = 0.0  # seconds; 0: none (the lingering requests are short)
     #: 1: project in a worker process; 0: in a thread of this process (see ``_loop``)
-    workers: int = 0
+    workers: int = 1
     #: 0: every fetch asks for ``batch_size``. Else the first fetch after a short one asks
     #: for this many and each full fetch doubles it, up to ``batch_size`` (see ``_loop``).
     ramp_from: int = 0

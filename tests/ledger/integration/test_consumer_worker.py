@@ -1,7 +1,8 @@
 """The live consumer with its projection in a worker process (``LEDGER_CONSUMER_WORKERS=1``,
-issue 12): the same failure handling as the default thread - a database-side failure and an
+issue 12): the same failure handling as the thread - a database-side failure and an
 unreadable message become dead letters without poisoning their batch - checked by running
-test_failures' scenario against a ledger whose consumer projects in a process."""
+test_failures' scenario against a ledger whose consumer projects in a process, whatever the
+default is."""
 
 from __future__ import annotations
 
