@@ -12,7 +12,8 @@
 -- query_on_payments also compares an updated payment's old and new row without the refund
 -- and credit totals by jsonb_populate_record(row, those four as null) *<> (binary images)
 -- instead of to_jsonb of both rows (~60 us per updated payment, on three payments statements
--- per batch).
+-- per batch), through EXECUTE: planned for each statement's transition tables, where the
+-- cached plan of a session's first (often empty) UPDATE nested-looped them in every batch.
 -- Frozen: never edit; the live text is migrations/sql/ledger_functions.sql.
 
 -- query_touch
@@ -218,22 +219,29 @@ CREATE OR REPLACE FUNCTION ledger.query_on_payments()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
+DECLARE
+    v_invoices text[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
         PERFORM ledger.query_touch('invoices', ARRAY(SELECT invoice_id FROM new_rows));
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM ledger.query_touch('invoices', ARRAY(
+        -- (0021) EXECUTE: planned for this statement's row counts. The cached plan of a
+        -- session's first UPDATE (often the empty UPDATE half of the first batch's upsert)
+        -- nested-looped the two transition tables for every later batch: quadratic.
+        EXECUTE $q$
+            SELECT ARRAY(
             SELECT n.invoice_id FROM new_rows n JOIN old_rows o USING (invoice_id)
             -- (0020) not for the refund and credit totals alone: the invoice list does not
             -- read them, and the derived refresh (PAYMENTS_REFRESH) rewrites them per batch.
             -- (0021) The rows compared with those four columns set to NULL, as binary images
             -- (*<>): any other column counts, one added later too, and a value whose bytes
-            -- changed refreshes; to_jsonb of both rows cost ~60 us per updated payment, the
-            -- largest statement of a live batch after the batch refresh.
+            -- changed refreshes (to_jsonb of both rows cost ~60 us per payment).
             WHERE jsonb_populate_record(n, '{"amount_refunded": null, "refunded_at": null,
                       "amount_credited": null, "credit_noted_at": null}'::jsonb)
                   *<> jsonb_populate_record(o, '{"amount_refunded": null, "refunded_at": null,
-                      "amount_credited": null, "credit_noted_at": null}'::jsonb)));
+                      "amount_credited": null, "credit_noted_at": null}'::jsonb))$q$
+        INTO v_invoices;
+        PERFORM ledger.query_touch('invoices', v_invoices);
     ELSE
         PERFORM ledger.query_touch('invoices', ARRAY(SELECT invoice_id FROM old_rows));
     END IF;
