@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -96,8 +97,9 @@ class ConsumerOptions:
     max_deliver: int = 10
     pause_on_db_down: float = 1.0
     idle_heartbeat: float = 0.0  # seconds; 0: none (the lingering requests are short)
-    #: 1: project in a worker process; 0: in a thread of this process (see ``_loop``)
-    workers: int = 1
+    #: 0: project in a thread of this process (the default); 1: in a worker process (see
+    #: ``_loop`` and :func:`_projection_pool`)
+    workers: int = 0
     #: 0: every fetch asks for ``batch_size``. Else the first fetch after a short one asks
     #: for this many and each full fetch doubles it, up to ``batch_size`` (see ``_loop``).
     ramp_from: int = 0
@@ -444,5 +446,13 @@ def next_batch_size(asked: int, got: int, first: int, most: int) -> int:
 
 
 def _projection_pool() -> ProcessPoolExecutor:
-    """The consumer's one projection worker (a process of its own, so its GIL is its own)."""
-    return ProcessPoolExecutor(1, initializer=tune_gc_for_projection)
+    """The consumer's one projection worker (a process of its own, so its GIL is its own).
+
+    Started as a new interpreter ("spawn"), not forked: this process runs gRPC, NATS and
+    asyncio threads by the time the first batch arrives, and a forked child of it crashed in
+    its after-fork hooks (a segmentation fault seen in the test suite); the pool then broke
+    and the batch fell back to the thread. A spawned worker costs ~1-2 s once, at its start.
+    """
+    return ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"), initializer=tune_gc_for_projection
+    )

@@ -40,7 +40,7 @@ class LedgerSettings:
     # 1.03-1.21x faster at load ~3 on the 2-core bench machine, same run; at load 4-8, when
     # every process waits for a core, it changed nothing and cost up to ~10-25% more ledger CPU
     # (bench/RESULTS.md, issue 12 seventh pass).
-    consumer_workers: int = 1
+    consumer_workers: int = 0
     # 0: no ramp. Else a catch-up's first fetch asks for this many, doubling while fetches
     # come back full; off by default: no gain measured (bench/RESULTS.md, issue 12 seventh pass).
     batch_ramp_from: int = 0
@@ -67,7 +67,7 @@ class LedgerSettings:
         # (bench/RESULTS.md, issue 12 third pass). A fetch still returns at once with what
         # is there (a no-wait pull), so a trickle of events is not held back to fill a batch.
         batch = env_int("LEDGER_BATCH_SIZE", 2000)
-        workers = env_int("LEDGER_CONSUMER_WORKERS", 1)
+        workers = env_int("LEDGER_CONSUMER_WORKERS", 0)
         if workers not in (0, 1):  # one batch is projected at a time: a second would idle
             raise ConfigError("LEDGER_CONSUMER_WORKERS must be 0 (a thread) or 1 (a process)")
         if batch < 1:

@@ -86,7 +86,7 @@ def test_batches_double_while_fetches_come_back_full_and_start_over_after_a_shor
     assert sizes == [500, 1000, 2000, 2000, 2000, 250, 500]
 
 
-@pytest.mark.parametrize(("value", "workers"), [(None, 1), ("0", 0), ("1", 1)])
+@pytest.mark.parametrize(("value", "workers"), [(None, 0), ("0", 0), ("1", 1)])
 def test_the_projection_worker_setting(
     monkeypatch: pytest.MonkeyPatch, value: str | None, workers: int
 ) -> None:
