@@ -801,11 +801,6 @@ BEGIN
         RETURN;
     END IF;
     PERFORM ledger.query_lock(74003, p_invoices);
-    -- the revenue days these invoices' rows count in before the refresh (0024): a day whose
-    -- last revenue row leaves is deleted below, as the rebuild (which only adds) never has it
-    v_revenue_days := ARRAY(
-        SELECT DISTINCT t.revenue_day FROM ledger.query_invoice_rows t
-        WHERE t.invoice_id = ANY(p_invoices) AND t.revenue_amount IS NOT NULL);
     WITH old AS (
         DELETE FROM ledger.query_invoice_rows t USING unnest(p_invoices) AS k(id)
         WHERE t.invoice_id = k.id
@@ -815,12 +810,17 @@ BEGIN
         INSERT INTO ledger.query_invoice_daily AS c (day, kind, n)
         SELECT row_day, kind, -count(*) FROM old GROUP BY 1, 2 ORDER BY 1, 2
         ON CONFLICT (day, kind) DO UPDATE SET n = c.n + EXCLUDED.n
+    ), moved AS (
+        INSERT INTO ledger.query_revenue_daily AS d (day, currency, amount)
+        SELECT revenue_day, currency, -sum(revenue_amount) FROM old
+        WHERE revenue_amount IS NOT NULL AND currency IS NOT NULL
+        GROUP BY revenue_day, currency ORDER BY revenue_day, currency
+        ON CONFLICT (day, currency) DO UPDATE SET amount = d.amount + EXCLUDED.amount
+        RETURNING d.day
     )
-    INSERT INTO ledger.query_revenue_daily AS d (day, currency, amount)
-    SELECT revenue_day, currency, -sum(revenue_amount) FROM old
-    WHERE revenue_amount IS NOT NULL AND currency IS NOT NULL
-    GROUP BY revenue_day, currency ORDER BY revenue_day, currency
-    ON CONFLICT (day, currency) DO UPDATE SET amount = d.amount + EXCLUDED.amount;
+    -- the days the old rows counted in (0024): one whose last revenue row leaves is deleted
+    -- at the end, as the rebuild (which only adds) never has it
+    SELECT ARRAY(SELECT DISTINCT day FROM moved) INTO v_revenue_days;
 
     WITH p AS (
         -- only the columns read below (0023): the CTE is materialized, and x.* wrote every
