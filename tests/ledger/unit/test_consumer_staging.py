@@ -11,9 +11,11 @@ from nats.aio.msg import Msg
 from services.common.config import ConfigError
 from services.ledger import consumer
 from services.ledger.consumer import ProjectedMessages, next_batch_size, stage_payloads
-from services.ledger.effects import Effects, project_event
 from services.ledger.settings import LedgerSettings
-from tests.ledger.unit.test_replay_errors import _event  # one customer.created payload
+from tests.ledger.unit.test_replay_errors import (  # one customer.created payload
+    _event,
+    projecting_with_a_bug,
+)
 
 
 def _msg(data: bytes) -> Msg:
@@ -23,12 +25,7 @@ def _msg(data: bytes) -> Msg:
 def test_unreadable_and_failing_payloads_are_named_by_index_the_rest_is_staged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def projecting(payload: bytes) -> Effects:
-        if b"evt_bug" in payload:
-            raise KeyError("a bug in the projection")
-        return project_event(payload)
-
-    monkeypatch.setattr(consumer, "project_event", projecting)
+    monkeypatch.setattr(consumer, "project_event", projecting_with_a_bug)
     payloads = [_event("evt_ok"), b"{not json", _event("evt_bug"), _event("evt_ok2")]
     staged, failed, stage_error = stage_payloads(payloads)
     assert stage_error is None

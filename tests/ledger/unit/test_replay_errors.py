@@ -24,15 +24,17 @@ def _event(event_id: str) -> bytes:
     ).encode()
 
 
+def projecting_with_a_bug(payload: bytes) -> Effects:
+    """The projection, failing on any payload naming ``evt_bug`` (a bug, not bad input)."""
+    if b"evt_bug" in payload:
+        raise KeyError("a bug in the projection")
+    return project_event(payload)
+
+
 def test_only_bad_payloads_are_unreadable_other_errors_are_failures(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def projecting(payload: bytes) -> Effects:
-        if b"evt_bug" in payload:
-            raise KeyError("a bug in the projection")
-        return project_event(payload)
-
-    monkeypatch.setattr(replay, "project_event", projecting)
+    monkeypatch.setattr(replay, "project_event", projecting_with_a_bug)
     batch = replay.project_merged(
         [("evt_ok", _event("evt_ok")), ("evt_bad", b"{not json"), ("evt_bug", _event("evt_bug"))]
     )
