@@ -17,9 +17,9 @@ deliveries (JetStream's own ``max_deliver`` is a backstop set above our bound).
 
 The pull protocol itself (requests, statuses, acks) is services/ledger/jetstream_pull.py:
 nats-py's fetch, read loop and acks were a quarter of this process's CPU (issue 12). The
-projection (parse, classify, merge, COPY-encode) runs off the event loop: in one worker
-process by default, so the event loop only moves NATS messages and PostgreSQL round trips, or
-in a thread (``LEDGER_CONSUMER_WORKERS=0``; services/ledger/settings.py says when each wins).
+projection (parse, classify, merge, COPY-encode) runs off the event loop: in a thread by
+default, or in one worker process (``LEDGER_CONSUMER_WORKERS=1``; services/ledger/settings.py
+says when each wins), so the event loop only moves NATS messages and PostgreSQL round trips.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -44,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common.nats_link import STREAM_NAME, SUBJECT_PREFIX, NatsLink
 from services.ledger.db import DatabaseUnavailable, is_unavailable, raw_transaction
 from services.ledger.dead_letters import record_dead_letter
-from services.ledger.effects import Effects, project_event, tune_gc_for_projection
+from services.ledger.effects import Effects, project_event
 from services.ledger.jetstream_pull import JetStreamPull, parse_ack_subject
 from services.ledger.projection import (
     StagedBatch,
@@ -53,6 +52,7 @@ from services.ledger.projection import (
     merge_effects,
     stage_merged,
 )
+from services.ledger.worker_pool import projection_pool, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class ConsumerOptions:
     pause_on_db_down: float = 1.0
     idle_heartbeat: float = 0.0  # seconds; 0: none (the lingering requests are short)
     #: 0: project in a thread of this process (the default); 1: in a worker process (see
-    #: ``_loop`` and :func:`_projection_pool`)
+    #: ``_loop`` and services/ledger/worker_pool.py)
     workers: int = 0
     #: 0: every fetch asks for ``batch_size``. Else the first fetch after a short one asks
     #: for this many and each full fetch doubles it, up to ``batch_size`` (see ``_loop``).
@@ -171,7 +171,8 @@ class LedgerConsumer:
 
     def start(self) -> None:
         if self.options.workers > 0:
-            self._executor = _projection_pool()
+            self._executor = projection_pool(1)
+            warm_up(self._executor, 1)
         self._task = asyncio.create_task(self._run(), name=f"ledger-consumer-{self.options.name}")
         self._lag_probe = asyncio.create_task(self._probe_loop_lag(), name="ledger-loop-lag")
 
@@ -315,7 +316,7 @@ class LedgerConsumer:
                 # the next one gets a new worker.
                 log.warning("projection worker lost, starting a new one")
                 self._executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = _projection_pool()
+                self._executor = projection_pool(1)
             else:
                 return ProjectedMessages.of(msgs, outcome)
         return ProjectedMessages.of(msgs, await asyncio.to_thread(stage_payloads, payloads))
@@ -443,16 +444,3 @@ def next_batch_size(asked: int, got: int, first: int, most: int) -> int:
     fetches come back full, up to ``most``; a short fetch (no backlog) starts over.
     """
     return min(asked * 2, most) if got >= asked else first
-
-
-def _projection_pool() -> ProcessPoolExecutor:
-    """The consumer's one projection worker (a process of its own, so its GIL is its own).
-
-    Started as a new interpreter ("spawn"), not forked: this process runs gRPC, NATS and
-    asyncio threads by the time the first batch arrives, and a forked child of it crashed in
-    its after-fork hooks (a segmentation fault seen in the test suite); the pool then broke
-    and the batch fell back to the thread. A spawned worker costs ~1-2 s once, at its start.
-    """
-    return ProcessPoolExecutor(
-        1, mp_context=multiprocessing.get_context("spawn"), initializer=tune_gc_for_projection
-    )

@@ -12,6 +12,7 @@ from services.common.config import ConfigError
 from services.ledger import consumer
 from services.ledger.consumer import ProjectedMessages, next_batch_size, stage_payloads
 from services.ledger.settings import LedgerSettings
+from services.ledger.worker_pool import projection_pool
 from tests.ledger.unit.test_replay_errors import (  # one customer.created payload
     _event,
     projecting_with_a_bug,
@@ -63,7 +64,7 @@ def test_a_batch_that_cannot_be_staged_is_handed_over_for_one_by_one(
 
 def test_the_worker_process_stages_what_this_process_stages() -> None:
     payloads = [_event(f"evt_{n}") for n in range(50)] + [b"{not json"]
-    pool = consumer._projection_pool()
+    pool = projection_pool(1)
     try:
         remote = pool.submit(stage_payloads, payloads).result()
     finally:
