@@ -36,6 +36,25 @@ BACKLOG = Gauge(
 )
 
 
+# The published_at stamp. ANY(array): one statement text for every batch size (see
+# archive.INSERT_BATCH_SQL), the ids in binary (``%b``: no text escaping per element, issue 12).
+#
+# Committed asynchronously: ``set_config(..., true)`` turns ``synchronous_commit`` off for the
+# statement's own transaction only (autocommit: it ends with the statement, so the pooled
+# connection keeps the server's default for whoever uses it next), in an InitPlan evaluated
+# once before the scan. The stamp is the one write of the ingest whose loss in a crash is
+# harmless (a lost stamp is a missed stamp: the sweeper publishes the event again and
+# JetStream dedupes it, as after a crash between publish and stamp), so it need not wait for
+# its WAL flush, nor add a flush of its own to the group commits of webhooks, which must wait
+# for theirs (issue 12, bench/RESULTS.md "Eighth pass: ingest"). Its WAL is flushed with the
+# next of them, or by the WAL writer within a few hundred milliseconds.
+STAMP_SQL = (
+    "UPDATE ingest.stripe_events SET published_at = %s"
+    " WHERE event_id = ANY(%b) AND published_at IS NULL"
+    " AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'"
+)
+
+
 class OutboxPublisher:
     """Moves archived events to JetStream and stamps ``published_at`` once."""
 
@@ -48,7 +67,7 @@ class OutboxPublisher:
         sweep_interval: float = 2.0,
         sweep_min_age: float = 5.0,
         max_pending: int = 50_000,
-        stamp_delay: float = 0.2,
+        stamp_interval: float = 0.02,
     ) -> None:
         self._engine = engine
         self._link = link
@@ -57,9 +76,9 @@ class OutboxPublisher:
         self._sweep_min_age = sweep_min_age
         self._queue: asyncio.Queue[CommittedEvent] = asyncio.Queue(maxsize=max_pending)
         self._tasks: list[asyncio.Task[None]] = []
-        # Fast-path events JetStream acknowledged, to be stamped published by one UPDATE
-        # per ``stamp_delay`` (see _stamp_forever).
-        self._stamp_delay = stamp_delay
+        # Fast-path events JetStream acknowledged, to be stamped published by the next UPDATE
+        # (one at a time, at most one started per ``stamp_interval``; see _stamp_forever).
+        self._stamp_interval = stamp_interval
         self._to_stamp: list[str] = []
         self._stamp_wanted = asyncio.Event()
 
@@ -95,15 +114,29 @@ class OutboxPublisher:
                 self._stamp_wanted.set()
 
     async def _stamp_forever(self) -> None:
-        """Stamp the fast path's published events, everything acknowledged within
-        ``stamp_delay`` in ONE transaction (issue 12: one UPDATE per publish batch was a
-        transaction per group commit, for the ingest and for PostgreSQL). The fast path goes
-        on publishing meanwhile. A stamp that fails or never happens (crash) only makes the
-        sweeper publish those events again after ``sweep_min_age``; JetStream dedupes them."""
+        """Stamp the fast path's published events as a group commit does: one UPDATE at a
+        time, starting as soon as there are acknowledged events, each taking everything
+        acknowledged while the previous one ran (and at most one started per
+        ``stamp_interval``, so a trickle of acks does not become a statement per publish).
+
+        Why not a fixed wait (issue 12, eighth pass): the stamp waited 200 ms before every
+        UPDATE, so an event stayed "unpublished" in the archive for 200+ ms after JetStream
+        had it, and under load each UPDATE carried ~1,000 rows, a burst of non-HOT row
+        versions and index entries whose WAL the next group commit of webhooks had to flush
+        (bench/RESULTS.md "Eighth pass: ingest"). One UPDATE per publish batch, as before the
+        wait, would be a transaction per group commit; this is at most one in flight.
+
+        The fast path goes on publishing meanwhile. A stamp that fails or never happens
+        (crash) only makes the sweeper publish those events again after ``sweep_min_age``;
+        JetStream dedupes them."""
+        loop = asyncio.get_running_loop()
         while True:
             await self._stamp_wanted.wait()
-            await asyncio.sleep(self._stamp_delay)
+            started = loop.time()
             await self._stamp_now()
+            rest = self._stamp_interval - (loop.time() - started)
+            if rest > 0:
+                await asyncio.sleep(rest)
 
     async def _stamp_now(self) -> None:
         self._stamp_wanted.clear()
@@ -148,13 +181,7 @@ class OutboxPublisher:
             # One statement, so autocommit: one round trip instead of BEGIN, UPDATE, COMMIT
             # (issue 12, as the archive's INSERT); the UPDATE is atomic on its own.
             conn = await plain.execution_options(isolation_level="AUTOCOMMIT")
-            # ANY(array): one statement text for every batch size (see archive.INSERT_BATCH_SQL),
-            # the ids in binary (``%b``: no text escaping per element, issue 12).
-            await conn.exec_driver_sql(
-                "UPDATE ingest.stripe_events SET published_at = %s"
-                " WHERE event_id = ANY(%b) AND published_at IS NULL",
-                (datetime.now(UTC), list(event_ids)),
-            )
+            await conn.exec_driver_sql(STAMP_SQL, (datetime.now(UTC), list(event_ids)))
 
     async def _sweep_forever(self) -> None:
         # The first sweep ignores age: whatever is unpublished at start-up was missed.

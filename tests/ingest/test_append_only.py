@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -14,6 +15,7 @@ from psycopg import sql
 
 from services.common.config import libpq_url
 from services.common.migrate import alembic_config, upgrade_to_head
+from services.ingest.publisher import STAMP_SQL
 from tests.helpers import query
 from tests.servers import PostgresHandle, unique_name
 
@@ -52,13 +54,8 @@ def archive(url: str, event_id: str = "evt_guarded", customer: str | None = None
 
 
 def stamp(url: str, event_id: str = "evt_guarded") -> None:
-    """The publisher's statement (services/ingest/publisher.py ``_mark_published``)."""
-    query(
-        url,
-        "UPDATE ingest.stripe_events SET published_at = now()"
-        " WHERE event_id = ANY(%s) AND published_at IS NULL",
-        ([event_id],),
-    )
+    """The publisher's statement (services/ingest/publisher.py ``STAMP_SQL``)."""
+    query(url, STAMP_SQL, (datetime.now(UTC), [event_id]))
 
 
 def refused(url: str, statement: str | sql.Composable, params: tuple[object, ...] = ()) -> None:
