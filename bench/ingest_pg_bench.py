@@ -28,10 +28,11 @@ from bench.ingest_bench import make_bodies
 from bench.stack import bench_stack
 from services.common.config import libpq_url
 from services.ingest.archive import INSERT_BATCH_SQL
+from services.ingest.publisher import STAMP_SQL
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared/fixtures/stripe_events"
 INSERT_BATCH = 64  # about the service's group commits at concurrency 64
-STAMP_BATCH = 200  # about the stamper's ids per UPDATE (one every 200 ms)
+STAMP_BATCH = 200  # about the stamper's ids per UPDATE (at most one per 20 ms at ~9,000/s)
 READ_BATCH = 500
 
 
@@ -120,6 +121,14 @@ def make_table(conn: psycopg.Connection[Any], variant: Variant) -> sql.Identifie
     return table
 
 
+def wal_lsn(conn: psycopg.Connection[Any]) -> int:
+    """Where WAL insertion is now, in bytes (the WAL a statement wrote is the difference)."""
+    (lsn,) = conn.execute(
+        "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn"
+    ).fetchone() or (0,)
+    return int(lsn)
+
+
 def measure(conn: psycopg.Connection[Any], pid: int, variant: Variant,
             bodies: list[bytes]) -> dict[str, float]:
     table = make_table(conn, variant)
@@ -128,7 +137,7 @@ def measure(conn: psycopg.Connection[Any], pid: int, variant: Variant,
     ids = [f"evt_pg_{i:08d}" for i in range(count)]
     insert = INSERT_BATCH_SQL.replace("ingest.stripe_events", name)
     now = datetime.now(UTC)
-    started = backend_cpu(pid)
+    started, wal_before = backend_cpu(pid), wal_lsn(conn)
     for s in range(0, count, INSERT_BATCH):
         chunk = bodies[s:s + INSERT_BATCH]
         n = len(chunk)
@@ -139,13 +148,13 @@ def measure(conn: psycopg.Connection[Any], pid: int, variant: Variant,
             [now] * n, ["cus_x"] * n,
         )).fetchall()
     insert_us = (backend_cpu(pid) - started) / count * 1e6
-    stamp = sql.SQL(
-        "UPDATE {} SET published_at = %s WHERE event_id = ANY(%b) AND published_at IS NULL"
-    ).format(table)
-    started = backend_cpu(pid)
+    insert_wal = (wal_lsn(conn) - wal_before) / count
+    stamp = STAMP_SQL.replace("ingest.stripe_events", name)  # the publisher's statement
+    started, wal_before = backend_cpu(pid), wal_lsn(conn)
     for s in range(0, count, STAMP_BATCH):
-        conn.execute(stamp, (datetime.now(UTC), ids[s:s + STAMP_BATCH]))
+        conn.execute(stamp, (datetime.now(UTC), ids[s:s + STAMP_BATCH]))  # type: ignore[call-overload]
     stamp_us = (backend_cpu(pid) - started) / count * 1e6
+    stamp_wal = (wal_lsn(conn) - wal_before) / count
     read = sql.SQL(
         "SELECT archive_seq, payload FROM {} WHERE archive_seq > %s ORDER BY archive_seq LIMIT %s"
     ).format(table)
@@ -164,6 +173,8 @@ def measure(conn: psycopg.Connection[Any], pid: int, variant: Variant,
     return {
         "insert_us_per_row": insert_us,
         "stamp_us_per_row": stamp_us,
+        "insert_wal_bytes_per_row": insert_wal,
+        "stamp_wal_bytes_per_row": stamp_wal,
         "read_us_per_row": read_us,
         "hot_share": hot / updated if updated else 0.0,
         "bytes_per_row": total_bytes / count,
