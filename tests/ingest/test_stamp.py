@@ -1,6 +1,7 @@
-"""The published_at stamp (issue 12, eighth pass): it starts as soon as JetStream has
-acknowledged events, groups what is acknowledged while it runs, and commits without waiting
-for its WAL flush, on a pooled connection it leaves as it found it."""
+"""The published_at stamp (issue 12, eighth pass): after a quiet spell, or once the flow of
+acknowledgements pauses, it starts at once; during a steady flow at most one per interval;
+each groups what was acknowledged before it; it commits without waiting for its WAL flush, on
+a pooled connection it leaves as it found it."""
 
 from __future__ import annotations
 
@@ -30,8 +31,13 @@ class AckingLink:
 class GatedStamps(OutboxPublisher):
     """A publisher whose stamps are recorded instead of written, each held until released."""
 
-    def __init__(self) -> None:
-        super().__init__(cast(Any, None), cast(NatsLink, AckingLink()), stamp_interval=0.0)
+    def __init__(self, stamp_interval: float = 0.2, stamp_idle: float = 0.01) -> None:
+        super().__init__(
+            cast(Any, None),
+            cast(NatsLink, AckingLink()),
+            stamp_interval=stamp_interval,
+            stamp_idle=stamp_idle,
+        )
         self.stamps: list[list[str]] = []
         self.release = asyncio.Event()
 
@@ -50,17 +56,22 @@ async def turns(count: int = 20) -> None:
         await asyncio.sleep(0)
 
 
-async def test_the_stamp_starts_at_once_and_groups_what_is_acknowledged_meanwhile() -> None:
-    publisher = GatedStamps()
-    tasks = [
+def running(publisher: OutboxPublisher) -> list[asyncio.Task[None]]:
+    """The publisher's fast path and stamper (not its sweeper: these tests have no database)."""
+    return [
         asyncio.create_task(publisher._fast_path()),
         asyncio.create_task(publisher._stamp_forever()),
     ]
+
+
+async def test_the_stamp_starts_at_once_and_groups_what_is_acknowledged_meanwhile() -> None:
+    publisher = GatedStamps()  # the service's timing
+    tasks = running(publisher)
     try:
         publisher.notify(committed("evt_a"))
         await turns()
-        # Stamped within a few turns of the loop: no fixed wait before the UPDATE (the
-        # fast path publishes, the stamper takes the acknowledged id at once).
+        # Stamped within a few turns of the loop: after a quiet spell no wait before the
+        # UPDATE (the fast path publishes, the stamper takes the acknowledged id at once).
         assert publisher.stamps == [["evt_a"]]
         # Acknowledged while that stamp is in flight: published in two batches ...
         publisher.notify(committed("evt_b", "evt_c"))
@@ -69,11 +80,33 @@ async def test_the_stamp_starts_at_once_and_groups_what_is_acknowledged_meanwhil
         await turns()
         assert publisher.stamps == [["evt_a"]]  # one stamp at a time
         publisher.release.set()
-        # ... and stamped together by the next UPDATE.
+        # ... and stamped together by the next UPDATE (the flow has paused).
         await eventually(lambda: len(publisher.stamps) == 2)
         assert publisher.stamps[1] == ["evt_b", "evt_c", "evt_d"]
         await turns()
         assert len(publisher.stamps) == 2
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_steady_flow_is_stamped_per_interval_and_a_pause_at_once() -> None:
+    # An interval longer than the test: only a pause can start the second stamp. The pause
+    # that counts (0.5 s) is 50 times the flow's gap between acknowledgements.
+    publisher = GatedStamps(stamp_interval=3600.0, stamp_idle=0.5)
+    publisher.release.set()
+    tasks = running(publisher)
+    try:
+        publisher.notify(committed("evt_first"))
+        await eventually(lambda: publisher.stamps == [["evt_first"]])
+        flow = [f"evt_flow_{n}" for n in range(60)]
+        for event_id in flow:  # ~0.6 s of acknowledgements, one every 10 ms
+            publisher.notify(committed(event_id))
+            await asyncio.sleep(0.01)
+        assert publisher.stamps == [["evt_first"]]  # no UPDATE while the flow goes on
+        await eventually(lambda: len(publisher.stamps) == 2)  # the pause: stamped
+        assert publisher.stamps[1] == flow
     finally:
         for task in tasks:
             task.cancel()
