@@ -125,12 +125,12 @@ class OutboxPublisher:
         While events keep being acknowledged, at most one UPDATE starts per
         ``stamp_interval`` (issue 12: one UPDATE per publish batch was a transaction per group
         commit, for the ingest and for PostgreSQL; an UPDATE every 20 ms instead of 200 ms
-        measured ~5-8 us more CPU per webhook, ingest and PostgreSQL together). As soon as
-        the flow pauses (nothing acknowledged for ``stamp_idle``), the waiting events are
-        stamped at once: before, every stamp waited the full 200 ms, so the last events of a
-        burst stayed "unpublished" in the archive 200+ ms after JetStream had them
-        (bench/RESULTS.md "Eighth pass: ingest"). After a quiet spell the first events are
-        stamped without waiting.
+        cost ~8 us more CPU per webhook, ingest and PostgreSQL together, in the mean of
+        same-session runs on a loaded machine). As soon as the flow pauses (nothing
+        acknowledged for ``stamp_idle``), the waiting events are stamped at once: before,
+        every stamp waited the full 200 ms, so the last events of a burst stayed
+        "unpublished" in the archive 200+ ms after JetStream had them (bench/RESULTS.md
+        "Eighth pass: ingest"). After a quiet spell the first events are stamped at once.
 
         The fast path goes on publishing meanwhile. A stamp that fails or never happens
         (crash) only makes the sweeper publish those events again after ``sweep_min_age``;
