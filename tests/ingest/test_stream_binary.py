@@ -9,6 +9,7 @@ import pytest
 from billing.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 
 from services.ingest import grpc_api
+from tests.helpers import eventually, query
 from tests.ingest.conftest import WebhookClient
 from tests.ingest.test_grpc import body_at
 
@@ -19,6 +20,7 @@ async def test_streams_in_small_chunks_equal_the_archive_and_the_posted_bytes(
     webhooks: WebhookClient,
     ingest_stub: ingest_pb2_grpc.IngestServiceAsyncStub,
     monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
 ) -> None:
     # Chunks of 2: the keyset (created, event_id) is bound from binary-read rows at every edge,
     # ties on `created` included.
@@ -29,6 +31,11 @@ async def test_streams_in_small_chunks_equal_the_archive_and_the_posted_bytes(
         await webhooks.post(body)
         posted[f"evt_bin_{i}"] = body
     expected_order = sorted(posted, key=lambda k: (json.loads(posted[k])["created"], k))
+    # Every event stamped published first: a stamp landing between the stream and the keyed
+    # read below would make the two differ in published_at (the stamp follows the publish
+    # within milliseconds once the flow pauses).
+    unpublished = "SELECT count(*) FROM ingest.stripe_events WHERE published_at IS NULL"
+    await eventually(lambda: query(database_url, unpublished)[0][0] == 0)
 
     single = [e async for e in ingest_stub.StreamArchive(ingest_pb2.StreamArchiveRequest())]
     assert [e.event_id for e in single] == expected_order
