@@ -130,7 +130,9 @@ class OutboxPublisher:
         acknowledged for ``stamp_idle``), the waiting events are stamped at once: before,
         every stamp waited the full 200 ms, so the last events of a burst stayed
         "unpublished" in the archive 200+ ms after JetStream had them (bench/RESULTS.md
-        "Eighth pass: ingest"). After a quiet spell the first events are stamped at once.
+        "Eighth pass: ingest"). After a quiet spell the first events are stamped at once; at a
+        trickle (acknowledgements further apart than ``stamp_idle``) that is an UPDATE per
+        publish batch, a cost that only matters at rates where the interval rule applies.
 
         The fast path goes on publishing meanwhile. A stamp that fails or never happens
         (crash) only makes the sweeper publish those events again after ``sweep_min_age``;
