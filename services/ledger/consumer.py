@@ -90,7 +90,7 @@ LOOP_LAG = Histogram(
 @dataclass(frozen=True, slots=True)
 class ConsumerOptions:
     name: str = "ledger"
-    batch_size: int = 2000
+    batch_size: int = 8000  # at most per fetch and transaction
     fetch_timeout: float = 0.5
     ack_wait: float = 30.0
     dead_letter_after: int = 5
@@ -100,9 +100,9 @@ class ConsumerOptions:
     #: 0: project in a thread of this process (the default); 1: in a worker process (see
     #: ``_loop`` and services/ledger/worker_pool.py)
     workers: int = 0
-    #: 0: every fetch asks for ``batch_size``. Else the first fetch after a short one asks
-    #: for this many and each full fetch doubles it, up to ``batch_size`` (see ``_loop``).
-    ramp_from: int = 0
+    #: The first fetch after a short one asks for this many and each full fetch doubles it,
+    #: up to ``batch_size`` (see ``_loop``); 0: every fetch asks for ``batch_size``.
+    ramp_from: int = 2000
 
 
 #: The projection's outcome for a list of payloads: the good ones merged and encoded for the
@@ -269,7 +269,9 @@ class LedgerConsumer:
         it costs the hand-over. One batch is
         written at a time, its messages acked after its own commit; the order between
         batches does not matter to the projection. Batch sizes ramp up while there is a
-        backlog, if ``ramp_from`` is set (off by default).
+        backlog (``ramp_from``, doubling up to ``batch_size``): the first rows wait only for a
+        small batch, and a backlog is written in big ones, whose fixed cost per transaction
+        (round trips, the query_* flush, the commit) is shared by more events.
         """
         writing: asyncio.Task[None] | None = None
         size = first = min(
