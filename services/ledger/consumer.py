@@ -53,7 +53,7 @@ from services.ledger.projection import (
     merge_effects,
     stage_merged,
 )
-from services.ledger.worker_pool import projection_pool, warm_up
+from services.ledger.worker_pool import projection_pool
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,6 @@ class LedgerConsumer:
     def start(self) -> None:
         if self.options.workers > 0:
             self._executor = projection_pool(1)
-            warm_up(self._executor, 1)
         self._task = asyncio.create_task(self._run(), name=f"ledger-consumer-{self.options.name}")
         self._lag_probe = asyncio.create_task(self._probe_loop_lag(), name="ledger-loop-lag")
 
