@@ -28,7 +28,7 @@ from services.ledger.effects import tune_gc_for_projection
 from services.ledger.grpc_api import READ_ONLY_METHODS, LedgerServicer
 from services.ledger.lag import LagMonitor
 from services.ledger.settings import LedgerSettings
-from services.ledger.worker_pool import projection_pool, warm_up
+from services.ledger.worker_pool import projection_pool
 
 log = logging.getLogger("ledger")
 
@@ -134,10 +134,8 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
     ingest_stub = ingest_pb2_grpc.IngestServiceStub(ingest_channel)
     # Replays are CPU-bound in JSON parsing and classification: worker processes overlap it
     # with the writes (the consumer's batches are small enough to project in-line).
-    # Spawned, and started now: services/ledger/worker_pool.py says why.
+    # Spawned, not forked: services/ledger/worker_pool.py says why.
     executor = projection_pool(settings.replay_workers) if settings.replay_workers > 0 else None
-    if executor is not None:
-        warm_up(executor, settings.replay_workers)
     tune_gc_for_projection()  # the consumer projects in this process
 
     runners = [

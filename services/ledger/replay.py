@@ -14,9 +14,10 @@ Bulk replays into the live ``ledger`` schema take these shortcuts, all re-runnab
   lose the last few hundred milliseconds of committed batches, which the next replay (or the
   consumer's redelivery) applies again; nothing else is affected.
 * Into an empty ledger, the query_* maintenance triggers are deferred (migration 0006) and
-  one ``ledger.query_support_rebuild()`` runs at the end, after an ANALYZE of the freshly
-  loaded tables. The marker row ``ledger.query_support_deferred`` is committed before the
-  first batch and removed with the rebuild, so a replay that dies half-way is finished by the
+  the query_* rebuild (``ledger.query_support_rebuild()``'s parts, on two connections) runs
+  at the end, after an ANALYZE of the freshly loaded tables. The marker row
+  ``ledger.query_support_deferred`` is committed before the first batch and removed with the
+  rebuild, so a replay that dies half-way is finished by the
   next one (which sees the marker and defers and rebuilds again). Such a replay also leaves
   the derived columns to one ``refresh_all_derived`` in that final transaction.
 * Into an empty ledger (or VerifyLedger's new scratch schema), billing rows are copied
@@ -262,17 +263,20 @@ async def _finish_deferral(engine: AsyncEngine) -> None:
     """Build the dropped indexes, refresh every derived column, rebuild the query_* tables
     from the ledger and clear the marker (the batches of a deferring replay skipped all of it).
 
-    In three committed steps; the marker goes with the last one, so a replay that dies in
+    In four committed steps; the marker goes with the last one, so a replay that dies in
     between leaves all of it to the next replay (which defers, refreshes and rebuilds too):
 
     1. the indexes of the tables the refresh looks rows up in;
     2. ANALYZE of those tables, and the refresh: it rewrites most rows of the tables it
        refreshes (payments above all), which then have no secondary index to maintain;
-    3. the indexes of the refreshed tables, their ANALYZE, the query_* rebuild, the marker.
+    3. the indexes of the refreshed tables and their ANALYZE (committed, so that the
+       rebuild's second connection plans with the new statistics too);
+    4. the query_* rebuild and the marker.
 
     Meanwhile, on a second connection, billing_events gets its indexes and its ANALYZE
     (:func:`_ready_beside_refresh`): ~40% of the end's work, which otherwise ran alone on one
-    core after the projection workers had finished (issue 12, sixth pass).
+    core after the projection workers had finished (issue 12, sixth pass). The rebuild, too,
+    runs half of its parts on a second connection (:func:`_rebuild_query_support`).
     """
     beside = asyncio.create_task(_ready_beside_refresh(engine), name="replay-end-billing")
     try:
@@ -298,9 +302,53 @@ async def _finish_deferral(engine: AsyncEngine) -> None:
         for table in _ANALYZED:
             if table in REFRESHED:
                 await cur.execute(f"ANALYZE ledger.{table}")
+    async with raw_transaction(engine) as conn, conn.cursor() as cur:
+        await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
         await _replay_session(conn, defer=True)
-        await cur.execute("SELECT ledger.query_support_rebuild()")
+        await _rebuild_query_support(engine, cur)
         await cur.execute("DELETE FROM ledger.query_support_deferred")
+
+
+#: The parts of the query_* rebuild (migration 0025) run on a second connection while this
+#: one runs the others: the MRR steps and the event counts (~half of the rebuild at 1M
+#: events: 2.1 of 4.4 s on the kept bench ledger) read only billing_events and subscriptions.
+_REBUILT_BESIDE = frozenset({"mrr", "events"})
+
+
+async def _rebuild_query_support(engine: AsyncEngine, cur: psycopg.AsyncCursor[Any]) -> None:
+    """``ledger.query_support_rebuild()``, its parts on two connections.
+
+    Each part refills only its own query_* tables from the source tables, so the parts give
+    the same rows in two transactions as in one. The second connection's transaction commits
+    first (awaited here): should either fail, the caller's transaction - the one that removes
+    the deferral marker - rolls back, and the next replay rebuilds everything again. It takes
+    no advisory lock: a writer that waits for the caller's lock touches these tables only
+    after it, and the TRUNCATEs keep readers on the old rows until each commit.
+    """
+    await cur.execute("SELECT ledger.query_support_parts()")
+    row = await cur.fetchone()
+    parts: list[str] = list(row[0]) if row else []
+    beside = asyncio.create_task(
+        _rebuild_parts(engine, [p for p in parts if p in _REBUILT_BESIDE]),
+        name="replay-end-rebuild",
+    )
+    try:
+        for part in parts:
+            if part not in _REBUILT_BESIDE:
+                await cur.execute("SELECT ledger.query_support_rebuild_part(%s)", (part,))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await beside
+        raise
+    await beside
+
+
+async def _rebuild_parts(engine: AsyncEngine, parts: Sequence[str]) -> None:
+    """Rebuild ``parts`` of the query_* tables in a transaction of their own."""
+    async with raw_transaction(engine) as conn, conn.cursor() as cur:
+        await _replay_session(conn, defer=True)
+        for part in parts:
+            await cur.execute("SELECT ledger.query_support_rebuild_part(%s)", (part,))
 
 
 async def _ready_beside_refresh(engine: AsyncEngine) -> None:

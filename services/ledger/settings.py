@@ -41,9 +41,9 @@ class LedgerSettings:
     # every process waits for a core, it changed nothing and cost up to ~10-25% more ledger CPU
     # (bench/RESULTS.md, issue 12 seventh pass).
     consumer_workers: int = 0
-    # 0: no ramp. Else a catch-up's first fetch asks for this many, doubling while fetches
-    # come back full; off by default: no gain measured (bench/RESULTS.md, issue 12 seventh pass).
-    batch_ramp_from: int = 0
+    # A catch-up's first fetch asks for this many, doubling while fetches come back full, up
+    # to ``batch_size``; a short fetch starts over (0: every fetch asks for ``batch_size``).
+    batch_ramp_from: int = 2000
 
     @property
     def server_max_deliver(self) -> int:
@@ -62,11 +62,15 @@ class LedgerSettings:
         dead_after = env_int("LEDGER_DEAD_LETTER_AFTER", 5)
         if dead_after < 1:
             raise ConfigError("LEDGER_DEAD_LETTER_AFTER must be at least 1")
-        # 2000: the consumer is bound by round trips per batch (about 15 statements whatever
-        # its size); 2000 consumed 1.5-1.6x the events/s of 256 in the same bench run
-        # (bench/RESULTS.md, issue 12 third pass). A fetch still returns at once with what
-        # is there (a no-wait pull), so a trickle of events is not held back to fill a batch.
-        batch = env_int("LEDGER_BATCH_SIZE", 2000)
+        # At most 8000 per transaction, the first fetch of a catch-up 2000, doubling while
+        # fetches come back full: a live write has a fixed cost per transaction (round trips,
+        # the query_* flush, the commit), so a backlog written in batches of 8000 costs the
+        # ledger's PostgreSQL backend ~0.75x the CPU per event of batches of 2000, same run
+        # (bench/RESULTS.md, issue 12 eighth pass), while the first rows still wait for only
+        # 2000 to be fetched and projected. 2000 itself consumed 1.5-1.6x the events/s of 256
+        # (third pass). A fetch returns at once with what is there (a no-wait pull), so a
+        # trickle of events is not held back to fill a batch.
+        batch = env_int("LEDGER_BATCH_SIZE", 8000)
         workers = env_int("LEDGER_CONSUMER_WORKERS", 0)
         if workers not in (0, 1):  # one batch is projected at a time: a second would idle
             raise ConfigError("LEDGER_CONSUMER_WORKERS must be 0 (a thread) or 1 (a process)")
@@ -93,5 +97,5 @@ class LedgerSettings:
             log_level=env_str("LOG_LEVEL", "INFO"),
             reuse_port=env_str("LEDGER_REUSE_PORT", "0") not in ("0", "false", "no", ""),
             consumer_workers=workers,
-            batch_ramp_from=max(env_int("LEDGER_BATCH_RAMP_FROM", 0), 0),
+            batch_ramp_from=max(env_int("LEDGER_BATCH_RAMP_FROM", 2000), 0),
         )

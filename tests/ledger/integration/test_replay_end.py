@@ -104,3 +104,89 @@ async def test_a_refresh_that_fails_leaves_the_indexes_whole(
     assert await _indexes(db) == before
     clean = await _verify(service.grpc.port)
     assert clean.mismatches == 0, clean.sample
+
+
+async def _deferred(db: psycopg.AsyncConnection[Any]) -> int:
+    cur = await db.execute("SELECT count(*) FROM ledger.query_support_deferred")
+    row = await cur.fetchone()
+    return int(row[0]) if row else -1
+
+
+async def test_the_rebuild_runs_its_parts_on_two_connections_with_the_same_rows(
+    make_ledger: Callable[..., Any],
+    webhook_client: WebhookClient,
+    db: psycopg.AsyncConnection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The replay's end rebuilds the query_* tables in two transactions (migration 0025):
+    the MRR and event parts on the second, and the rows those of the one-transaction
+    ``query_support_rebuild()``."""
+    bodies = _world()
+    await post_all(webhook_client, [b for _, b in bodies])
+    beside: list[list[str]] = []
+    real_parts = replay._rebuild_parts
+
+    async def parts(engine: Any, names: Any) -> None:
+        beside.append(list(names))
+        await real_parts(engine, names)
+
+    monkeypatch.setattr(replay, "_rebuild_parts", parts)
+    service = await make_ledger(consume=False, replay_batch_size=50)
+    answer = await _replay(service.grpc.port)
+    assert answer.applied == len(billing_event_ids(bodies))
+    cur = await db.execute("SELECT ledger.query_support_parts()")
+    row = await cur.fetchone()
+    assert row is not None
+    assert beside == [[p for p in row[0] if p in {"mrr", "events"}]]  # once, in order
+    assert await _deferred(db) == 0
+    rebuilt_in_two = await _all_query_tables(db)
+    assert rebuilt_in_two["query_accounts"] and rebuilt_in_two["query_mrr_steps"]
+    await db.execute("SELECT ledger.query_support_rebuild()")  # one transaction, every part
+    assert await _all_query_tables(db) == rebuilt_in_two
+    clean = await _verify(service.grpc.port)
+    assert clean.mismatches == 0, clean.sample
+
+
+async def test_a_failing_part_beside_leaves_the_rebuild_to_the_next_replay(
+    make_ledger: Callable[..., Any],
+    webhook_client: WebhookClient,
+    db: psycopg.AsyncConnection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should the second connection's parts fail, the first one's transaction (which removes
+    the deferral marker) rolls back too: the next replay rebuilds everything."""
+    bodies = _world()
+    await post_all(webhook_client, [b for _, b in bodies])
+    before = await _indexes(db)
+    real_parts = replay._rebuild_parts
+
+    async def failing(engine: Any, names: Any) -> None:
+        await real_parts(engine, ["no such part"])  # CASE_NOT_FOUND in the database
+
+    monkeypatch.setattr(replay, "_rebuild_parts", failing)
+    service = await make_ledger(consume=False, replay_batch_size=50)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await _replay(service.grpc.port)
+    assert await _deferred(db) == 1  # the marker stays
+    assert await _indexes(db) == before
+
+    monkeypatch.setattr(replay, "_rebuild_parts", real_parts)
+    again = await _replay(service.grpc.port)
+    assert again.examined == len(bodies)
+    assert await _deferred(db) == 0
+    clean = await _verify(service.grpc.port)
+    assert clean.mismatches == 0, clean.sample
+
+
+async def _all_query_tables(db: psycopg.AsyncConnection[Any]) -> dict[str, list[Any]]:
+    """Every row of every table the rebuild fills, in a stable order."""
+    cur = await db.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'ledger'"
+        " AND tablename LIKE 'query\\_%%' AND tablename <> 'query_support_deferred'"
+        " AND tablename <> 'query_session_hourly' ORDER BY 1"
+    )
+    out: dict[str, list[Any]] = {}
+    for (table,) in await cur.fetchall():
+        rows = await db.execute(f"SELECT * FROM ledger.{table}")  # noqa: S608 - catalog name
+        out[str(table)] = sorted(await rows.fetchall(), key=repr)
+    return out

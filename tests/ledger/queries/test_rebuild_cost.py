@@ -212,12 +212,44 @@ def test_0023_downgrades_to_the_0020_functions_and_back(database_url: str) -> No
             for name in names
         ]
 
-    head = bodies()
-    assert "matched_invoice_id" in head[0] and "CROSS JOIN LATERAL" in head[1]
-    assert "DROP INDEX" in head[2]
+    command.downgrade(config, "0023_rebuild_cost")  # later revisions split the rebuild (0025)
+    at_0023 = bodies()
+    assert "matched_invoice_id" in at_0023[0] and "CROSS JOIN LATERAL" in at_0023[1]
+    assert "DROP INDEX" in at_0023[2]
     command.downgrade(config, before)
     old = bodies()
     assert "matched_invoice_id" not in old[0] and "CROSS JOIN LATERAL" not in old[1]
     assert "DROP INDEX" not in old[2]
+    command.upgrade(config, "0023_rebuild_cost")
+    assert bodies() == at_0023
     upgrade_to_head(database_url)
-    assert bodies() == head
+
+
+def test_0025_splits_the_rebuild_into_parts_and_downgrades_to_one_function(
+    database_url: str,
+) -> None:
+    upgrade_to_head(database_url)
+    config = alembic_config(database_url)
+
+    def functions() -> dict[str, str]:
+        rows = Ledger(database_url).execute(
+            "SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n"
+            " ON n.oid = p.pronamespace WHERE n.nspname = 'ledger'"
+            " AND p.proname LIKE 'query\\_support\\_%%'"
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    head = functions()
+    assert {"query_support_parts", "query_support_rebuild_part"} <= set(head)
+    assert "DROP INDEX" in head["query_support_rebuild_part"]
+    assert "DROP INDEX" not in head["query_support_rebuild_in"]
+    parts = Ledger(database_url).execute("SELECT ledger.query_support_parts()")[0][0]
+    assert parts == ["accounts", "mrr", "invoices", "events", "logins"]
+    with pytest.raises(psycopg.errors.CaseNotFound):
+        Ledger(database_url).execute("SELECT ledger.query_support_rebuild_part('nothing')")
+    command.downgrade(config, "0024_revenue_days")
+    old = functions()
+    assert "query_support_parts" not in old and "query_support_rebuild_part" not in old
+    assert "DROP INDEX" in old["query_support_rebuild_in"]
+    upgrade_to_head(database_url)
+    assert functions() == head
