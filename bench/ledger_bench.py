@@ -652,7 +652,9 @@ def main(argv: list[str]) -> None:
             print(
                 f"replay: {answer.examined} events, {answer.applied} billing_events rows in"
                 f" {answer.seconds:.1f}s = {replay_rate:,.0f} events/s"
-                f" (workers={args.workers}, batch={args.batch_size})"
+                f" (workers={args.workers}, batch={args.batch_size});"
+                f" the end after the last batch (indexes, refresh, rebuild)"
+                f" {answer.finish_seconds:.1f}s"
             )
             again = asyncio.run(replay(ports.ledger_grpc))
             print(

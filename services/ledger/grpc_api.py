@@ -216,6 +216,7 @@ class LedgerServicer(
                 "unreadable": report.unreadable,
                 "dead_lettered": report.failed,
                 "s": report.seconds,
+                "finish_s": report.finish_seconds,
             },
         )
         return ledger_pb2.ReplayArchiveResponse(
@@ -225,6 +226,7 @@ class LedgerServicer(
             seconds=report.seconds,
             unreadable=report.unreadable,
             dead_lettered=report.failed,
+            finish_seconds=report.finish_seconds,
         )
 
     async def VerifyLedger(

@@ -101,6 +101,9 @@ class ReplayReport:
     #: into the live ledger, like the consumer does; only counted by VerifyLedger
     failed: int = 0
     seconds: float = 0.0
+    #: of ``seconds``, the end after the last batch (a bulk replay's index builds, derived
+    #: refresh and query_* rebuild): where a replay's time goes, for operators and benches
+    finish_seconds: float = 0.0
     #: (stripe_created_at, event_id) of the last event streamed: the archive's horizon.
     horizon: tuple[datetime, str] | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)  # (event id, error), sample
@@ -466,12 +469,14 @@ async def write_projected(
             async for batch, events, horizon in stream:
                 fresh = await _write(engine, report, batch, events, schema, defer, fresh, refresh)
                 report.horizon = horizon or report.horizon
+        finishing = time.perf_counter()
         if live and defer:
             await _finish_deferral(engine)
         elif live:
             await _restore(engine, schema)  # nothing dropped, unless by another replay
         elif not refresh:
             await _finish_scratch(engine, schema)
+        report.finish_seconds = time.perf_counter() - finishing
     except BaseException:
         # A failed replay gives the indexes back now if it can (else the next replay or the
         # service's start does); its other unfinished work is the next replay's, as before.

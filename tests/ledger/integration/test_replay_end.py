@@ -134,6 +134,7 @@ async def test_the_rebuild_runs_its_parts_on_two_connections_with_the_same_rows(
     service = await make_ledger(consume=False, replay_batch_size=50)
     answer = await _replay(service.grpc.port)
     assert answer.applied == len(billing_event_ids(bodies))
+    assert 0 < answer.finish_seconds < answer.seconds  # the end's share is reported
     cur = await db.execute("SELECT ledger.query_support_parts()")
     row = await cur.fetchone()
     assert row is not None
