@@ -43,7 +43,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Coroutine, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -281,8 +281,7 @@ async def _finish_deferral(engine: AsyncEngine) -> None:
     core after the projection workers had finished (issue 12, sixth pass). The rebuild, too,
     runs half of its parts on a second connection (:func:`_rebuild_query_support`).
     """
-    beside = asyncio.create_task(_ready_beside_refresh(engine), name="replay-end-billing")
-    try:
+    async with _beside(_ready_beside_refresh(engine), "replay-end-billing"):
         await _restore(engine, "ledger", [t for t in READ_BY_REFRESH if t != _BESIDE_REFRESH])
         async with raw_transaction(engine) as conn, conn.cursor() as cur:
             await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
@@ -293,12 +292,6 @@ async def _finish_deferral(engine: AsyncEngine) -> None:
             await _replay_session(conn, defer=True)
             await refresh_all_derived(cur)
         await _restore(engine, "ledger", REFRESHED)
-    except BaseException:
-        # The caller restores what is left: never while billing_events is still being built.
-        with contextlib.suppress(Exception):
-            await beside
-        raise
-    await beside
     await _restore(engine, "ledger")  # nothing left, unless another replay dropped some
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
@@ -331,27 +324,37 @@ async def _rebuild_query_support(engine: AsyncEngine, cur: psycopg.AsyncCursor[A
     await cur.execute("SELECT ledger.query_support_parts()")
     row = await cur.fetchone()
     parts: list[str] = list(row[0]) if row else []
-    beside = asyncio.create_task(
-        _rebuild_parts(engine, [p for p in parts if p in _REBUILT_BESIDE]),
-        name="replay-end-rebuild",
-    )
-    try:
-        for part in parts:
-            if part not in _REBUILT_BESIDE:
-                await cur.execute("SELECT ledger.query_support_rebuild_part(%s)", (part,))
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await beside
-        raise
-    await beside
+    beside = [p for p in parts if p in _REBUILT_BESIDE]
+    async with _beside(_rebuild_parts(engine, beside), "replay-end-rebuild"):
+        await _run_parts(cur, [p for p in parts if p not in _REBUILT_BESIDE])
 
 
 async def _rebuild_parts(engine: AsyncEngine, parts: Sequence[str]) -> None:
     """Rebuild ``parts`` of the query_* tables in a transaction of their own."""
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         await _replay_session(conn, defer=True)
-        for part in parts:
-            await cur.execute("SELECT ledger.query_support_rebuild_part(%s)", (part,))
+        await _run_parts(cur, parts)
+
+
+async def _run_parts(cur: psycopg.AsyncCursor[Any], parts: Sequence[str]) -> None:
+    for part in parts:
+        await cur.execute("SELECT ledger.query_support_rebuild_part(%s)", (part,))
+
+
+@contextlib.asynccontextmanager
+async def _beside(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """Run ``work`` (a step on a connection of its own) while the block runs; leaving the
+    block waits for it and raises its error. A block that fails also waits for it before
+    raising (its error, not ``work``'s): the caller's clean-up - restoring indexes, above
+    all - must never run while ``work`` is still building some."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await task
+        raise
+    await task
 
 
 async def _ready_beside_refresh(engine: AsyncEngine) -> None:
