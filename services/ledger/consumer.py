@@ -42,11 +42,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.nats_link import STREAM_NAME, SUBJECT_PREFIX, NatsLink
+from services.ledger.culprits import apply_in_halves
 from services.ledger.db import DatabaseUnavailable, is_unavailable, raw_transaction
 from services.ledger.dead_letters import record_dead_letter
 from services.ledger.effects import Effects, project_event
 from services.ledger.jetstream_pull import JetStreamPull, parse_ack_subject
 from services.ledger.projection import (
+    BatchResult,
     StagedBatch,
     apply_batch,
     apply_staged,
@@ -374,37 +376,27 @@ class LedgerConsumer:
         PHASE_SECONDS.labels("write_loop_cpu").observe(time.thread_time() - started_cpu)
 
     async def _in_halves(self, good: list[Msg], batch: Sequence[Msg]) -> list[tuple[Msg, str]]:
-        """Apply a batch whose transaction failed, half by half, each part in its own
-        transaction; a part that fails is halved again, down to single messages (the failures).
+        """Apply a batch whose transaction failed in halves (services/ledger/culprits.py),
+        each part acked after its own commit; returns the messages that fail alone."""
 
-        A culprit costs about 2 log2(n) transactions instead of n: one by one, a backlog batch
-        of 8000 messages would be 8000 transactions, well past ``ack_wait``, so JetStream would
-        redeliver its tail while it was still being applied. Each part is acked after its own
-        commit.
-        """
-        failed: list[tuple[Msg, str]] = []
-        middle = len(good) // 2  # the whole batch has failed already: start with its halves
-        parts = [good[middle:], good[:middle]] if middle else [good]
-        while parts:
-            part = parts.pop()
+        async def apply(part: Sequence[Msg]) -> BatchResult:
             try:
                 async with raw_transaction(self._engine) as conn:
-                    result = await apply_batch(conn, [msg.data for msg in part])
+                    return await apply_batch(conn, [msg.data for msg in part])
             except DatabaseUnavailable:
                 await self._nak_all(batch, 1.0)
                 raise
-            except Exception as exc:
-                if len(part) == 1:
-                    failed.append((part[0], f"{type(exc).__name__}: {exc}"))
-                else:  # the first half is applied first (pushed last)
-                    middle = len(part) // 2
-                    parts += [part[middle:], part[:middle]]
-                continue
+
+        async def applied(part: Sequence[Msg], result: BatchResult) -> None:
             APPLIED.inc(result.applied)
             await self._acker().ack(part)
             CONSUMED.inc(len(part))
             self.acked += len(part)
-        return failed
+
+        return [
+            (msg, f"{type(exc).__name__}: {exc}")
+            for msg, exc in await apply_in_halves(good, apply, applied)
+        ]
 
     async def _failed(self, msg: Msg, error: str) -> None:
         """Nak for a later retry, or set aside once the delivery bound is reached."""

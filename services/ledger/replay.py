@@ -62,6 +62,7 @@ from services.ledger.bulk_indexes import (
     drop_indexes,
     restore_indexes,
 )
+from services.ledger.culprits import apply_in_halves
 from services.ledger.db import DatabaseUnavailable, raw_transaction
 from services.ledger.dead_letters import record_replay_dead_letter
 from services.ledger.effects import BadEvent, Effects, project_event
@@ -524,14 +525,14 @@ async def _write(
         report.unsupported += result.unsupported
     except DatabaseUnavailable:
         raise
-    except Exception as exc:  # one event fails the batch: apply one by one, as the
-        log.warning(  # consumer does, and set aside the ones that still fail
-            "replay batch failed, applying one by one",
+    except Exception as exc:  # one event fails the batch: apply it in halves, as the
+        log.warning(  # consumer does, and set aside the ones that still fail alone
+            "replay batch failed, applying it in halves",
             extra={"size": len(events), "error": repr(exc)},
         )
         bad = {e for e, _ in batch.unreadable} | {e for e, _, _ in batch.failed}
         failed.extend(
-            await _one_by_one(engine, [e for e in events if e[0] not in bad], report, schema, defer)
+            await _in_halves(engine, [e for e in events if e[0] not in bad], report, schema, defer)
         )
     for event_id, payload, error in failed:
         await _failed(engine, report, event_id, payload, error, live=schema == "ledger")
@@ -562,31 +563,32 @@ def _unreadable(report: ReplayReport, event_id: str, reason: str) -> None:
     log.warning("unreadable archived event", extra={"event_id": event_id, "error": reason})
 
 
-async def _one_by_one(
+async def _in_halves(
     engine: AsyncEngine,
     events: Sequence[Archived],
     report: ReplayReport,
     schema: str,
     defer: bool,
 ) -> list[tuple[str, bytes, str]]:
-    """Apply each event in its own transaction; returns the ones that fail."""
-    failed: list[tuple[str, bytes, str]] = []
-    for event_id, payload in events:
-        try:
-            async with raw_transaction(engine) as conn:
-                if schema == "ledger":
-                    await _replay_session(conn, defer)
-                result = await apply_batch(conn, [payload], schema=schema)
-        except DatabaseUnavailable:
-            raise
-        except BadEvent as exc:  # cannot happen after project_merged, but stays "unreadable"
-            _unreadable(report, event_id, str(exc))
-            continue
-        except Exception as exc:
-            failed.append((event_id, payload, f"{type(exc).__name__}: {exc}"))
-            continue
+    """Apply a batch whose transaction failed in halves (services/ledger/culprits.py);
+    returns the events that fail alone."""
+
+    async def apply(part: Sequence[Archived]) -> BatchResult:
+        async with raw_transaction(engine) as conn:
+            if schema == "ledger":
+                await _replay_session(conn, defer)
+            return await apply_batch(conn, [payload for _, payload in part], schema=schema)
+
+    async def applied(part: Sequence[Archived], result: BatchResult) -> None:
         report.applied += result.applied
         report.unsupported += result.unsupported
+
+    failed: list[tuple[str, bytes, str]] = []
+    for (event_id, payload), exc in await apply_in_halves(events, apply, applied):
+        if isinstance(exc, BadEvent):  # cannot happen after project_merged: "unreadable"
+            _unreadable(report, event_id, str(exc))
+        else:
+            failed.append((event_id, payload, f"{type(exc).__name__}: {exc}"))
     return failed
 
 
