@@ -37,6 +37,7 @@ from bench.ledger_bench import (
     peak_rss_mib,
     replay,
     replay_env,
+    settle_archive,
     spawn,
     wait_healthy,
 )
@@ -185,7 +186,8 @@ def main(argv: list[str]) -> None:
         assert stack.postgres_pid is not None
         logs = Path(os.environ.get("BENCH_LOG_DIR", tempfile.gettempdir()))
         archived = load_archive(stack.database_url, config, args.max_events)
-        print(f"archive: {archived} events")
+        settled = settle_archive(stack.database_url)
+        print(f"archive: {archived} events, VACUUM (ANALYZE) {settled:.1f}s")
         ports = ReplayPorts.free()
         env = replay_env(stack, ports, args.batch_size, args.workers)
         ingest = spawn("services.ingest", env, logs / "bench-replay-profile-ingest.log")

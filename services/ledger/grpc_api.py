@@ -217,6 +217,7 @@ class LedgerServicer(
                 "dead_lettered": report.failed,
                 "s": report.seconds,
                 "finish_s": report.finish_seconds,
+                "finish_steps": report.finish_steps,
             },
         )
         return ledger_pb2.ReplayArchiveResponse(

@@ -43,7 +43,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Coroutine, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Collection,
+    Coroutine,
+    Iterator,
+    Sequence,
+)
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,6 +97,20 @@ REPLAY_FAILED = Counter(
 #: (event id, payload) of one archived event.
 Archived = tuple[str, bytes]
 
+#: The end of a bulk replay by step: name -> seconds.
+Steps = dict[str, float]
+
+
+@contextlib.contextmanager
+def _timed(steps: Steps, name: str) -> Iterator[None]:
+    """Record how long the block took under ``name``: the end of a bulk replay is a fifth of
+    it at 1M events, and which of its steps is long is what an operator (and a bench) asks."""
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        steps[name] = round(time.perf_counter() - began, 3)
+
 
 @dataclass(slots=True)
 class ReplayReport:
@@ -105,6 +126,8 @@ class ReplayReport:
     #: of ``seconds``, the end after the last batch (a bulk replay's index builds, derived
     #: refresh and query_* rebuild): where a replay's time goes, for operators and benches
     finish_seconds: float = 0.0
+    #: the end's steps and their seconds (those on the second connection overlap the others)
+    finish_steps: dict[str, float] = field(default_factory=dict)
     #: (stripe_created_at, event_id) of the last event streamed: the archive's horizon.
     horizon: tuple[datetime, str] | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)  # (event id, error), sample
@@ -263,7 +286,7 @@ async def _schema_is_empty(cur: psycopg.AsyncCursor[Any], schema: str) -> bool:
 _BESIDE_REFRESH = "billing_events"
 
 
-async def _finish_deferral(engine: AsyncEngine) -> None:
+async def _finish_deferral(engine: AsyncEngine, steps: Steps) -> None:
     """Build the dropped indexes, refresh every derived column, rebuild the query_* tables
     from the ledger and clear the marker (the batches of a deferring replay skipped all of it).
 
@@ -282,27 +305,32 @@ async def _finish_deferral(engine: AsyncEngine) -> None:
     core after the projection workers had finished (issue 12, sixth pass). The rebuild, too,
     runs half of its parts on a second connection (:func:`_rebuild_query_support`).
     """
-    async with _beside(_ready_beside_refresh(engine), "replay-end-billing"):
-        await _restore(engine, "ledger", [t for t in READ_BY_REFRESH if t != _BESIDE_REFRESH])
+    async with _beside(_ready_beside_refresh(engine, steps), "replay-end-billing"):
+        with _timed(steps, "indexes read by the refresh"):
+            await _restore(engine, "ledger", [t for t in READ_BY_REFRESH if t != _BESIDE_REFRESH])
         async with raw_transaction(engine) as conn, conn.cursor() as cur:
             await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
-            for table in _ANALYZED:
-                if table not in REFRESHED and table != _BESIDE_REFRESH:
-                    await cur.execute(f"ANALYZE ledger.{table}")
+            with _timed(steps, "analyze before the refresh"):
+                for table in _ANALYZED:
+                    if table not in REFRESHED and table != _BESIDE_REFRESH:
+                        await cur.execute(f"ANALYZE ledger.{table}")
             # The rebuild below recomputes the query_* tables: no trigger work for the refresh.
             await _replay_session(conn, defer=True)
-            await refresh_all_derived(cur)
-        await _restore(engine, "ledger", REFRESHED)
+            with _timed(steps, "derived refresh"):
+                await refresh_all_derived(cur)
+        with _timed(steps, "indexes of the refreshed tables"):
+            await _restore(engine, "ledger", REFRESHED)
     await _restore(engine, "ledger")  # nothing left, unless another replay dropped some
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
-        for table in _ANALYZED:
-            if table in REFRESHED:
-                await cur.execute(f"ANALYZE ledger.{table}")
+        with _timed(steps, "analyze of the refreshed tables"):
+            for table in _ANALYZED:
+                if table in REFRESHED:
+                    await cur.execute(f"ANALYZE ledger.{table}")
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
         await _replay_session(conn, defer=True)
-        await _rebuild_query_support(engine, cur)
+        await _rebuild_query_support(engine, cur, steps)
         await cur.execute("DELETE FROM ledger.query_support_deferred")
 
 
@@ -312,7 +340,9 @@ async def _finish_deferral(engine: AsyncEngine) -> None:
 _REBUILT_BESIDE = frozenset({"mrr", "events"})
 
 
-async def _rebuild_query_support(engine: AsyncEngine, cur: psycopg.AsyncCursor[Any]) -> None:
+async def _rebuild_query_support(
+    engine: AsyncEngine, cur: psycopg.AsyncCursor[Any], steps: Steps
+) -> None:
     """``ledger.query_support_rebuild()``, its parts on two connections.
 
     Each part refills only its own query_* tables from the source tables, so the parts give
@@ -326,20 +356,21 @@ async def _rebuild_query_support(engine: AsyncEngine, cur: psycopg.AsyncCursor[A
     row = await cur.fetchone()
     parts: list[str] = list(row[0]) if row else []
     beside = [p for p in parts if p in _REBUILT_BESIDE]
-    async with _beside(_rebuild_parts(engine, beside), "replay-end-rebuild"):
-        await _run_parts(cur, [p for p in parts if p not in _REBUILT_BESIDE])
+    async with _beside(_rebuild_parts(engine, beside, steps), "replay-end-rebuild"):
+        await _run_parts(cur, [p for p in parts if p not in _REBUILT_BESIDE], steps)
 
 
-async def _rebuild_parts(engine: AsyncEngine, parts: Sequence[str]) -> None:
+async def _rebuild_parts(engine: AsyncEngine, parts: Sequence[str], steps: Steps) -> None:
     """Rebuild ``parts`` of the query_* tables in a transaction of their own."""
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         await _replay_session(conn, defer=True)
-        await _run_parts(cur, parts)
+        await _run_parts(cur, parts, steps)
 
 
-async def _run_parts(cur: psycopg.AsyncCursor[Any], parts: Sequence[str]) -> None:
+async def _run_parts(cur: psycopg.AsyncCursor[Any], parts: Sequence[str], steps: Steps) -> None:
     for part in parts:
-        await cur.execute("SELECT ledger.query_support_rebuild_part(%s)", (part,))
+        with _timed(steps, f"rebuild {part}"):
+            await cur.execute("SELECT ledger.query_support_rebuild_part(%s)", (part,))
 
 
 @contextlib.asynccontextmanager
@@ -358,7 +389,7 @@ async def _beside(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[N
     await task
 
 
-async def _ready_beside_refresh(engine: AsyncEngine) -> None:
+async def _ready_beside_refresh(engine: AsyncEngine, steps: Steps) -> None:
     """billing_events' dropped indexes and its ANALYZE, in their own transaction.
 
     Without the writers' advisory lock, or it would wait for each step of the refresh that
@@ -368,8 +399,10 @@ async def _ready_beside_refresh(engine: AsyncEngine) -> None:
     this transaction waits for nothing the lock holders wait for.
     """
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
-        await restore_indexes(cur, "ledger", tables=[_BESIDE_REFRESH])
-        await cur.execute(f"ANALYZE ledger.{_BESIDE_REFRESH}")
+        with _timed(steps, f"{_BESIDE_REFRESH} indexes (beside)"):
+            await restore_indexes(cur, "ledger", tables=[_BESIDE_REFRESH])
+        with _timed(steps, f"{_BESIDE_REFRESH} analyze (beside)"):
+            await cur.execute(f"ANALYZE ledger.{_BESIDE_REFRESH}")
 
 
 async def _replay_session(conn: psycopg.AsyncConnection[Any], defer: bool) -> None:
@@ -475,7 +508,7 @@ async def write_projected(
                 report.horizon = horizon or report.horizon
         finishing = time.perf_counter()
         if live and defer:
-            await _finish_deferral(engine)
+            await _finish_deferral(engine, report.finish_steps)
         elif live:
             await _restore(engine, schema)  # nothing dropped, unless by another replay
         elif not refresh:

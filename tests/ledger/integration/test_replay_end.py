@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -47,10 +48,10 @@ async def test_the_refresh_does_not_wait_for_billing_events_indexes(
     refreshed = asyncio.Event()
     real_finish, real_refresh = replay._finish_deferral, replay.refresh_all_derived
 
-    async def finish(engine: Any) -> None:
+    async def finish(engine: Any, steps: Any) -> None:
         # After the last batch: ROW EXCLUSIVE lets rows in but no index be built.
         await blocker.execute("LOCK TABLE ledger.billing_events IN ROW EXCLUSIVE MODE")
-        await real_finish(engine)
+        await real_finish(engine, steps)
 
     async def refresh(cur: Any, schema: str = "ledger") -> None:
         refreshed.set()
@@ -117,27 +118,36 @@ async def test_the_rebuild_runs_its_parts_on_two_connections_with_the_same_rows(
     webhook_client: WebhookClient,
     db: psycopg.AsyncConnection[Any],
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The replay's end rebuilds the query_* tables in two transactions (migration 0025):
     the MRR and event parts on the second, and the rows those of the one-transaction
-    ``query_support_rebuild()``."""
+    ``query_support_rebuild()``. The end's steps are logged with their seconds."""
     bodies = _world()
     await post_all(webhook_client, [b for _, b in bodies])
     beside: list[list[str]] = []
     real_parts = replay._rebuild_parts
 
-    async def parts(engine: Any, names: Any) -> None:
+    async def parts(engine: Any, names: Any, steps: Any) -> None:
         beside.append(list(names))
-        await real_parts(engine, names)
+        await real_parts(engine, names, steps)
 
     monkeypatch.setattr(replay, "_rebuild_parts", parts)
     service = await make_ledger(consume=False, replay_batch_size=50)
-    answer = await _replay(service.grpc.port)
+    with caplog.at_level(logging.INFO, logger="services.ledger.grpc_api"):
+        answer = await _replay(service.grpc.port)
     assert answer.applied == len(billing_event_ids(bodies))
     assert 0 < answer.finish_seconds < answer.seconds  # the end's share is reported
     cur = await db.execute("SELECT ledger.query_support_parts()")
     row = await cur.fetchone()
     assert row is not None
+    (finished,) = [r for r in caplog.records if r.getMessage() == "replay finished"]
+    steps: dict[str, float] = finished.finish_steps  # type: ignore[attr-defined]
+    assert {f"rebuild {part}" for part in row[0]} | {
+        "derived refresh",
+        "billing_events indexes (beside)",
+    } <= set(steps)
+    assert all(0 <= seconds <= answer.finish_seconds for seconds in steps.values())
     assert beside == [[p for p in row[0] if p in {"mrr", "events"}]]  # once, in order
     assert await _deferred(db) == 0
     rebuilt_in_two = await _all_query_tables(db)
@@ -161,8 +171,8 @@ async def test_a_failing_part_beside_leaves_the_rebuild_to_the_next_replay(
     before = await _indexes(db)
     real_parts = replay._rebuild_parts
 
-    async def failing(engine: Any, names: Any) -> None:
-        await real_parts(engine, ["no such part"])  # CASE_NOT_FOUND in the database
+    async def failing(engine: Any, names: Any, steps: Any) -> None:
+        await real_parts(engine, ["no such part"], steps)  # CASE_NOT_FOUND in the database
 
     monkeypatch.setattr(replay, "_rebuild_parts", failing)
     service = await make_ledger(consume=False, replay_batch_size=50)
