@@ -19,6 +19,9 @@ migration). :func:`restore_indexes` rebuilds whatever is recorded and clears the
 one transaction; it runs at the end of the bulk replay, at the start of every replay (before
 it decides anything) and when the ledger service starts. Restoring while a bulk replay is
 still running elsewhere is safe, only slower: its later batches maintain the indexes again.
+
+Autovacuum is off for the same tables over the same span (:func:`_autovacuum`): dropped with
+the indexes, back with them.
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ async def drop_indexes(cur: psycopg.AsyncCursor[Any], schema: str = "ledger") ->
         await cur.execute(
             sql.SQL("DROP INDEX {}.{}").format(sql.Identifier(schema), sql.Identifier(row[1]))
         )
+    for table in by_table:
+        await _autovacuum(cur, schema, table, enabled=False)
     return len(found)
 
 
@@ -126,6 +131,7 @@ async def restore_indexes(
         for definition in definitions:
             await cur.execute(_if_not_exists(definition, schema, table))
             count += 1
+        await _autovacuum(cur, schema, table, enabled=True)
         await cur.execute(
             sql.SQL("COMMENT ON TABLE {}.{} IS NULL").format(
                 sql.Identifier(schema), sql.Identifier(table)
@@ -176,6 +182,25 @@ async def _record(
             sql.Identifier(schema), sql.Identifier(table), sql.Literal(text)
         )
     )
+
+
+async def _autovacuum(
+    cur: psycopg.AsyncCursor[Any], schema: str, table: str, *, enabled: bool
+) -> None:
+    """Autovacuum off for a table while a bulk replay loads it, back to the server's default
+    with its indexes (the migrations set no table's ``autovacuum_enabled``).
+
+    Loaded from nothing, a table crosses autovacuum's insert threshold again and again: its
+    VACUUM and ANALYZE ran beside the replay's batches and competed for the cores with them
+    (issue 12, ninth pass), while the replay's end vacuums and analyzes every loaded table
+    anyway. Switched in the transactions that drop and rebuild the indexes, so the record
+    that brings the indexes back brings autovacuum back too.
+    """
+    name = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+    if enabled:
+        await cur.execute(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(name))
+    else:
+        await cur.execute(sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(name))
 
 
 def _if_not_exists(definition: str, schema: str, table: str) -> sql.SQL:

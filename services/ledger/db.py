@@ -13,12 +13,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 # One home for "is the database away?" (shared with ingest and the gRPC error mapping).
 from services.common.db_errors import DatabaseUnavailable, is_unavailable
 
-__all__ = ["DatabaseUnavailable", "is_unavailable", "raw_transaction"]
+__all__ = ["DatabaseUnavailable", "is_unavailable", "raw_autocommit", "raw_transaction"]
 
 
 @asynccontextmanager
@@ -26,11 +26,28 @@ async def raw_transaction(engine: AsyncEngine) -> AsyncIterator[psycopg.AsyncCon
     """A psycopg connection inside a transaction committed on exit (rolled back on error)."""
     try:
         async with engine.begin() as conn:
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
-            assert isinstance(driver, psycopg.AsyncConnection)
-            yield driver
+            yield await _driver(conn)
     except Exception as exc:
         if is_unavailable(exc):
             raise DatabaseUnavailable(repr(exc)) from exc
         raise
+
+
+@asynccontextmanager
+async def raw_autocommit(engine: AsyncEngine) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A psycopg connection in autocommit mode (given back to the pool as it was): for the
+    statements PostgreSQL refuses inside a transaction block, such as ``VACUUM``."""
+    try:
+        async with engine.connect() as conn:
+            yield await _driver(await conn.execution_options(isolation_level="AUTOCOMMIT"))
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise DatabaseUnavailable(repr(exc)) from exc
+        raise
+
+
+async def _driver(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
+    return driver

@@ -60,6 +60,7 @@ import psycopg
 from billing.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import Counter
+from psycopg import sql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.timeconv import to_timestamp
@@ -70,7 +71,7 @@ from services.ledger.bulk_indexes import (
     restore_indexes,
 )
 from services.ledger.culprits import apply_in_halves
-from services.ledger.db import DatabaseUnavailable, raw_transaction
+from services.ledger.db import DatabaseUnavailable, raw_autocommit, raw_transaction
 from services.ledger.dead_letters import record_replay_dead_letter
 from services.ledger.effects import BadEvent, Effects, project_event
 from services.ledger.projection import (
@@ -199,7 +200,8 @@ def _version(event: ingest_pb2.ArchivedEvent | None) -> tuple[datetime, str] | N
     return created.ToDatetime().replace(tzinfo=UTC), event.event_id
 
 
-#: Tables whose statistics the rebuild's plans depend on (they grew from nothing).
+#: Tables whose statistics the rebuild's plans depend on (they grew from nothing); the end
+#: also vacuums them (:func:`_vacuum`).
 _ANALYZED = (
     "billing_events",
     "accounts",
@@ -293,19 +295,29 @@ async def _finish_deferral(engine: AsyncEngine, steps: Steps) -> None:
     In four committed steps; the marker goes with the last one, so a replay that dies in
     between leaves all of it to the next replay (which defers, refreshes and rebuilds too):
 
-    1. the indexes of the tables the refresh looks rows up in;
+    1. VACUUM, then the indexes of the tables the refresh looks rows up in;
     2. ANALYZE of those tables, and the refresh: it rewrites most rows of the tables it
        refreshes (payments above all), which then have no secondary index to maintain;
-    3. the indexes of the refreshed tables and their ANALYZE (committed, so that the
-       rebuild's second connection plans with the new statistics too);
+    3. VACUUM of the refreshed tables (their rewritten rows' dead versions), their indexes
+       and their ANALYZE (committed, so that the rebuild's second connection plans with the
+       new statistics too);
     4. the query_* rebuild and the marker.
 
-    Meanwhile, on a second connection, billing_events gets its indexes and its ANALYZE
+    Every VACUUM runs while the table has no secondary index (a pass over its heap alone),
+    see :func:`_vacuum` for why the end vacuums at all.
+
+    Meanwhile, on a second connection, billing_events gets its VACUUM, indexes and ANALYZE
     (:func:`_ready_beside_refresh`): ~40% of the end's work, which otherwise ran alone on one
     core after the projection workers had finished (issue 12, sixth pass). The rebuild, too,
     runs half of its parts on a second connection (:func:`_rebuild_query_support`).
     """
     async with _beside(_ready_beside_refresh(engine, steps), "replay-end-billing"):
+        await _vacuum(
+            engine,
+            [t for t in _ANALYZED if t not in REFRESHED and t != _BESIDE_REFRESH],
+            steps,
+            "vacuum before their indexes",
+        )
         with _timed(steps, "indexes read by the refresh"):
             await _restore(engine, "ledger", [t for t in READ_BY_REFRESH if t != _BESIDE_REFRESH])
         async with raw_transaction(engine) as conn, conn.cursor() as cur:
@@ -318,8 +330,12 @@ async def _finish_deferral(engine: AsyncEngine, steps: Steps) -> None:
             await _replay_session(conn, defer=True)
             with _timed(steps, "derived refresh"):
                 await refresh_all_derived(cur)
-        with _timed(steps, "indexes of the refreshed tables"):
-            await _restore(engine, "ledger", REFRESHED)
+    # Only once billing_events' transaction beside has ended: its snapshot, older than the
+    # refresh, would keep the refreshed rows' dead versions from being removed.
+    refreshed = [t for t in _ANALYZED if t in REFRESHED]
+    await _vacuum(engine, refreshed, steps, "vacuum of the refreshed tables")
+    with _timed(steps, "indexes of the refreshed tables"):
+        await _restore(engine, "ledger", REFRESHED)
     await _restore(engine, "ledger")  # nothing left, unless another replay dropped some
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
@@ -398,11 +414,46 @@ async def _ready_beside_refresh(engine: AsyncEngine, steps: Steps) -> None:
     them to commit, exactly as it waits for the same builds in the locked transaction, and
     this transaction waits for nothing the lock holders wait for.
     """
+    await _vacuum(engine, [_BESIDE_REFRESH], steps, f"{_BESIDE_REFRESH} vacuum (beside)")
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         with _timed(steps, f"{_BESIDE_REFRESH} indexes (beside)"):
             await restore_indexes(cur, "ledger", tables=[_BESIDE_REFRESH])
         with _timed(steps, f"{_BESIDE_REFRESH} analyze (beside)"):
             await cur.execute(f"ANALYZE ledger.{_BESIDE_REFRESH}")
+
+
+async def _vacuum(engine: AsyncEngine, tables: Sequence[str], steps: Steps, name: str) -> None:
+    """VACUUM ``tables`` of the ledger, before their indexes are built (a pass over the heap
+    alone).
+
+    Why at all: a bulk-loaded table is not settled - no tuple has its hint bits, no page is
+    all-visible, and the refresh left a dead version of each row it rewrote. Left alone, the
+    first reader (the next replay, the consumer's ON CONFLICT probes) sets the hint bits and
+    dirties every page, and autovacuum follows with a full pass of its own, both while the
+    ledger is in use again; here it is one pass while the end's other connection builds
+    indexes. VACUUM refuses a transaction block, hence its own autocommit connection; it
+    takes no advisory lock (a writer's rows are welcome meanwhile) and no statement deadline
+    (a 10M-event ledger's billing_events is an operator's long job, as its index builds).
+    """
+    with _timed(steps, name):
+        async with raw_autocommit(engine) as conn:
+            # The batches committed asynchronously (synchronous_commit off): until the WAL
+            # holding their commits is flushed, VACUUM may neither set their rows' hint bits
+            # nor mark their pages all-visible. One WAL record written and flushed (PG 17's
+            # ``flush`` argument) flushes everything before it; a read-only commit does not.
+            await conn.execute(
+                "SELECT pg_logical_emit_message(false, 'billing.ledger', 'bulk replay end', true)"
+            )
+            await conn.execute("SET statement_timeout = 0")
+            try:
+                for table in tables:
+                    await conn.execute(
+                        sql.SQL("VACUUM {}.{}").format(
+                            sql.Identifier("ledger"), sql.Identifier(table)
+                        )
+                    )
+            finally:
+                await conn.execute("RESET statement_timeout")
 
 
 async def _replay_session(conn: psycopg.AsyncConnection[Any], defer: bool) -> None:

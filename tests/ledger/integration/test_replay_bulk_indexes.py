@@ -59,6 +59,16 @@ async def _records(db: psycopg.AsyncConnection[Any]) -> list[str]:
     return [str(r[0]) for r in await cur.fetchall()]
 
 
+async def _autovacuum_off(db: psycopg.AsyncConnection[Any]) -> list[str]:
+    """Ledger tables whose autovacuum is switched off (a bulk replay's, until its end)."""
+    cur = await db.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'ledger' AND 'autovacuum_enabled=false' = ANY(c.reloptions)"
+        " ORDER BY 1"
+    )
+    return [str(r[0]) for r in await cur.fetchall()]
+
+
 async def _count(db: psycopg.AsyncConnection[Any], sql: str) -> int:
     cur = await db.execute(sql)  # type: ignore[arg-type]
     row = await cur.fetchone()
@@ -93,10 +103,12 @@ async def test_a_bulk_replay_drops_the_secondary_indexes_and_builds_the_same_one
     await post_all(webhook_client, [b for _, b in bodies])
     before = await _indexes(db)
     seen: list[tuple[int, list[str]]] = []
+    quiet: list[list[str]] = []
     real = replay._apply
 
     async def watching(*args: Any) -> Any:  # what the ledger looks like during the batches
         seen.append((len(await _indexes(db)), await _records(db)))
+        quiet.append(await _autovacuum_off(db))
         return await real(*args)
 
     monkeypatch.setattr(replay, "_apply", watching)
@@ -107,9 +119,12 @@ async def test_a_bulk_replay_drops_the_secondary_indexes_and_builds_the_same_one
     # During the batches: fewer indexes, each written table's definitions recorded.
     assert all(count < len(before) for count, _ in seen)
     assert {tuple(records) for _, records in seen} == {tuple(sorted(BULK_TABLES))}
+    # ... and no autovacuum beside the batches on the tables being loaded.
+    assert {tuple(tables) for tables in quiet} == {tuple(sorted(BULK_TABLES))}
     # Afterwards: exactly the migrations' indexes again, no record, the same ledger.
     assert await _indexes(db) == before
     assert await _records(db) == []
+    assert await _autovacuum_off(db) == []
     clean = await _verify(service.grpc.port)  # the scratch schema is bulk-loaded too
     assert clean.mismatches == 0, clean.sample
     assert await _indexes(db) == before
@@ -240,6 +255,7 @@ async def test_a_killed_bulk_replay_leaves_a_record_and_the_ledger_is_whole_agai
 
     # What the kill left: the indexes dropped, and their definitions recorded.
     assert await _records(db) == sorted(BULK_TABLES)
+    assert await _autovacuum_off(db) == sorted(BULK_TABLES)
     assert len(await _indexes(db)) < len(before)
 
     service = await make_ledger(consume=False)  # its start rebuilds them
@@ -248,6 +264,7 @@ async def test_a_killed_bulk_replay_leaves_a_record_and_the_ledger_is_whole_agai
             break
         await asyncio.sleep(0.1)
     assert await _indexes(db) == before
+    assert await _autovacuum_off(db) == []  # back with the indexes
     again = await _replay(service.grpc.port)
     assert again.examined == len(bodies)
     assert await _count(db, "SELECT count(*) FROM ledger.billing_events") == len(expected)

@@ -201,3 +201,31 @@ async def _all_query_tables(db: psycopg.AsyncConnection[Any]) -> dict[str, list[
         rows = await db.execute(f"SELECT * FROM ledger.{table}")  # noqa: S608 - catalog name
         out[str(table)] = sorted(await rows.fetchall(), key=repr)
     return out
+
+
+async def test_the_end_leaves_the_loaded_tables_vacuumed(
+    make_ledger: Callable[..., Any],
+    webhook_client: WebhookClient,
+    db: psycopg.AsyncConnection[Any],
+) -> None:
+    """A bulk replay's end vacuums what it loaded (before the indexes are built): the pages of
+    billing_events are all-visible and the refreshed tables' dead versions are gone, so the
+    ledger's first readers and autovacuum find nothing left to do."""
+    bodies = _world()
+    await post_all(webhook_client, [b for _, b in bodies])
+    service = await make_ledger(consume=False, replay_batch_size=50)
+    answer = await _replay(service.grpc.port)
+    assert answer.applied == len(billing_event_ids(bodies))
+    await db.execute("SELECT pg_stat_clear_snapshot()")
+    cur = await db.execute(
+        "SELECT c.relname, c.relpages, c.relallvisible, s.n_dead_tup, s.vacuum_count"
+        " FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid"
+        " WHERE s.schemaname = 'ledger' AND c.relname = ANY(%s)",
+        (["billing_events", "payments", "subscriptions", "accounts", "charges"],),
+    )
+    tables = {str(r[0]): r[1:] for r in await cur.fetchall()}
+    assert len(tables) == 5
+    for name, (pages, all_visible, dead, vacuums) in tables.items():
+        assert vacuums >= 1, name
+        assert dead == 0, name
+        assert pages > 0 and all_visible == pages, name
