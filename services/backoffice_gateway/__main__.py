@@ -89,6 +89,11 @@ def serve(config: GatewayConfig) -> int:
             self.cfg.set("accesslog", None)
             self.cfg.set("when_ready", when_ready)
             self.cfg.set("child_exit", child_exit)
+            # gunicorn >= 25.1's runtime control socket (for `gunicornc`) is not used here: the
+            # admin port serves health and metrics. Its default path ($HOME/.gunicorn) is not
+            # writable in the image, where it logged "Control server error" at every start.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Any:
             return create_app(config)

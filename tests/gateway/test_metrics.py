@@ -81,7 +81,10 @@ def test_admin_port_adds_up_every_worker(gw_database_url: str, tmp_path: Path) -
         "LEDGER_GRPC_ADDR": f"127.0.0.1:{free_port()}",
         "INGEST_GRPC_ADDR": f"127.0.0.1:{free_port()}",
         "DRIFT_GRPC_ADDR": f"127.0.0.1:{free_port()}",
+        "HOME": str(tmp_path / "home"),  # where gunicorn would put its control socket
     }
+    env.pop("XDG_RUNTIME_DIR", None)
+    (tmp_path / "home").mkdir()
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "counter_999999.db").write_bytes(b"stale file of an earlier run")
     process = subprocess.Popen(
@@ -114,6 +117,8 @@ def test_admin_port_adds_up_every_worker(gw_database_url: str, tmp_path: Path) -
         assert health[0] == 200 and '"database": true' in health[1]
         assert _get(admin, "/other")[0] == 404
         assert "gateway_http" not in _get(port, "/metrics")[1]
+        # no runtime control socket (gunicorn >= 25.1): nothing listens besides the two ports
+        assert list((tmp_path / "home").iterdir()) == []
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(30)
