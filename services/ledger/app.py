@@ -4,55 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+import grpc
+from aiohttp import web
+from billing.ingest.v1 import ingest_pb2_grpc
+from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.admin import admin_app, database_check, nats_check, start_site
 from services.common.db import make_async_engine
+from services.common.grpc_client import aio_channel
+from services.common.grpc_server import GrpcServer
 from services.common.nats_link import NatsLink
 from services.ledger.bulk_indexes import restore_at_start
 from services.ledger.consumer import ConsumerOptions, LedgerConsumer
+from services.ledger.directory.servicer import register as register_directory
 from services.ledger.domain import native
 from services.ledger.effects import tune_gc_for_projection
+from services.ledger.grpc_api import READ_ONLY_METHODS, LedgerServicer
 from services.ledger.lag import LagMonitor
 from services.ledger.settings import LedgerSettings
 from services.ledger.worker_pool import projection_pool
 
-if TYPE_CHECKING:
-    import grpc
-    from aiohttp import web
-
-    from services.common.grpc_server import GrpcServer
-
 log = logging.getLogger("ledger")
-
-#: What only the gRPC and admin side needs (gRPC, the query and directory servicers,
-#: aiohttp's server): ~0.15 s of a ledger's ~0.65 s of imports (issue 12, eighth pass).
-#: :func:`start_ledger` starts the JetStream consumer first and imports these in a thread
-#: while the consumer connects, binds and fetches its first batch.
-SERVING_MODULES = (
-    "grpc",
-    "aiohttp.web",
-    "billing.ingest.v1.ingest_pb2_grpc",
-    "billing.ledger.v1.ledger_pb2_grpc",
-    "services.common.admin",
-    "services.common.grpc_client",
-    "services.common.grpc_server",
-    "services.ledger.directory.servicer",
-    "services.ledger.grpc_api",
-)
-
-
-def import_serving_modules() -> None:
-    """Import :data:`SERVING_MODULES` (run in a worker thread by :func:`start_ledger`)."""
-    for name in SERVING_MODULES:
-        importlib.import_module(name)
-
 
 #: Which form of the projection this process runs (services/ledger/domain/native.py). The
 #: compiled form replays about twice as fast; a deployment that silently runs the source (no
@@ -116,14 +94,8 @@ class LedgerService:
 
 
 async def start_ledger(settings: LedgerSettings) -> LedgerService:
-    """Start every part of the service; returns once the ports listen.
-
-    The consumer starts first, before the gRPC and admin side is even imported: a ledger
-    that (re)starts behind a backlog writes its first batch while the rest of the service
-    comes up (issue 12, goal 2: the start was ~0.9 s of a 20,000-event catch-up).
-    """
+    """Start every part of the service; returns once the ports listen."""
     export_projection_form(native.STATUS)
-    tune_gc_for_projection()  # the consumer projects in this process, from its first batch
     engine = make_async_engine(settings.database_url, pool_size=6, statement_timeout_ms=120_000)
     # In the background: the ports must not wait for index builds after a crash.
     restoring = asyncio.create_task(restore_at_start(engine), name="ledger-restore-indexes")
@@ -153,16 +125,6 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
         consumer.start()
         lag = LagMonitor(link, settings.consumer_name)
         lag.start()
-    # In a thread: the event loop keeps serving the consumer's round trips meanwhile.
-    await asyncio.to_thread(import_serving_modules)
-    from billing.ingest.v1 import ingest_pb2_grpc
-    from billing.ledger.v1 import ledger_pb2, ledger_pb2_grpc
-
-    from services.common.admin import admin_app, database_check, nats_check, start_site
-    from services.common.grpc_client import aio_channel
-    from services.common.grpc_server import GrpcServer
-    from services.ledger.directory.servicer import register as register_directory
-    from services.ledger.grpc_api import READ_ONLY_METHODS, LedgerServicer
 
     # The suite's client channel: carries GRPC_CLIENT_TOKEN (and TLS when configured).
     ingest_channel = aio_channel(
@@ -174,6 +136,7 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
     # with the writes (the consumer's batches are small enough to project in-line).
     # Spawned, not forked: services/ledger/worker_pool.py says why.
     executor = projection_pool(settings.replay_workers) if settings.replay_workers > 0 else None
+    tune_gc_for_projection()  # the consumer projects in this process
 
     runners = [
         await start_site(
