@@ -666,7 +666,8 @@ END $function$;
 -- query_refresh_accounts (0017: the customer-side drift check probes the partial index
 -- once per customer, so a ledger without statistics does not scan billing_events per account;
 -- 0020: only the rows that change are written, in place, instead of every row deleted and
--- inserted again)
+-- inserted again; 0026: the subscriptions of an account read per customer through
+-- subscriptions_customer, and each id computed once)
 CREATE OR REPLACE FUNCTION ledger.query_refresh_accounts(p_ids text[])
  RETURNS void
  LANGUAGE plpgsql
@@ -680,10 +681,12 @@ BEGIN
         RETURN;
     END IF;
     PERFORM ledger.query_lock(74001, p_ids);
-    -- The rows as they should be, compared with the stored ones: only the accounts whose
-    -- row changes (or appears, or goes) are written and moved in the mix and facets.
+    -- The rows as they should be (NULL for an id that is no account), compared with the
+    -- stored ones: only the accounts whose row changes (or appears, or goes) are written and
+    -- moved in the mix and facets.
     WITH fresh AS (
-    SELECT ROW(
+    SELECT ids.account_id,
+        CASE WHEN t.tenant_id IS NOT NULL OR c.n > 0 THEN ROW(
         ids.account_id,
         COALESCE(t.tenant_id, pc.tenant_id),
         COALESCE(c.customers, '{}'),
@@ -705,7 +708,7 @@ BEGIN
         COALESCE(ps.currency, pc.currency),
         COALESCE(m.committed, 0),
         COALESCE(m.forward, 0),
-        COALESCE(m.mixed, false))::ledger.query_accounts AS r
+        COALESCE(m.mixed, false))::ledger.query_accounts END AS r
     FROM unnest(p_ids) AS ids(account_id)
     LEFT JOIN ledger.tenants t ON t.tenant_id = ids.account_id
     LEFT JOIN LATERAL (
@@ -723,12 +726,20 @@ BEGIN
                  a.stripe_customer_id DESC
         LIMIT 1
     ) pc ON true
+    -- (0026) The account's subscriptions per customer (OFFSET 0 keeps the lookup per
+    -- customer, through subscriptions_customer): `stripe_customer_id = ANY(c.customers)` was
+    -- planned as a sequential scan of subscriptions per account on a ledger without
+    -- statistics (a live ledger that started empty, until autovacuum's first ANALYZE), twice
+    -- per account: accounts x subscriptions rows read per batch.
     LEFT JOIN LATERAL (
         SELECT s.subscription_id, s.plan, s.status, s.currency, s.current_period_end,
                s.cancel_at_period_end, s.cancel_at,
                NOT ledger.is_ended(s.status, s.ended_at) AS live
-        FROM ledger.subscriptions s
-        WHERE s.stripe_customer_id = ANY(c.customers)
+        FROM unnest(c.customers) AS cu(id)
+        CROSS JOIN LATERAL (
+            SELECT s1.subscription_id, s1.plan, s1.status, s1.currency, s1.current_period_end,
+                   s1.cancel_at_period_end, s1.cancel_at, s1.ended_at, s1.state_event_created
+            FROM ledger.subscriptions s1 WHERE s1.stripe_customer_id = cu.id OFFSET 0) s
         ORDER BY NOT ledger.is_ended(s.status, s.ended_at) DESC,
                  s.state_event_created DESC, s.subscription_id DESC
         LIMIT 1
@@ -738,8 +749,10 @@ BEGIN
                sum(s.forward_mrr) FILTER (WHERE s.currency = ps.currency) AS forward,
                bool_or(s.currency IS DISTINCT FROM ps.currency
                        AND (s.committed_mrr <> 0 OR s.forward_mrr <> 0)) AS mixed
-        FROM ledger.subscriptions s
-        WHERE s.stripe_customer_id = ANY(c.customers)
+        FROM unnest(c.customers) AS cu(id)
+        CROSS JOIN LATERAL (
+            SELECT s1.currency, s1.committed_mrr, s1.forward_mrr
+            FROM ledger.subscriptions s1 WHERE s1.stripe_customer_id = cu.id OFFSET 0) s
     ) m ON true
     LEFT JOIN LATERAL (
         SELECT EXISTS (
@@ -755,13 +768,14 @@ BEGIN
                          WHERE l.stripe_customer_id = b.stripe_customer_id
                            AND l.tenant_id <> ids.account_id)) AS drift
     ) d ON true
-    WHERE t.tenant_id IS NOT NULL OR c.n > 0
     )
-    SELECT array_agg(k.id), array_agg(f.r) FILTER (WHERE (f.r).account_id IS NOT NULL)
+    -- (0026) each id once: a second unnest(p_ids) joined to fresh was planned, in the
+    -- generic plan a session uses from its sixth call, as a nested loop over both id lists
+    -- (ids squared comparisons per batch)
+    SELECT array_agg(f.account_id), array_agg(f.r) FILTER (WHERE (f.r).account_id IS NOT NULL)
     INTO v_changed, v_rows
-    FROM unnest(p_ids) AS k(id)
-    LEFT JOIN fresh f ON (f.r).account_id = k.id
-    LEFT JOIN ledger.query_accounts q ON q.account_id = k.id
+    FROM fresh f
+    LEFT JOIN ledger.query_accounts q ON q.account_id = f.account_id
     WHERE q IS DISTINCT FROM f.r;
     IF v_changed IS NULL THEN
         RETURN;
