@@ -439,11 +439,14 @@ async def _vacuum(engine: AsyncEngine, tables: Sequence[str], steps: Steps, name
         async with raw_autocommit(engine) as conn:
             # The batches committed asynchronously (synchronous_commit off): until the WAL
             # holding their commits is flushed, VACUUM may neither set their rows' hint bits
-            # nor mark their pages all-visible. One WAL record written and flushed (PG 17's
-            # ``flush`` argument) flushes everything before it; a read-only commit does not.
-            await conn.execute(
-                "SELECT pg_logical_emit_message(false, 'billing.ledger', 'bulk replay end', true)"
-            )
+            # nor mark their pages all-visible. A synchronous commit of a transaction that
+            # wrote WAL flushes everything before it; one that wrote none does not (measured),
+            # hence a transactional WAL message (PostgreSQL 9.6+, any role; no table touched).
+            async with conn.transaction():
+                await conn.execute("SET LOCAL synchronous_commit = on")
+                await conn.execute(
+                    "SELECT pg_logical_emit_message(true, 'billing.ledger', 'bulk replay end')"
+                )
             await conn.execute("SET statement_timeout = 0")
             try:
                 for table in tables:
