@@ -14,7 +14,9 @@
 #  4. the check: signed webhooks from the host, found in the ledger over gRPC
 #     (tests/compose/check_stack.py);
 #  5. testcontainers: a part of the test suite with its PostgreSQL from testcontainers (the
-#     locally built image), so that path of tests/servers.py is exercised, not dead code;
+#     locally built image), so that path of tests/servers.py is exercised, not dead code, and
+#     a bulk replay's end (VACUUM after a WAL flush, autovacuum switched) runs on PostgreSQL 15
+#     as well as on the suite's embedded 18;
 #  6. teardown: `down -v` and the engine stopped if we started it; nothing is left running.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -139,5 +141,5 @@ env -u POSTGRES_PASSWORD -u STRIPE_WEBHOOK_SECRETS -u GRPC_ADMIN_TOKENS -u GRPC_
     -u GRPC_CLIENT_TOKEN -u DRIFT_GRPC_CLIENT_TOKEN -u GATEWAY_GRPC_CLIENT_TOKEN -u BILLING_IMAGE_TAG \
     TESTS_POSTGRES_IMAGE=billing-postgres:15 TESTS_REQUIRE_POSTGRES_SOURCE=testcontainers \
     .venv/bin/python -m pytest -q -p no:cacheprovider tests/common/test_server_choice.py \
-    tests/ingest/test_webhook.py
+    tests/ingest/test_webhook.py tests/ledger/integration/test_replay_end.py
 log "ok"
