@@ -452,45 +452,33 @@ async def _stored_customers(
 # ~20% of the writer's own CPU (issue 12).
 
 
-#: The tables each derived refresh reads (besides the table it refreshes).
-_ACCOUNT_SOURCES = frozenset({"accounts", "payment_methods", "tax_ids"})
-_SUBSCRIPTION_SOURCES = frozenset({"subscriptions", "subscription_schedules"})
-_PAYMENT_SOURCES = frozenset({"payments", "invoice_payments", "credit_notes", "refunds", "charges"})
-
-
 async def _refresh_derived(
     cur: psycopg.AsyncCursor[Any],
     schema: str,
-    models: Keys,
+    touched: Keys,
     previous_owners: set[str],
     changed: Collection[str],
 ) -> None:
-    """Recompute derived columns for every key this batch touched, from the tables alone.
+    """Recompute derived columns for the keys of the tables this batch changed, from the
+    tables alone.
 
-    A refresh whose source tables the batch did not change (``changed``: tables with a row
-    inserted or updated) is skipped: derived columns are a function of those rows, and every
-    committed batch leaves them up to date (a bulk replay that defers them leaves its marker,
-    and the next replay refreshes everything). So a redelivered message or an idempotent
-    replay, whose upserts change nothing, pays no refresh; measured as the largest share of
-    the ledger backend's time in a second replay of 1M events (issue 12, ninth pass).
+    ``changed``: the tables with a row inserted or updated. Derived columns are a function of
+    those rows, and every committed batch leaves them up to date (a bulk replay that defers
+    them leaves its marker, and the next replay refreshes everything), so the keys of a table
+    whose rows stayed as they were need nothing, and a refresh left without keys does not run:
+    a redelivered message or an idempotent replay, whose upserts change nothing, pays no
+    refresh (the largest share of the ledger backend's time in a second replay of 1M events,
+    issue 12, ninth pass). The previous owners matter only if a payment method or tax id
+    moved, i.e. changed.
     """
-    if not _ACCOUNT_SOURCES.isdisjoint(changed):
-        await _refresh_accounts(cur, schema, models, previous_owners)
-    if not _SUBSCRIPTION_SOURCES.isdisjoint(changed):
-        await _refresh_subscriptions(cur, schema, models)
-    if not _PAYMENT_SOURCES.isdisjoint(changed):
-        await _refresh_payments(cur, schema, models)
-
-
-async def _refresh_accounts(
-    cur: psycopg.AsyncCursor[Any], schema: str, models: Keys, previous_owners: set[str]
-) -> None:
+    models = {key: ids if key[0] in changed else [] for key, ids in touched.items()}
+    owners = previous_owners if _keys(models, "payment_methods") or _keys(models, "tax_ids") else ()
     customers = sorted(
         {
             *_keys(models, "accounts"),
             *_keys(models, "payment_methods", 1),
             *_keys(models, "tax_ids", 1),
-            *previous_owners,
+            *owners,
         }
     )
     methods = _keys(models, "payment_methods")
@@ -498,9 +486,6 @@ async def _refresh_accounts(
         await cur.execute(
             ACCOUNTS_REFRESH.format(s=schema, keys=_ACCOUNT_KEYS), (customers, methods)
         )
-
-
-async def _refresh_subscriptions(cur: psycopg.AsyncCursor[Any], schema: str, models: Keys) -> None:
     subscriptions = sorted(
         {*_keys(models, "subscriptions"), *_keys(models, "subscription_schedules", 1)}
     )
@@ -508,9 +493,6 @@ async def _refresh_subscriptions(cur: psycopg.AsyncCursor[Any], schema: str, mod
         await cur.execute(
             SUBSCRIPTIONS_REFRESH.format(s=schema, keys=_SUBSCRIPTION_KEYS), (subscriptions,)
         )
-
-
-async def _refresh_payments(cur: psycopg.AsyncCursor[Any], schema: str, models: Keys) -> None:
     invoices = sorted(
         {
             *_keys(models, "payments"),
