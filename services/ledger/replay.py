@@ -406,7 +406,8 @@ async def _beside(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[N
 
 
 async def _ready_beside_refresh(engine: AsyncEngine, steps: Steps) -> None:
-    """billing_events' dropped indexes and its ANALYZE, in their own transaction.
+    """billing_events' VACUUM (:func:`_vacuum`), then its dropped indexes and its ANALYZE in
+    their own transaction.
 
     Without the writers' advisory lock, or it would wait for each step of the refresh that
     it is meant to run beside. Nothing else needs the lock here: the index builds hold
