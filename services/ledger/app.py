@@ -120,6 +120,7 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
                 max_deliver=settings.server_max_deliver,
                 workers=settings.consumer_workers,
                 ramp_from=settings.batch_ramp_from,
+                fetch_max_bytes=settings.fetch_max_bytes,
             ),
         )
         consumer.start()

@@ -106,6 +106,9 @@ class ConsumerOptions:
     #: The first fetch after a short one asks for this many and each full fetch doubles it,
     #: up to ``batch_size`` (see ``_loop``); 0: every fetch asks for ``batch_size``.
     ramp_from: int = 2000
+    #: At most this many bytes of messages per pull request (services/ledger/jetstream_pull.py:
+    #: a batch of large events must not exceed what the server lets a client leave unread).
+    fetch_max_bytes: int = 32 << 20
 
 
 #: The projection's outcome for a list of payloads: the good ones merged and encoded for the
@@ -229,6 +232,7 @@ class LedgerConsumer:
             STREAM_NAME,
             self.options.name,
             idle_heartbeat=self.options.idle_heartbeat,
+            max_bytes=self.options.fetch_max_bytes,
         )
         await pull.start()
         return pull
@@ -283,7 +287,9 @@ class LedgerConsumer:
             while not self._stopping.is_set():
                 started = time.perf_counter()
                 msgs = await pull.fetch(size, self.options.fetch_timeout)
-                size = next_batch_size(size, len(msgs), first, self.options.batch_size)
+                size = next_batch_size(
+                    size, len(msgs), first, self.options.batch_size, cut=pull.cut_by_bytes
+                )
                 if not msgs:
                     continue
                 fetched = time.perf_counter()
@@ -443,8 +449,9 @@ class LedgerConsumer:
                 await pull.nak(msg, delay=delay)
 
 
-def next_batch_size(asked: int, got: int, first: int, most: int) -> int:
-    """How many messages to fetch next, after ``got`` of ``asked`` came.
+def next_batch_size(asked: int, got: int, first: int, most: int, *, cut: bool = False) -> int:
+    """How many messages to fetch next, after ``got`` of ``asked`` came (``cut``: the fetch
+    ended at its byte bound, so more are waiting, and asking for more would bring no more).
 
     A backlog is written in big batches (a batch's fixed costs - round trips, the refresh
     statements, the staging tables' truncation at commit - shrink per event), but the write
@@ -452,4 +459,6 @@ def next_batch_size(asked: int, got: int, first: int, most: int) -> int:
     catch-up on a loaded machine, issue 12): batches start at ``first`` and double while
     fetches come back full, up to ``most``; a short fetch (no backlog) starts over.
     """
+    if cut:
+        return asked
     return min(asked * 2, most) if got >= asked else first

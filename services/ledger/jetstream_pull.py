@@ -27,6 +27,14 @@ expired), 409 (the request is over; "Consumer Deleted" and "Consumer is push bas
 Exceeded MaxWaiting and the like only end the request), 503 (no JetStream behind the subject:
 :class:`PullConsumerGone`), anything else :class:`PullRequestRejected`.
 
+Every request carries ``max_bytes``: the server ends it (409 "Message Size Exceeds MaxBytes")
+before the messages it sends exceed that many bytes. Without it, a batch of large events asked
+for at once could exceed what the server lets one client have unread (``max_pending``, 64 MB
+by default) while this process was busy projecting: the server cut the connection as a "slow
+consumer", the whole batch waited out ``ack_wait``, and the next full-size request did the
+same (seen with 32,000 events of ~3 KB, issue 12). A request ended that way is still a
+backlog: :attr:`JetStreamPull.cut_by_bytes` says so, and the caller keeps its batch size.
+
 A reconnect in the middle of a request needs nothing special: the client subscribes the inbox
 again on the new connection, every wait here ends at its own deadline, and messages that were
 in flight are redelivered by JetStream after ``ack_wait`` (the projection is idempotent).
@@ -54,6 +62,8 @@ EXPIRES_MARGIN = 0.05
 # consumer slow; the callback empties it continuously into our own list.
 INBOX_PENDING_MSGS = 1_000_000
 INBOX_PENDING_BYTES = 1 << 30
+#: The server's answer to a request whose next message would exceed its ``max_bytes``.
+MAX_BYTES_REACHED = "Message Size Exceeds MaxBytes"
 
 
 class PullError(RuntimeError):
@@ -136,11 +146,23 @@ class JetStreamPull:
     """Pulls batches of a durable pull consumer through one inbox subscription."""
 
     def __init__(
-        self, client: Client, stream: str, durable: str, *, idle_heartbeat: float = 0.0
+        self,
+        client: Client,
+        stream: str,
+        durable: str,
+        *,
+        idle_heartbeat: float = 0.0,
+        max_bytes: int = 0,
     ) -> None:
+        """``max_bytes``: at most this many bytes of messages per request (0: no bound). It is
+        raised to twice the server's ``max_payload`` when below it, so that any single message
+        fits: a message larger than a request's ``max_bytes`` is never delivered to it."""
         self._client = client
         self._api_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._idle_heartbeat = idle_heartbeat
+        self._max_bytes = max_bytes
+        #: The last fetch's requests ended at ``max_bytes`` (a backlog, not a short fetch).
+        self.cut_by_bytes = False
         self._inbox = client.new_inbox()
         self._sub: Subscription | None = None
         self._buffer: list[Msg] = []
@@ -174,6 +196,7 @@ class JetStreamPull:
         the first ones (an empty list when none came)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        self.cut_by_bytes = False
         if len(self._buffer) < batch:
             await self._pull(batch, deadline, lingering=False)
         if not self._buffer:
@@ -198,6 +221,8 @@ class JetStreamPull:
                 body["idle_heartbeat"] = int(self._idle_heartbeat * 1e9)
         else:
             body["no_wait"] = True
+        if self._max_bytes:
+            body["max_bytes"] = max(self._max_bytes, 2 * self._client.max_payload)
         self._request = request
         try:
             await self._client.publish(
@@ -243,7 +268,10 @@ class JetStreamPull:
         if request is None or msg.subject != request.subject:
             self.stale_statuses += 1
             return
-        _finish(request, status_error(status, headers.get(DESCRIPTION, "")))
+        description = headers.get(DESCRIPTION, "")
+        if status == "409" and description.startswith(MAX_BYTES_REACHED):
+            self.cut_by_bytes = True
+        _finish(request, status_error(status, description))
 
     async def ack(self, msgs: Sequence[Msg]) -> None:
         """Acknowledge each message: one explicit ack per message, written as ONE buffer.

@@ -44,6 +44,10 @@ class LedgerSettings:
     # A catch-up's first fetch asks for this many, doubling while fetches come back full, up
     # to ``batch_size``; a short fetch starts over (0: every fetch asks for ``batch_size``).
     batch_ramp_from: int = 2000
+    # At most this many bytes of messages per pull request: half of nats-server's default
+    # max_pending (64 MB), the unread bytes after which it cuts a client as a slow consumer
+    # (services/ledger/jetstream_pull.py). Lower it with the server's max_pending.
+    fetch_max_bytes: int = 32 << 20
 
     @property
     def server_max_deliver(self) -> int:
@@ -76,6 +80,9 @@ class LedgerSettings:
             raise ConfigError("LEDGER_CONSUMER_WORKERS must be 0 (a thread) or 1 (a process)")
         if batch < 1:
             raise ConfigError("LEDGER_BATCH_SIZE must be at least 1")
+        fetch_max_bytes = env_int("LEDGER_FETCH_MAX_BYTES", 32 << 20)
+        if fetch_max_bytes < 1:
+            raise ConfigError("LEDGER_FETCH_MAX_BYTES must be at least 1")
         ingest_port = env_int("INGEST_GRPC_PORT", 50051)
         return cls(
             database_url=database_url(),
@@ -98,4 +105,5 @@ class LedgerSettings:
             reuse_port=env_str("LEDGER_REUSE_PORT", "0") not in ("0", "false", "no", ""),
             consumer_workers=workers,
             batch_ramp_from=max(env_int("LEDGER_BATCH_RAMP_FROM", 2000), 0),
+            fetch_max_bytes=fetch_max_bytes,
         )

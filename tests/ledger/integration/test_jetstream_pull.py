@@ -241,3 +241,81 @@ async def test_a_broker_restart_in_the_middle_of_a_batch() -> None:
             await pull.stop()
         finally:
             await world.client.close()
+
+
+# A server that lets a client leave at most 2 MB unread, with messages of at most 64 KB (so
+# the client's floor for max_bytes, twice max_payload, stays far below max_pending).
+SMALL_PENDING = "max_pending: 2MB\nmax_payload: 64KB\n"
+
+
+def _stall_after_pull_requests(client: Client, seconds: float) -> None:
+    """Block the event loop for ``seconds`` after each pull request is on the wire: the
+    client reads nothing meanwhile, as when the projection holds the interpreter."""
+    publish = client.publish
+
+    async def stalling(subject: str, payload: bytes = b"", reply: str = "", headers=None):  # type: ignore[no-untyped-def]
+        await publish(subject, payload, reply=reply, headers=headers)
+        if subject.startswith("$JS.API.CONSUMER.MSG.NEXT."):
+            await client.flush()
+            time.sleep(seconds)
+
+    client.publish = stalling  # type: ignore[method-assign]
+
+
+async def _big_backlog(world: World, count: int) -> None:
+    body = b"x" * 10_000
+    for _ in range(count):
+        await world.js.publish(world.subject, body)
+
+
+async def test_without_max_bytes_a_big_batch_gets_the_client_cut_as_a_slow_consumer() -> None:
+    """The failure max_bytes prevents, on a real server: 6 MB asked for at once by a client
+    that does not read for a moment exceeds max_pending, and the server drops the
+    connection (the batch then waits out ack_wait)."""
+    with nats_server(SMALL_PENDING) as broker:
+        world = await _world(broker.url)
+        try:
+            pull = await world.consumer(ack_wait=30.0)
+            await _big_backlog(world, 600)
+            _stall_after_pull_requests(world.client, 0.5)
+            got = await pull.fetch(600, 3.0)
+            assert len(got) < 600
+            await eventually(lambda: _reconnected(world.client))
+            assert "Slow Consumer" in (broker.data_dir / "nats.log").read_text()
+        finally:
+            await world.client.close()
+
+
+async def test_max_bytes_ends_a_big_batch_before_the_servers_max_pending() -> None:
+    with nats_server(SMALL_PENDING) as broker:
+        world = await _world(broker.url)
+        try:
+            await world.js.add_consumer(
+                world.stream,
+                ConsumerConfig(durable_name=world.durable, ack_policy=AckPolicy.EXPLICIT),
+            )
+            pull = JetStreamPull(world.client, world.stream, world.durable, max_bytes=512 * 1024)
+            await pull.start()
+            await _big_backlog(world, 600)
+            _stall_after_pull_requests(world.client, 0.5)
+            first = await pull.fetch(600, LONG)
+            # ~512 KB of 10 KB messages, ended by the server's 409, not by the deadline
+            assert 10 <= len(first) <= 60
+            assert pull.cut_by_bytes and pull.statuses["409"] >= 1
+            got = list(first)
+            while len(got) < 600:
+                more = await pull.fetch(600, LONG)
+                assert more, "a fetch came back empty with messages still pending"
+                got += more
+            await pull.ack(got)
+            await eventually(world.all_acked)
+            assert world.client.stats["reconnects"] == 0
+            assert "Slow Consumer" not in (broker.data_dir / "nats.log").read_text()
+            assert len({m.metadata.sequence.stream for m in got}) == 600
+            await pull.stop()
+        finally:
+            await world.client.close()
+
+
+def _reconnected(client: Client) -> bool:
+    return int(client.stats["reconnects"]) >= 1

@@ -84,22 +84,42 @@ def test_batches_double_while_fetches_come_back_full_and_start_over_after_a_shor
     assert sizes == [500, 1000, 2000, 2000, 2000, 250, 500]
 
 
+def test_a_fetch_ended_by_its_byte_bound_keeps_the_batch_size() -> None:
+    # short, but because max_bytes ended it: a backlog, so neither starting over nor doubling
+    assert next_batch_size(4000, 2700, 250, 8000, cut=True) == 4000
+    assert next_batch_size(4000, 2700, 250, 8000) == 250
+
+
+def _settings(monkeypatch: pytest.MonkeyPatch, name: str, value: str | None) -> LedgerSettings:
+    """The ledger's settings with ``name`` set to ``value`` (``None``: unset)."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://billing@db:5432/billing")
+    monkeypatch.setenv("NATS_URL", "nats://nats:4222")
+    if value is None:
+        monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv(name, value)
+    return LedgerSettings.from_env()
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 32 << 20), ("1048576", 1 << 20)])
+def test_the_fetch_byte_bound_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: int
+) -> None:
+    assert _settings(monkeypatch, "LEDGER_FETCH_MAX_BYTES", value).fetch_max_bytes == expected
+
+
 @pytest.mark.parametrize(("value", "workers"), [(None, 0), ("0", 0), ("1", 1)])
 def test_the_projection_worker_setting(
     monkeypatch: pytest.MonkeyPatch, value: str | None, workers: int
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", "postgresql://billing@db:5432/billing")
-    monkeypatch.setenv("NATS_URL", "nats://nats:4222")
-    if value is None:
-        monkeypatch.delenv("LEDGER_CONSUMER_WORKERS", raising=False)
-    else:
-        monkeypatch.setenv("LEDGER_CONSUMER_WORKERS", value)
-    assert LedgerSettings.from_env().consumer_workers == workers
+    assert _settings(monkeypatch, "LEDGER_CONSUMER_WORKERS", value).consumer_workers == workers
 
 
-def test_more_than_one_projection_worker_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATABASE_URL", "postgresql://billing@db:5432/billing")
-    monkeypatch.setenv("NATS_URL", "nats://nats:4222")
-    monkeypatch.setenv("LEDGER_CONSUMER_WORKERS", "2")
-    with pytest.raises(ConfigError, match="LEDGER_CONSUMER_WORKERS"):
-        LedgerSettings.from_env()
+@pytest.mark.parametrize(
+    ("name", "value"), [("LEDGER_FETCH_MAX_BYTES", "0"), ("LEDGER_CONSUMER_WORKERS", "2")]
+)
+def test_out_of_range_consumer_settings_are_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    with pytest.raises(ConfigError, match=name):
+        _settings(monkeypatch, name, value)
