@@ -509,6 +509,7 @@ def live_run(
         end_cpu = cpu_seconds(child.pid)
         machine.append(machine_busy())
         phases = scrape_phases(admin_port)
+        peak = peak_rss_mib(child.pid)
     finally:
         poll.close()
         states.stop.set()
@@ -533,7 +534,8 @@ def live_run(
         f" from the first row applied: {steady:,.0f} billing rows/s"
         + (f" (first {first[1]} rows {first[0] - started:.1f}s after the start)" if first else "")
         + ";"
-        f" load average {os.getloadavg()[0]:.1f}; {analyzed_during(live_url, elapsed)}"
+        f" load average {os.getloadavg()[0]:.1f}; {analyzed_during(live_url, elapsed)};"
+        " peak RSS (VmHWM) " + ", ".join(f"{mib:.0f} MiB" for mib in peak)
     )
     if processes == 1 and end_cpu is not None:  # with copies the CPU is in the children
         line = f"live ledger process CPU: {end_cpu * 1e6 / sent:.0f} us/event incl. start"
