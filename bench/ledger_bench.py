@@ -504,7 +504,7 @@ def live_run(
                 machine.append(machine_busy())
                 if detail:
                     states.thread.start()
-            time.sleep(0.05)
+            time.sleep(poll_pause(first, done, expected))
         finished = time.perf_counter()
         end_cpu = cpu_seconds(child.pid)
         machine.append(machine_busy())
@@ -573,6 +573,20 @@ def live_run(
             print(f"  the ledger's PostgreSQL backends (sampled every 20 ms): {states.summary()}")
     print(f"live batches: {phases}")
     return LiveRun(processes, batch, rate, steady, ledger_digest(live_url))
+
+
+def poll_pause(first: tuple[float, int] | None, done: int, expected: int) -> float:
+    """Seconds until the live run's next poll: 50 ms until the first row and once the end is
+    near, in between half of the time the rate so far says is left (at most 0.25 s).
+
+    The poll's ``count(*)`` scans billing_events (~5 ms at 80,000 rows): at a fixed 50 ms it
+    took a few percent of a core from the two the measured ledger runs on. A poll that comes
+    late can only lower the measured rate, never raise it.
+    """
+    if first is None or done <= first[1]:
+        return 0.05
+    rate = (done - first[1]) / max(time.perf_counter() - first[0], 1e-6)
+    return min(0.25, max(0.05, (expected - done) / rate / 2))
 
 
 def rows_and_backends(conn: psycopg.Connection[Any]) -> tuple[int, list[int]]:
