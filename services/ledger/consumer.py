@@ -93,7 +93,7 @@ LOOP_LAG = Histogram(
 @dataclass(frozen=True, slots=True)
 class ConsumerOptions:
     name: str = "ledger"
-    batch_size: int = 8000  # at most per fetch and transaction
+    batch_size: int = 16000  # at most per fetch and transaction
     fetch_timeout: float = 0.5
     ack_wait: float = 30.0
     dead_letter_after: int = 5

@@ -66,15 +66,17 @@ class LedgerSettings:
         dead_after = env_int("LEDGER_DEAD_LETTER_AFTER", 5)
         if dead_after < 1:
             raise ConfigError("LEDGER_DEAD_LETTER_AFTER must be at least 1")
-        # At most 8000 per transaction, the first fetch of a catch-up 2000, doubling while
-        # fetches come back full: a live write has a fixed cost per transaction (round trips,
-        # the query_* flush, the commit), so a backlog written in batches of 8000 costs the
-        # ledger's PostgreSQL backend ~0.75x the CPU per event of batches of 2000, same run
-        # (bench/RESULTS.md, issue 12 eighth pass), while the first rows still wait for only
-        # 2000 to be fetched and projected. 2000 itself consumed 1.5-1.6x the events/s of 256
-        # (third pass). A fetch returns at once with what is there (a no-wait pull), so a
-        # trickle of events is not held back to fill a batch.
-        batch = env_int("LEDGER_BATCH_SIZE", 8000)
+        # At most 16,000 per transaction (and LEDGER_FETCH_MAX_BYTES per fetch), the first
+        # fetch of a catch-up 2000, doubling while fetches come back full: a live write has a
+        # fixed cost per transaction (round trips, the query_* flush, the commit), so a backlog
+        # written in batches of 8000 costs the ledger's PostgreSQL backend ~0.75x the CPU per
+        # event of batches of 2000 (bench/RESULTS.md, issue 12 eighth pass), and 16,000 ~0.8x
+        # that of 8000 (30.1 vs 37.9 us); the live bench consumed 1.04-1.09x the rows/s with
+        # 16,000 in three same-run pairs, for +28 MiB peak RSS (tenth pass). The first rows
+        # still wait for only 2000 to be fetched and projected; 2000 itself consumed 1.5-1.6x
+        # the events/s of 256 (third pass). A fetch returns at once with what is there (a
+        # no-wait pull), so a trickle of events is not held back to fill a batch.
+        batch = env_int("LEDGER_BATCH_SIZE", 16000)
         workers = env_int("LEDGER_CONSUMER_WORKERS", 0)
         if workers not in (0, 1):  # one batch is projected at a time: a second would idle
             raise ConfigError("LEDGER_CONSUMER_WORKERS must be 0 (a thread) or 1 (a process)")

@@ -2,8 +2,8 @@
 
 The live write has a fixed cost per transaction (round trips, the query_* flush, the commit),
 so the consumer writes a backlog in batches doubling from ``LEDGER_BATCH_RAMP_FROM`` up to
-``LEDGER_BATCH_SIZE`` (8000 from 2000 by default, bench/RESULTS.md eighth pass). Here a world
-is archived and published while no ledger consumes, then one ledger catches up: its
+``LEDGER_BATCH_SIZE`` (16000 from 2000 by default, bench/RESULTS.md eighth and tenth passes).
+Here a world is archived and published while no ledger consumes, then one ledger catches up: its
 transactions must ramp (first small, doubling, never above the bound), every message must be
 applied and acked exactly once, and the ledger must verify against a replay (0 mismatches).
 """
@@ -74,6 +74,6 @@ def test_by_default_a_backlog_ramps_from_2000_to_8000_per_transaction(
     monkeypatch.delenv("LEDGER_BATCH_SIZE", raising=False)
     monkeypatch.delenv("LEDGER_BATCH_RAMP_FROM", raising=False)
     settings = LedgerSettings.from_env()
-    assert (settings.batch_size, settings.batch_ramp_from) == (8000, 2000)
+    assert (settings.batch_size, settings.batch_ramp_from) == (16000, 2000)
     options = ConsumerOptions()
-    assert (options.batch_size, options.ramp_from) == (8000, 2000)
+    assert (options.batch_size, options.ramp_from) == (16000, 2000)
