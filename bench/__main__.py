@@ -17,3 +17,6 @@ drift_archive_bench.main([])
 from bench import jetstream_pull_bench  # noqa: E402 - appended, keeps merges easy
 
 jetstream_pull_bench.main([])
+from bench import peak_bench  # noqa: E402 - appended, keeps merges easy
+
+peak_bench.main([])
