@@ -199,12 +199,19 @@ class JetStreamPull:
         self.cut_by_bytes = False
         if len(self._buffer) < batch:
             await self._pull(batch, deadline, lingering=False)
+            if not self._buffer and self.cut_by_bytes:
+                # The next message alone is larger than the bound (stored while the server
+                # allowed larger payloads): that one message, unbounded, or the consumer
+                # would ask for it forever and get a 409 each time.
+                await self._pull(1, deadline, lingering=False, bounded=False)
         if not self._buffer:
             await self._pull(batch, deadline, lingering=True)
         taken, self._buffer = self._buffer[:batch], self._buffer[batch:]
         return taken
 
-    async def _pull(self, batch: int, deadline: float, *, lingering: bool) -> None:
+    async def _pull(
+        self, batch: int, deadline: float, *, lingering: bool, bounded: bool = True
+    ) -> None:
         loop = asyncio.get_running_loop()
         remaining = deadline - loop.time()
         if remaining <= 0:
@@ -221,7 +228,7 @@ class JetStreamPull:
                 body["idle_heartbeat"] = int(self._idle_heartbeat * 1e9)
         else:
             body["no_wait"] = True
-        if self._max_bytes:
+        if self._max_bytes and bounded:
             body["max_bytes"] = max(self._max_bytes, 2 * self._client.max_payload)
         self._request = request
         try:

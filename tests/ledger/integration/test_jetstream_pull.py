@@ -319,3 +319,35 @@ async def test_max_bytes_ends_a_big_batch_before_the_servers_max_pending() -> No
 
 def _reconnected(client: Client) -> bool:
     return int(client.stats["reconnects"]) >= 1
+
+
+async def test_a_message_larger_than_the_byte_bound_is_still_delivered() -> None:
+    """A message stored while the server allowed larger payloads is larger than the fetch's
+    byte floor (twice today's ``max_payload``): it comes in a fetch of its own, unbounded,
+    instead of a 409 for every request forever."""
+    with nats_server() as broker:
+        world = await _world(broker.url)
+        try:
+            pull = await world.consumer()
+            await world.js.publish(world.subject, b"y" * 600_000)
+            await world.publish(3)
+            broker.config = "max_payload: 131072\n"  # 128 KB: the floor becomes 256 KB
+            broker.stop()
+            broker.start()
+            # connected again, to the server with the smaller limit
+            await eventually(lambda: world.client.max_payload == 131072, attempts=400)
+            bounded = JetStreamPull(world.client, world.stream, world.durable, max_bytes=1)
+            await bounded.start()
+            got: list = []  # type: ignore[type-arg]
+            while len(got) < 4:
+                more = await bounded.fetch(10, LONG)
+                assert more, "nothing came although 4 messages are pending"
+                got += more
+            assert len(got[0].data) == 600_000
+            assert _numbers(got[1:]) == [0, 1, 2]
+            await bounded.ack(got)
+            await eventually(world.all_acked)
+            await bounded.stop()
+            await pull.stop()
+        finally:
+            await world.client.close()
