@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -28,11 +29,43 @@ from services.common.process_group import die_with_parent
 PG_SYSTEM_USER = "embedded_postgres"
 
 
+#: Where :func:`free_port` picks: below the kernel's ephemeral range (read at first use).
+_PORTS_FROM = 20000
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """Ask the kernel for a free TCP port on loopback."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port free on every address, for a server started a moment later.
+
+    Picked below the kernel's ephemeral range (``ip_local_port_range``, 32768-60999 by
+    default), never inside it: the kernel gives ports from that range to every outgoing
+    connection, so a port it had just called free could be some client socket's by the time
+    the server bound it ("address already in use" in a bench or a test, about once a day
+    here). Below the range only another :func:`free_port` caller can take it: ports are
+    drawn at random and never handed out twice by one process.
+    """
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.randrange(_PORTS_FROM, _ephemeral_low())
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("0.0.0.0", port))  # a probe on every address, closed at once
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free TCP port between {_PORTS_FROM} and {_ephemeral_low()}")
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (32768 where it cannot be read)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+    return low if low > _PORTS_FROM + 1000 else 32768
 
 
 def wait_for_port(
