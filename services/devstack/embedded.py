@@ -29,7 +29,7 @@ from services.common.process_group import die_with_parent
 PG_SYSTEM_USER = "embedded_postgres"
 
 
-#: Where :func:`free_port` picks: below the kernel's ephemeral range (read at first use).
+#: The lowest port :func:`free_port` picks; the highest is below the kernel's ephemeral range.
 _PORTS_FROM = 20000
 _handed_out: set[int] = set()
 
