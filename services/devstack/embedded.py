@@ -45,8 +45,9 @@ def free_port() -> int:
     drawn at random and never handed out twice by one process.
     """
     rng = random.SystemRandom()
+    below = _ephemeral_low()
     for _ in range(1000):
-        port = rng.randrange(_PORTS_FROM, _ephemeral_low())
+        port = rng.randrange(_PORTS_FROM, below)
         if port in _handed_out:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -56,7 +57,7 @@ def free_port() -> int:
                 continue
         _handed_out.add(port)
         return port
-    raise RuntimeError(f"no free TCP port between {_PORTS_FROM} and {_ephemeral_low()}")
+    raise RuntimeError(f"no free TCP port between {_PORTS_FROM} and {below}")
 
 
 def _ephemeral_low() -> int:

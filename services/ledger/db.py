@@ -8,8 +8,8 @@ apart from "this event is bad".
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
@@ -24,22 +24,26 @@ __all__ = ["DatabaseUnavailable", "is_unavailable", "raw_autocommit", "raw_trans
 @asynccontextmanager
 async def raw_transaction(engine: AsyncEngine) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """A psycopg connection inside a transaction committed on exit (rolled back on error)."""
-    try:
+    with _unavailable_means_later():
         async with engine.begin() as conn:
             yield await _driver(conn)
-    except Exception as exc:
-        if is_unavailable(exc):
-            raise DatabaseUnavailable(repr(exc)) from exc
-        raise
 
 
 @asynccontextmanager
 async def raw_autocommit(engine: AsyncEngine) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """A psycopg connection in autocommit mode (given back to the pool as it was): for the
     statements PostgreSQL refuses inside a transaction block, such as ``VACUUM``."""
-    try:
+    with _unavailable_means_later():
         async with engine.connect() as conn:
             yield await _driver(await conn.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+@contextmanager
+def _unavailable_means_later() -> Iterator[None]:
+    """A database that is away raises ``DatabaseUnavailable`` (retry later); any other error
+    goes through as it is (a bug or a bad event must not look like an outage)."""
+    try:
+        yield
     except Exception as exc:
         if is_unavailable(exc):
             raise DatabaseUnavailable(repr(exc)) from exc

@@ -311,28 +311,24 @@ async def _finish_deferral(engine: AsyncEngine, steps: Steps) -> None:
     core after the projection workers had finished (issue 12, sixth pass). The rebuild, too,
     runs half of its parts on a second connection (:func:`_rebuild_query_support`).
     """
+    # The tables read by the refresh (but billing_events, beside), and those it rewrites.
+    read = [t for t in _ANALYZED if t not in REFRESHED and t != _BESIDE_REFRESH]
+    refreshed = [t for t in _ANALYZED if t in REFRESHED]
     async with _beside(_ready_beside_refresh(engine, steps), "replay-end-billing"):
-        await _vacuum(
-            engine,
-            [t for t in _ANALYZED if t not in REFRESHED and t != _BESIDE_REFRESH],
-            steps,
-            "vacuum before their indexes",
-        )
+        await _vacuum(engine, read, steps, "vacuum before their indexes")
         with _timed(steps, "indexes read by the refresh"):
             await _restore(engine, "ledger", [t for t in READ_BY_REFRESH if t != _BESIDE_REFRESH])
         async with raw_transaction(engine) as conn, conn.cursor() as cur:
             await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
             with _timed(steps, "analyze before the refresh"):
-                for table in _ANALYZED:
-                    if table not in REFRESHED and table != _BESIDE_REFRESH:
-                        await cur.execute(f"ANALYZE ledger.{table}")
+                for table in read:
+                    await cur.execute(f"ANALYZE ledger.{table}")
             # The rebuild below recomputes the query_* tables: no trigger work for the refresh.
             await _replay_session(conn, defer=True)
             with _timed(steps, "derived refresh"):
                 await refresh_all_derived(cur)
     # Only once billing_events' transaction beside has ended: its snapshot, older than the
     # refresh, would keep the refreshed rows' dead versions from being removed.
-    refreshed = [t for t in _ANALYZED if t in REFRESHED]
     await _vacuum(engine, refreshed, steps, "vacuum of the refreshed tables")
     with _timed(steps, "indexes of the refreshed tables"):
         await _restore(engine, "ledger", REFRESHED)
@@ -340,9 +336,8 @@ async def _finish_deferral(engine: AsyncEngine, steps: Steps) -> None:
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
         with _timed(steps, "analyze of the refreshed tables"):
-            for table in _ANALYZED:
-                if table in REFRESHED:
-                    await cur.execute(f"ANALYZE ledger.{table}")
+            for table in refreshed:
+                await cur.execute(f"ANALYZE ledger.{table}")
     async with raw_transaction(engine) as conn, conn.cursor() as cur:
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("ledger:ledger",))
         await _replay_session(conn, defer=True)
