@@ -34,7 +34,6 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
-from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from prometheus_client import Counter, Histogram
@@ -46,7 +45,7 @@ from services.ledger.culprits import apply_in_halves
 from services.ledger.db import DatabaseUnavailable, is_unavailable, raw_transaction
 from services.ledger.dead_letters import record_dead_letter
 from services.ledger.effects import Effects, project_event
-from services.ledger.jetstream_pull import JetStreamPull, parse_ack_subject
+from services.ledger.jetstream_pull import Delivery, JetStreamPull, parse_ack_subject
 from services.ledger.projection import (
     BatchResult,
     StagedBatch,
@@ -144,14 +143,14 @@ class ProjectedMessages:
     """A fetched batch after projection: its readable messages with their rows staged for
     the writer, and the failures."""
 
-    msgs: Sequence[Msg]
-    good: list[Msg] = field(default_factory=list)
+    msgs: Sequence[Delivery]
+    good: list[Delivery] = field(default_factory=list)
     staged: StagedBatch | None = None
-    failed: list[tuple[Msg, str]] = field(default_factory=list)
+    failed: list[tuple[Delivery, str]] = field(default_factory=list)
     stage_error: str | None = None  # merging / encoding the good ones together failed
 
     @classmethod
-    def of(cls, msgs: Sequence[Msg], outcome: StagedPayloads) -> ProjectedMessages:
+    def of(cls, msgs: Sequence[Delivery], outcome: StagedPayloads) -> ProjectedMessages:
         staged, failures, stage_error = outcome
         failed = [(msgs[index], error) for index, error in failures]
         bad = {index for index, _ in failures}
@@ -314,7 +313,7 @@ class LedgerConsumer:
                     writing.cancel()
                     raise
 
-    async def _project(self, msgs: Sequence[Msg]) -> ProjectedMessages:
+    async def _project(self, msgs: Sequence[Delivery]) -> ProjectedMessages:
         """:meth:`project` off the event loop: in the worker process, else in a thread."""
         payloads = [msg.data for msg in msgs]
         if self._executor is not None:
@@ -342,11 +341,11 @@ class LedgerConsumer:
                 if not is_unavailable(exc):
                     return
 
-    async def handle(self, msgs: Sequence[Msg]) -> None:
+    async def handle(self, msgs: Sequence[Delivery]) -> None:
         """Apply ``msgs`` (one transaction if possible), ack, and handle failures."""
         await self.apply(self.project(msgs))
 
-    def project(self, msgs: Sequence[Msg]) -> ProjectedMessages:
+    def project(self, msgs: Sequence[Delivery]) -> ProjectedMessages:
         """Each message's rows staged for the writer, or why it cannot have any (CPU only)."""
         return ProjectedMessages.of(msgs, stage_payloads([msg.data for msg in msgs]))
 
@@ -381,11 +380,13 @@ class LedgerConsumer:
         PHASE_SECONDS.labels("write").observe(time.perf_counter() - started)
         PHASE_SECONDS.labels("write_loop_cpu").observe(time.thread_time() - started_cpu)
 
-    async def _in_halves(self, good: list[Msg], batch: Sequence[Msg]) -> list[tuple[Msg, str]]:
+    async def _in_halves(
+        self, good: list[Delivery], batch: Sequence[Delivery]
+    ) -> list[tuple[Delivery, str]]:
         """Apply a batch whose transaction failed in halves (services/ledger/culprits.py),
         each part acked after its own commit; returns the messages that fail alone."""
 
-        async def apply(part: Sequence[Msg]) -> BatchResult:
+        async def apply(part: Sequence[Delivery]) -> BatchResult:
             try:
                 async with raw_transaction(self._engine) as conn:
                     return await apply_batch(conn, [msg.data for msg in part])
@@ -393,7 +394,7 @@ class LedgerConsumer:
                 await self._nak_all(batch, 1.0)
                 raise
 
-        async def applied(part: Sequence[Msg], result: BatchResult) -> None:
+        async def applied(part: Sequence[Delivery], result: BatchResult) -> None:
             APPLIED.inc(result.applied)
             await self._acker().ack(part)
             CONSUMED.inc(len(part))
@@ -404,7 +405,7 @@ class LedgerConsumer:
             for msg, exc in await apply_in_halves(good, apply, applied)
         ]
 
-    async def _failed(self, msg: Msg, error: str) -> None:
+    async def _failed(self, msg: Delivery, error: str) -> None:
         """Nak for a later retry, or set aside once the delivery bound is reached."""
         delivery = parse_ack_subject(msg.reply)
         deliveries = delivery.num_delivered
@@ -439,7 +440,7 @@ class LedgerConsumer:
             raise RuntimeError("the consumer is not bound: nothing was fetched to acknowledge")
         return self._pull
 
-    async def _nak_all(self, msgs: Sequence[Msg], delay: float) -> None:
+    async def _nak_all(self, msgs: Sequence[Delivery], delay: float) -> None:
         """Best effort: a nak that does not get out only means the ack_wait redelivery."""
         pull = self._pull
         if pull is None:

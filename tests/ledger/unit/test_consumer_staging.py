@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from nats.aio.msg import Msg
 
 from services.common.config import ConfigError
 from services.ledger import consumer
 from services.ledger.consumer import ProjectedMessages, next_batch_size, stage_payloads
+from services.ledger.jetstream_pull import Delivery
 from services.ledger.settings import LedgerSettings
 from services.ledger.worker_pool import projection_pool
 from tests.ledger.unit.test_replay_errors import (  # one customer.created payload
@@ -19,8 +19,8 @@ from tests.ledger.unit.test_replay_errors import (  # one customer.created paylo
 )
 
 
-def _msg(data: bytes) -> Msg:
-    return Msg(_client=None, subject="stripe.events.x", reply="", data=data)  # type: ignore[arg-type]
+def _msg(data: bytes) -> Delivery:
+    return Delivery(b"stripe.events.x", b"", data)
 
 
 def test_unreadable_and_failing_payloads_are_named_by_index_the_rest_is_staged(
