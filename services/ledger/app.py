@@ -108,21 +108,7 @@ async def start_ledger(settings: LedgerSettings) -> LedgerService:
     consumer: LedgerConsumer | None = None
     lag: LagMonitor | None = None
     if settings.consume:
-        consumer = LedgerConsumer(
-            engine,
-            link,
-            ConsumerOptions(
-                name=settings.consumer_name,
-                batch_size=settings.batch_size,
-                fetch_timeout=settings.fetch_timeout,
-                ack_wait=settings.ack_wait,
-                dead_letter_after=settings.dead_letter_after,
-                max_deliver=settings.server_max_deliver,
-                workers=settings.consumer_workers,
-                ramp_from=settings.batch_ramp_from,
-                fetch_max_bytes=settings.fetch_max_bytes,
-            ),
-        )
+        consumer = LedgerConsumer(engine, link, ConsumerOptions.from_settings(settings))
         consumer.start()
         lag = LagMonitor(link, settings.consumer_name)
         lag.start()

@@ -54,6 +54,7 @@ from services.ledger.projection import (
     merge_effects,
     stage_merged,
 )
+from services.ledger.settings import LedgerSettings
 from services.ledger.worker_pool import projection_pool
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,20 @@ class ConsumerOptions:
     #: At most this many bytes of messages per pull request (services/ledger/jetstream_pull.py:
     #: a batch of large events must not exceed what the server lets a client leave unread).
     fetch_max_bytes: int = 32 << 20
+
+    @classmethod
+    def from_settings(cls, settings: LedgerSettings) -> ConsumerOptions:
+        return cls(
+            name=settings.consumer_name,
+            batch_size=settings.batch_size,
+            fetch_timeout=settings.fetch_timeout,
+            ack_wait=settings.ack_wait,
+            dead_letter_after=settings.dead_letter_after,
+            max_deliver=settings.server_max_deliver,
+            workers=settings.consumer_workers,
+            ramp_from=settings.batch_ramp_from,
+            fetch_max_bytes=settings.fetch_max_bytes,
+        )
 
 
 #: The projection's outcome for a list of payloads: the good ones merged and encoded for the
@@ -208,16 +223,7 @@ class LedgerConsumer:
             LOOP_LAG.observe(max(loop.time() - due, 0.0))
 
     def consumer_config(self) -> ConsumerConfig:
-        o = self.options
-        return ConsumerConfig(
-            durable_name=o.name,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            filter_subject=SUBJECT_PREFIX + ">",
-            ack_wait=o.ack_wait,
-            max_deliver=o.max_deliver,
-            max_ack_pending=max(1000, o.batch_size * 8),
-        )
+        return consumer_config(self.options)
 
     async def _bind(self) -> JetStreamPull:
         """Create the durable consumer if it does not exist, then subscribe a pull inbox."""
@@ -448,6 +454,20 @@ class LedgerConsumer:
         for msg in msgs:
             with contextlib.suppress(Exception):
                 await pull.nak(msg, delay=delay)
+
+
+def consumer_config(options: ConsumerOptions) -> ConsumerConfig:
+    """The durable consumer the ledger creates when it is not there (an existing one is used
+    as it is)."""
+    return ConsumerConfig(
+        durable_name=options.name,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        filter_subject=SUBJECT_PREFIX + ">",
+        ack_wait=options.ack_wait,
+        max_deliver=options.max_deliver,
+        max_ack_pending=max(1000, options.batch_size * 8),
+    )
 
 
 def next_batch_size(asked: int, got: int, first: int, most: int, *, cut: bool = False) -> int:
