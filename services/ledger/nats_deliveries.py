@@ -27,7 +27,6 @@ from nats.protocol.parser import (
     AWAITING_MSG_PAYLOAD,
     ERR_RE,
     INFO_RE,
-    MAX_CONTROL_LINE_SIZE,
     OK_RE,
     PING_RE,
     PONG_RE,
@@ -57,6 +56,8 @@ class DeliveryParser(Parser):
         self.sinks.pop(sid, None)
 
     async def parse(self, data: bytes = b"") -> None:
+        # ``buf`` is read again after every await: the client may have reset the parser
+        # meanwhile (a reconnect), and the old connection's bytes must not be read on.
         buf = self.buf
         buf.extend(data)
         nc = self.nc
@@ -65,9 +66,7 @@ class DeliveryParser(Parser):
             if self.state == AWAITING_CONTROL_LINE:
                 end = buf.find(_CRLF)
                 if end < 0:
-                    if len(buf) >= MAX_CONTROL_LINE_SIZE:
-                        raise ProtocolError("nats: control line too long")
-                    return  # a split line: wait for more bytes
+                    return  # a split line (INFO can be long): wait for more bytes
                 head = buf[:4]
                 if head == b"HMSG" or head[:3] == b"MSG":
                     self._message_line(bytes(buf[:end]))
@@ -75,6 +74,7 @@ class DeliveryParser(Parser):
                     self.state = AWAITING_MSG_PAYLOAD
                     continue
                 await self._other_line()
+                buf = self.buf
                 continue
             needed = self.needed
             if len(buf) < needed + 2:
@@ -96,6 +96,7 @@ class DeliveryParser(Parser):
                 sink(subject, reply, payload, headers)
             else:
                 await nc._process_msg(sid, subject, reply, payload, headers)
+                buf = self.buf
 
     def _message_line(self, line: bytes) -> None:
         """``MSG <subject> <sid> [reply] <size>`` or ``HMSG <subject> <sid> [reply]

@@ -70,8 +70,13 @@ def _wire(rng: random.Random, count: int) -> bytes:
             parts.append(_hmsg(DIRECT, "_INBOX.p.3", "", b"NATS/1.0 404 No Messages\r\n\r\n", b""))
         elif kind == 5:
             parts.append(_msg(3, "other.subject", "_INBOX.r.1", data))
-        else:
+        elif kind == 6:
             parts.append(rng.choice([b"PING\r\n", b"PONG\r\n", b"+OK\r\n", b"-ERR 'x'\r\n"]))
+        else:  # an INFO longer than a control line is expected to be (a big cluster's urls)
+            urls = ",".join(
+                f'"10.0.{i // 250}.{i % 250}:4222"' for i in range(rng.choice([1, 300]))
+            )
+            parts.append(f'INFO {{"server_id":"s{n}","connect_urls":[{urls}]}}\r\n'.encode())
     return b"".join(parts)
 
 
@@ -102,6 +107,32 @@ def test_the_same_frames_as_nats_py_with_the_direct_deliveries_to_the_sink(seed:
     assert ours.frames == theirs.frames
     direct = [f for f in theirs.frames if f[0] == "msg" and f[1] == DIRECT and f[3]]
     assert len(direct) > 50  # the stream did exercise the direct path
+
+
+class _Reconnecting(_Recorder):
+    """Resets its parser after the first frame, as a reconnect does (unit test only)."""
+
+    parser: Parser
+
+    async def _process_msg(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+    ) -> None:
+        await super()._process_msg(sid, subject, reply, data, headers)
+        self.parser.reset()
+
+
+@pytest.mark.parametrize("parser_class", [Parser, DeliveryParser])
+def test_a_reset_while_handing_over_a_frame_drops_the_old_connections_bytes(
+    parser_class: type[Parser],
+) -> None:
+    """A reconnect resets the parser from inside a callback: the rest of what the old
+    connection sent is not read on, by nats-py's own parser or ours."""
+    client = _Reconnecting()
+    client.parser = parser_class(client)
+    wire = _msg(3, "a", "_INBOX.r.1", b"1") + _msg(3, "b", "_INBOX.r.1", b"2")
+    asyncio.run(client.parser.parse(wire))
+    assert [f[4] for f in client.frames] == [b"1"]
+    assert not client.parser.buf
 
 
 def test_after_undirect_the_client_gets_the_deliveries_again() -> None:
