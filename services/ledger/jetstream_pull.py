@@ -50,7 +50,6 @@ in flight are redelivered by JetStream after ``ack_wait`` (the projection is ide
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections import Counter
@@ -61,7 +60,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from services.ledger.nats_deliveries import install
+from services.ledger.nats_deliveries import install, installed
 
 log = logging.getLogger(__name__)
 
@@ -249,8 +248,9 @@ class JetStreamPull:
         """Unsubscribe; messages still buffered are not acked and come back after ack_wait."""
         if self._sub is not None:
             sub, self._sub = self._sub, None
-            with contextlib.suppress(RuntimeError):
-                install(self._client).undirect(sub._id)
+            parser = installed(self._client)
+            if parser is not None:
+                parser.undirect(sub._id)
             await sub.unsubscribe()
 
     @property

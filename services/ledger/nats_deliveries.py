@@ -148,12 +148,18 @@ class DeliveryParser(Parser):
             raise ProtocolError("nats: unknown protocol")
 
 
+def installed(client: Client) -> DeliveryParser | None:
+    """The client's :class:`DeliveryParser`, if :func:`install` put one in place."""
+    parser = getattr(client, "_ps", None)
+    return parser if isinstance(parser, DeliveryParser) else None
+
+
 def install(client: Client) -> DeliveryParser:
     """The client's :class:`DeliveryParser`, put in place of its own parser on first use
     (state carried over: a frame split across reads stays whole)."""
+    if (parser := installed(client)) is not None:
+        return parser
     current = getattr(client, "_ps", None)
-    if isinstance(current, DeliveryParser):
-        return current
     if not isinstance(current, Parser):
         raise RuntimeError("this nats-py client has no protocol parser to replace")
     parser = DeliveryParser(client)

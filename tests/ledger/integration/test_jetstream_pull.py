@@ -28,6 +28,7 @@ from services.ledger.jetstream_pull import (
     PullRequestRejected,
     parse_ack_subject,
 )
+from services.ledger.nats_deliveries import installed
 from tests.helpers import eventually
 from tests.servers import nats_server
 
@@ -312,7 +313,12 @@ async def test_max_bytes_ends_a_big_batch_before_the_servers_max_pending() -> No
             assert world.client.stats["reconnects"] == 0
             assert "Slow Consumer" not in (broker.data_dir / "nats.log").read_text()
             assert len({parse_ack_subject(m.reply).stream_seq for m in got}) == 600
+            # the deliveries came the direct way (services/ledger/nats_deliveries.py), and
+            # stop() takes the inbox off it
+            parser = installed(world.client)
+            assert parser is not None and list(parser.sinks) == [pull._sub._id]  # type: ignore[union-attr]
             await pull.stop()
+            assert parser.sinks == {}
         finally:
             await world.client.close()
 
