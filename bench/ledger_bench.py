@@ -677,8 +677,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--max-events", type=int, default=None, help="cap the archive size")
     parser.add_argument("--batch-size", type=int, default=2000, help="replay batch size")
     parser.add_argument("--workers", type=int, default=1, help="replay projection processes")
-    # By default the live run is a sustained one (80,000 events: ~5 s of consumption, not a
-    # ramp and a first write), compared with ingest measured in the same run (issue 12, goal 2).
+    # By default the live run is a sustained one (80,000 events: ~5 s of consumption, not
+    # mostly the ramp and a first batch nothing overlaps), compared with ingest measured in
+    # the same run (issue 12, goal 2).
     parser.add_argument(
         "--live-events", type=int, default=80000, help="events for the live test (0: skip)"
     )

@@ -18,6 +18,7 @@ no such parser rather than guessing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from nats.aio.client import Client
@@ -38,6 +39,7 @@ from nats.protocol.parser import (
 Sink = Callable[[bytes, bytes, bytes, bytes | None], None]
 
 _CRLF = b"\r\n"
+_MESSAGE_LINES = (b"HMSG", b"MSG")
 
 
 class DeliveryParser(Parser):
@@ -67,8 +69,7 @@ class DeliveryParser(Parser):
                 end = buf.find(_CRLF)
                 if end < 0:
                     return  # a split line (INFO can be long): wait for more bytes
-                head = buf[:4]
-                if head == b"HMSG" or head[:3] == b"MSG":
+                if buf.startswith(_MESSAGE_LINES):
                     self._message_line(bytes(buf[:end]))
                     del buf[: end + 2]
                     self.state = AWAITING_MSG_PAYLOAD
@@ -139,8 +140,6 @@ class DeliveryParser(Parser):
             del buf[: matched.end()]
             await nc._process_pong()
         elif matched := INFO_RE.match(buf):
-            import json
-
             info = json.loads(matched.groups()[0].decode())
             await nc._process_info(info)
             del buf[: matched.end()]
