@@ -256,7 +256,12 @@ $function$;
 -- refresh) and a new invoice twice (its insert, then its payment intent). A transaction that
 -- defers and never flushes is flushed at COMMIT by the table's deferred constraint trigger
 -- (query_on_touched), so no writer can leave stale rows behind.
-CREATE OR REPLACE FUNCTION ledger.query_touch(p_kind text, p_ids text[])
+-- p_since (0028, 'mrr' only): no MRR event before it changed, so the steps before it stand
+-- and the refresh recomputes from there (query_refresh_mrr); NULL: from each subscription's
+-- first event. The queue is query_touches (0028: with that column; a session that still has
+-- 0021's query_touched from before the migration leaves it unused).
+CREATE OR REPLACE FUNCTION ledger.query_touch(
+    p_kind text, p_ids text[], p_since timestamp with time zone DEFAULT NULL)
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
@@ -264,7 +269,7 @@ BEGIN
     IF current_setting('ledger.query_defer', true) IS DISTINCT FROM 'on' THEN
         CASE p_kind  -- no ELSE: an unknown kind raises CASE_NOT_FOUND
             WHEN 'accounts' THEN PERFORM ledger.query_refresh_accounts(p_ids);
-            WHEN 'mrr' THEN PERFORM ledger.query_refresh_mrr(p_ids);
+            WHEN 'mrr' THEN PERFORM ledger.query_refresh_mrr(p_ids, p_since);
             WHEN 'invoices' THEN PERFORM ledger.query_refresh_invoices(p_ids);
         END CASE;
         RETURN;
@@ -275,16 +280,17 @@ BEGIN
     IF COALESCE(cardinality(p_ids), 0) = 0 THEN
         RETURN;
     END IF;
-    IF to_regclass('pg_temp.query_touched') IS NULL THEN
+    IF to_regclass('pg_temp.query_touches') IS NULL THEN
         -- once per session (a rolled-back creation is created again by the next batch);
         -- ON COMMIT DELETE ROWS: nothing queued outlives its transaction
-        CREATE TEMPORARY TABLE query_touched (kind text NOT NULL, ids text[] NOT NULL)
-            ON COMMIT DELETE ROWS;
-        CREATE CONSTRAINT TRIGGER query_touched_flush AFTER INSERT ON pg_temp.query_touched
+        CREATE TEMPORARY TABLE query_touches (
+            kind text NOT NULL, ids text[] NOT NULL, since timestamp with time zone
+        ) ON COMMIT DELETE ROWS;
+        CREATE CONSTRAINT TRIGGER query_touches_flush AFTER INSERT ON pg_temp.query_touches
             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
             EXECUTE FUNCTION ledger.query_on_touched();
     END IF;
-    INSERT INTO pg_temp.query_touched (kind, ids) VALUES (p_kind, p_ids);
+    INSERT INTO pg_temp.query_touches (kind, ids, since) VALUES (p_kind, p_ids, p_since);
 END $function$;
 
 -- query_flush (0021): refreshes what the transaction queued through query_touch, each kind
@@ -292,7 +298,8 @@ END $function$;
 -- tables, never each other's query_* rows, so their order does not change a row; they run in
 -- the order of their query_lock namespaces (accounts 74001, MRR 74002, invoices 74003), the
 -- same in every flush. A refresh writes only query_* tables and so queues nothing; the loop
--- is there in case one ever does.
+-- is there in case one ever does. The MRR steps are recomputed from the earliest p_since of
+-- the 'mrr' touches (0028), or from the start if one of them had none.
 CREATE OR REPLACE FUNCTION ledger.query_flush()
  RETURNS void
  LANGUAGE plpgsql
@@ -300,31 +307,34 @@ AS $function$
 DECLARE
     v_accounts text[];
     v_subs text[];
+    v_since timestamp with time zone;
     v_invoices text[];
     v_queued bigint;
 BEGIN
-    IF to_regclass('pg_temp.query_touched') IS NULL THEN
+    IF to_regclass('pg_temp.query_touches') IS NULL THEN
         RETURN;
     END IF;
     LOOP
-        WITH taken AS (DELETE FROM pg_temp.query_touched RETURNING kind, ids)
+        WITH taken AS (DELETE FROM pg_temp.query_touches RETURNING kind, ids, since)
         SELECT (SELECT count(*) FROM taken),
                ARRAY(SELECT DISTINCT k FROM taken t, unnest(t.ids) AS u(k)
                      WHERE t.kind = 'accounts' AND k IS NOT NULL),
                ARRAY(SELECT DISTINCT k FROM taken t, unnest(t.ids) AS u(k)
                      WHERE t.kind = 'mrr' AND k IS NOT NULL),
+               (SELECT CASE WHEN bool_and(t.since IS NOT NULL) THEN min(t.since) END
+                FROM taken t WHERE t.kind = 'mrr'),
                ARRAY(SELECT DISTINCT k FROM taken t, unnest(t.ids) AS u(k)
                      WHERE t.kind = 'invoices' AND k IS NOT NULL)
-        INTO v_queued, v_accounts, v_subs, v_invoices;
+        INTO v_queued, v_accounts, v_subs, v_since, v_invoices;
         EXIT WHEN v_queued = 0;
         PERFORM ledger.query_refresh_accounts(v_accounts);
-        PERFORM ledger.query_refresh_mrr(v_subs);
+        PERFORM ledger.query_refresh_mrr(v_subs, v_since);
         PERFORM ledger.query_refresh_invoices(v_invoices);
     END LOOP;
 END $function$;
 
 -- query_on_touched (0021): the backstop of query_touch's queue, a deferred constraint trigger
--- on pg_temp.query_touched: at COMMIT (or SET CONSTRAINTS ... IMMEDIATE) whatever is still
+-- on pg_temp.query_touches (0028; query_touched before): at COMMIT (or SET CONSTRAINTS ... IMMEDIATE) whatever is still
 -- queued is refreshed. After the batch's own query_flush the queue is empty and each call
 -- finds nothing.
 CREATE OR REPLACE FUNCTION ledger.query_on_touched()
@@ -377,16 +387,22 @@ BEGIN
     RETURN NULL;
 END $function$;
 
--- query_on_billing_events (0016: also per UTC hour, query_event_hourly)
+-- query_on_billing_events (0016: also per UTC hour, query_event_hourly; 0028: the MRR
+-- touch says from when)
 CREATE OR REPLACE FUNCTION ledger.query_on_billing_events()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
 BEGIN
+    -- (0028) with the earliest of the new MRR events: billing_events only grows, so the
+    -- steps before it stand
     PERFORM ledger.query_touch('mrr', ARRAY(
         SELECT DISTINCT subscription_id FROM new_rows
         WHERE subscription_id IS NOT NULL
-          AND (committed_mrr IS NOT NULL OR forward_mrr IS NOT NULL)));
+          AND (committed_mrr IS NOT NULL OR forward_mrr IS NOT NULL)),
+        (SELECT min(occurred_at) FROM new_rows
+         WHERE subscription_id IS NOT NULL
+           AND (committed_mrr IS NOT NULL OR forward_mrr IS NOT NULL)));
     IF EXISTS (SELECT 1 FROM new_rows WHERE event_type = 'Unclassified') THEN
         PERFORM ledger.query_touch('accounts',
             ledger.query_account_ids(ARRAY(
@@ -1001,13 +1017,24 @@ BEGIN
                       JOIN ledger.tenants lt ON lt.tenant_id = l.tenant_id
                       WHERE l.user_id = m.user_id AND lt.deleted_at IS NULL);
 END $function$;
--- query_refresh_mrr
-CREATE OR REPLACE FUNCTION ledger.query_refresh_mrr(p_subs text[])
+-- query_refresh_mrr (0028: from p_since). A subscription's steps are a running computation
+-- over its MRR events in (occurred_at, stripe_event_id) order: each event's committed and
+-- forward MRR and currency carried forward, a step where they change. Recomputing every
+-- touched subscription from its first event made each live batch cost the length of the
+-- subscriptions' histories, growing with the ledger's age. With p_since the events before it
+-- are not read: the state just before p_since is the last stored step before it (nothing
+-- changes between steps; none: zero MRR, no currency, never had MRR), and only the steps
+-- from p_since on are recomputed and compared. NULL: from the first event, as before. The
+-- caller vouches that no event before p_since changed (billing_events only grows: the
+-- earliest new event is such a bound; the property test delivers events in any order).
+CREATE OR REPLACE FUNCTION ledger.query_refresh_mrr(
+    p_subs text[], p_since timestamp with time zone DEFAULT NULL)
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
 DECLARE
     v_steps ledger.query_mrr_steps[];
+    v_from timestamp with time zone := COALESCE(p_since, '-infinity');
 BEGIN
     p_subs := ARRAY(SELECT DISTINCT k FROM unnest(p_subs) AS u(k) WHERE k IS NOT NULL);
     IF cardinality(p_subs) = 0 THEN
@@ -1017,41 +1044,53 @@ BEGIN
     -- The steps as they should be; only the stored steps that differ from them leave, and
     -- only the new ones arrive (0020: every step of the subscription was deleted and
     -- inserted again): the day and move totals change by (arrived - left) either way.
-    WITH ev AS (
+    WITH seed AS (
+        SELECT k.id AS subscription_id,
+               COALESCE(s.committed, 0) AS c0, COALESCE(s.forward, 0) AS f0,
+               s.currency AS cur0,
+               COALESCE(s.had_mrr_before OR s.committed > 0, false) AS had0
+        FROM unnest(p_subs) AS k(id)
+        LEFT JOIN LATERAL (
+            SELECT t.committed, t.forward, t.currency, t.had_mrr_before
+            FROM ledger.query_mrr_steps t
+            WHERE t.subscription_id = k.id AND t.occurred_at < v_from
+            ORDER BY t.occurred_at DESC, t.stripe_event_id DESC
+            LIMIT 1) s ON true
+    ), ev AS (
         SELECT b.subscription_id, b.occurred_at, b.stripe_event_id, b.event_type,
-               b.currency, b.committed_mrr, b.forward_mrr,
+               b.currency, b.committed_mrr, b.forward_mrr, sd.c0, sd.f0, sd.cur0, sd.had0,
                count(b.committed_mrr) OVER w AS cg,
                count(b.forward_mrr) OVER w AS fg,
                count(b.currency) OVER w AS kg
         -- each subscription's events through billing_events_subscription_time (0023): a
         -- join with the ids let the planner hash all of billing_events' MRR events for
         -- every call of the rebuild's chunks (588k rows hashed per 5,000 subscriptions at
-        -- 1M events); OFFSET 0 keeps the lookup per id
-        FROM unnest(p_subs) AS k(id)
+        -- 1M events); OFFSET 0 keeps the lookup per id, a range from v_from (0028)
+        FROM seed sd
         CROSS JOIN LATERAL (
             SELECT e.subscription_id, e.occurred_at, e.stripe_event_id, e.event_type,
                    e.currency, e.committed_mrr, e.forward_mrr
             FROM ledger.billing_events e
-            WHERE e.subscription_id = k.id
+            WHERE e.subscription_id = sd.subscription_id AND e.occurred_at >= v_from
               AND (e.committed_mrr IS NOT NULL OR e.forward_mrr IS NOT NULL)
             OFFSET 0) AS b
         WINDOW w AS (PARTITION BY b.subscription_id ORDER BY b.occurred_at, b.stripe_event_id)
     ), carried AS (
         SELECT ev.*,
                COALESCE(first_value(committed_mrr) OVER (PARTITION BY subscription_id, cg
-                   ORDER BY occurred_at, stripe_event_id), 0) AS c,
+                   ORDER BY occurred_at, stripe_event_id), c0) AS c,
                COALESCE(first_value(forward_mrr) OVER (PARTITION BY subscription_id, fg
-                   ORDER BY occurred_at, stripe_event_id), 0) AS f,
-               first_value(currency) OVER (PARTITION BY subscription_id, kg
-                   ORDER BY occurred_at, stripe_event_id) AS cur
+                   ORDER BY occurred_at, stripe_event_id), f0) AS f,
+               COALESCE(first_value(currency) OVER (PARTITION BY subscription_id, kg
+                   ORDER BY occurred_at, stripe_event_id), cur0) AS cur
         FROM ev
     ), stepped AS (
         SELECT carried.*,
-               COALESCE(lag(c) OVER w2, 0) AS pc,
-               COALESCE(lag(f) OVER w2, 0) AS pf,
-               lag(cur) OVER w2 AS pcur,
-               COALESCE(bool_or(c > 0) OVER (w2 ROWS BETWEEN UNBOUNDED PRECEDING
-                                               AND 1 PRECEDING), false) AS had
+               lag(c, 1, c0) OVER w2 AS pc,
+               lag(f, 1, f0) OVER w2 AS pf,
+               lag(cur, 1, cur0) OVER w2 AS pcur,
+               had0 OR COALESCE(bool_or(c > 0) OVER (w2 ROWS BETWEEN UNBOUNDED PRECEDING
+                                                       AND 1 PRECEDING), false) AS had
         FROM carried
         WINDOW w2 AS (PARTITION BY subscription_id ORDER BY occurred_at, stripe_event_id)
     )
@@ -1064,7 +1103,7 @@ BEGIN
 
     WITH old AS (
         DELETE FROM ledger.query_mrr_steps t USING unnest(p_subs) AS k(id)
-        WHERE t.subscription_id = k.id
+        WHERE t.subscription_id = k.id AND t.occurred_at >= v_from
           AND NOT EXISTS (
               SELECT 1 FROM unnest(v_steps) AS n
               WHERE n.subscription_id = t.subscription_id AND n.occurred_at = t.occurred_at

@@ -9,6 +9,7 @@ through the real projection instead (test_consistency).
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,23 @@ if TYPE_CHECKING:
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 FX = Fx("USD", {"EUR": Decimal("1.08"), "JPY": Decimal("0.0067")})
+
+
+#: Functions whose signature a later migration changed (0028 gave both a ``p_since``):
+#: CREATE OR REPLACE of an older text would add an overload beside them, and a call with the
+#: older arguments would then be ambiguous.
+_RESIGNED = {
+    "query_refresh_mrr": "ledger.query_refresh_mrr(text[], timestamp with time zone)",
+    "query_touch": "ledger.query_touch(text, text[], timestamp with time zone)",
+}
+
+
+def put_back_functions(conn: psycopg.Connection[Any], text: str) -> None:
+    """Execute an older migration's frozen function text (a test's oracle, inside a
+    transaction the caller rolls back), first dropping the newer signatures it replaces."""
+    for name in sorted(set(re.findall(r"FUNCTION ledger\.(\w+)\(", text)) & set(_RESIGNED)):
+        conn.execute(f"DROP FUNCTION IF EXISTS {_RESIGNED[name]}")  # type: ignore[arg-type]
+    conn.execute(text)  # type: ignore[arg-type]
 
 
 def ts(value: datetime) -> Timestamp:

@@ -28,7 +28,7 @@ from alembic import command
 
 from services.common.config import libpq_url
 from services.common.migrate import alembic_config, upgrade_to_head
-from tests.ledger.queries.conftest import Ledger, days_ago
+from tests.ledger.queries.conftest import Ledger, days_ago, put_back_functions
 from tests.ledger.queries.test_live_refresh import _verify, _writes
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ def _old_rebuild(url: str, function: str = OLD_FUNCTION) -> list[list[str]]:
     """The tables as an older function rebuilds them (0017's unless ``function`` puts back
     another; rolled back afterwards)."""
     with psycopg.connect(libpq_url(url)) as conn, conn.transaction(force_rollback=True):
-        conn.execute(function)  # type: ignore[arg-type]
+        put_back_functions(conn, function)
         conn.execute("SELECT ledger.query_support_rebuild()")
         return _rows(conn)
 

@@ -84,7 +84,7 @@ async def _calls(conn: psycopg.AsyncConnection[Any]) -> dict[str, int]:
     out = {}
     for name in REFRESHES:
         cur = await conn.execute(
-            "SELECT pg_stat_get_xact_function_calls(%s::regprocedure)", (f"ledger.{name}(text[])",)
+            "SELECT pg_stat_get_xact_function_calls(%s::regproc)", (f"ledger.{name}",)
         )
         row = await cur.fetchone()
         out[name] = int(row[0] or 0) if row else 0
@@ -93,11 +93,11 @@ async def _calls(conn: psycopg.AsyncConnection[Any]) -> dict[str, int]:
 
 async def _queued(conn: psycopg.AsyncConnection[Any]) -> int:
     """Queue rows (calls of query_touch that deferred) of this session not yet flushed."""
-    cur = await conn.execute("SELECT to_regclass('pg_temp.query_touched') IS NOT NULL")
+    cur = await conn.execute("SELECT to_regclass('pg_temp.query_touches') IS NOT NULL")
     row = await cur.fetchone()
     if not row or not row[0]:
         return 0
-    cur = await conn.execute("SELECT count(*) FROM pg_temp.query_touched")
+    cur = await conn.execute("SELECT count(*) FROM pg_temp.query_touches")
     row = await cur.fetchone()
     return int(row[0]) if row else 0
 
@@ -182,7 +182,7 @@ def test_a_deferring_batch_without_its_flush_is_flushed_at_commit(
                 await conn.execute("SELECT set_config('ledger.query_defer', 'on', true)")
                 await apply_staged(conn, staged, len(batches[0]), defer_queries=False)
                 assert await _queued(conn) > 0
-            cur = await conn.execute("SELECT to_regclass('pg_temp.query_touched')")
+            cur = await conn.execute("SELECT to_regclass('pg_temp.query_touches')")
             assert await cur.fetchone() == (None,)
             cur = await conn.execute("SELECT count(*) FROM ledger.query_accounts")
             assert await cur.fetchone() == (0,)
@@ -209,7 +209,7 @@ def test_writers_that_do_not_defer_refresh_at_once(ledger: Ledger) -> None:
             "SELECT name FROM ledger.query_accounts WHERE account_id = 'cus_now'"
         ).fetchone()
         assert row == ("Now",)  # in the same transaction, before any flush
-        assert conn.execute("SELECT to_regclass('pg_temp.query_touched')").fetchone() == (None,)
+        assert conn.execute("SELECT to_regclass('pg_temp.query_touches')").fetchone() == (None,)
     with (
         psycopg.connect(libpq_url(ledger.url)) as conn,
         pytest.raises(psycopg.errors.RaiseException),

@@ -29,7 +29,7 @@ from alembic import command
 from services.common.config import libpq_url
 from services.common.migrate import alembic_config, upgrade_to_head
 from services.ledger.verify import VerifyReport, verify_query_tables
-from tests.ledger.queries.conftest import Ledger, days_ago
+from tests.ledger.queries.conftest import Ledger, days_ago, put_back_functions
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ def _writes(ledger: Ledger, rng: random.Random) -> list[Callable[[], Any]]:
 def _old_rebuild(url: str) -> list[str]:
     """query_accounts as the 0016 function rebuilds it (rolled back afterwards)."""
     with psycopg.connect(libpq_url(url)) as conn, conn.transaction(force_rollback=True):
-        conn.execute(OLD_FUNCTION)  # type: ignore[arg-type]
+        put_back_functions(conn, OLD_FUNCTION)
         conn.execute("SELECT ledger.query_support_rebuild()")
         return [str(r[0]) for r in conn.execute(ROWS).fetchall()]
 

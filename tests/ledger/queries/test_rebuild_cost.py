@@ -31,7 +31,7 @@ from alembic.script import ScriptDirectory
 from services.common.config import libpq_url
 from services.common.migrate import alembic_config, upgrade_to_head
 from services.ledger.verify import QUERY_TABLES
-from tests.ledger.queries.conftest import NOW, Ledger
+from tests.ledger.queries.conftest import NOW, Ledger, put_back_functions
 from tests.ledger.queries.test_account_refresh_in_place import _later_writes
 from tests.ledger.queries.test_live_refresh import _verify, _writes
 from tests.ledger.queries.test_payments_refresh import _world
@@ -58,7 +58,7 @@ def _rows(conn: psycopg.Connection[Any]) -> dict[str, list[str]]:
 def _old_rebuild(url: str) -> dict[str, list[str]]:
     """Every query table as 0020's functions rebuild it (rolled back afterwards)."""
     with psycopg.connect(libpq_url(url)) as conn, conn.transaction(force_rollback=True):
-        conn.execute(OLD_FUNCTIONS)  # type: ignore[arg-type]
+        put_back_functions(conn, OLD_FUNCTIONS)
         conn.execute("SELECT ledger.query_support_rebuild()")
         return _rows(conn)
 
