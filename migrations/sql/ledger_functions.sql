@@ -250,7 +250,7 @@ $function$;
 -- recomputed. Outside a deferring transaction (every writer but the projection's batches: the
 -- gateway's, tests', a statement by hand) the refresh runs now, as before. A transaction that
 -- has set ledger.query_defer = 'on' (set_config(..., true): the transaction only) only queues
--- the ids in the session's temporary table query_touched, and ledger.query_flush() refreshes
+-- the ids in the session's temporary table query_touches, and ledger.query_flush() refreshes
 -- each kind once for the distinct ids of the whole batch: a live batch recomputed an account
 -- up to four times (the accounts and subscriptions upserts, the billing events, a derived
 -- refresh) and a new invoice twice (its insert, then its payment intent). A transaction that
@@ -334,9 +334,9 @@ BEGIN
 END $function$;
 
 -- query_on_touched (0021): the backstop of query_touch's queue, a deferred constraint trigger
--- on pg_temp.query_touches (0028; query_touched before): at COMMIT (or SET CONSTRAINTS ... IMMEDIATE) whatever is still
--- queued is refreshed. After the batch's own query_flush the queue is empty and each call
--- finds nothing.
+-- on pg_temp.query_touches (0028; query_touched before): at COMMIT (or SET CONSTRAINTS ...
+-- IMMEDIATE) whatever is still queued is refreshed. After the batch's own query_flush the
+-- queue is empty and each call finds nothing.
 CREATE OR REPLACE FUNCTION ledger.query_on_touched()
  RETURNS trigger
  LANGUAGE plpgsql
