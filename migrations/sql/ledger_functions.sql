@@ -393,16 +393,18 @@ CREATE OR REPLACE FUNCTION ledger.query_on_billing_events()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
+DECLARE
+    v_subs text[];
+    v_since timestamp with time zone;
 BEGIN
-    -- (0028) with the earliest of the new MRR events: billing_events only grows, so the
-    -- steps before it stand
-    PERFORM ledger.query_touch('mrr', ARRAY(
-        SELECT DISTINCT subscription_id FROM new_rows
-        WHERE subscription_id IS NOT NULL
-          AND (committed_mrr IS NOT NULL OR forward_mrr IS NOT NULL)),
-        (SELECT min(occurred_at) FROM new_rows
-         WHERE subscription_id IS NOT NULL
-           AND (committed_mrr IS NOT NULL OR forward_mrr IS NOT NULL)));
+    -- (0028) with the earliest of the new MRR events, in the same pass over the rows:
+    -- billing_events only grows, so the steps before it stand
+    SELECT COALESCE(array_agg(DISTINCT subscription_id), '{}'), min(occurred_at)
+    INTO v_subs, v_since
+    FROM new_rows
+    WHERE subscription_id IS NOT NULL
+      AND (committed_mrr IS NOT NULL OR forward_mrr IS NOT NULL);
+    PERFORM ledger.query_touch('mrr', v_subs, v_since);
     IF EXISTS (SELECT 1 FROM new_rows WHERE event_type = 'Unclassified') THEN
         PERFORM ledger.query_touch('accounts',
             ledger.query_account_ids(ARRAY(

@@ -43,17 +43,18 @@ def _insert_batch(
     conn: psycopg.Connection[Any], events: list[tuple[str, str, datetime, Any, Any, Any]]
 ) -> None:
     """One deferring transaction, one INSERT statement, one flush: a projection batch."""
+    ids, subs, times, kinds, mrrs, currencies = (list(c) for c in zip(*events, strict=True))
     with conn.transaction():
         conn.execute("SELECT set_config('ledger.query_defer', 'on', true)")
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO ledger.billing_events (stripe_event_id, stripe_event_type,"
-                " event_type, subscription_id, stripe_customer_id, committed_mrr,"
-                " forward_mrr, currency, occurred_at)"
-                " SELECT %s, 'customer.subscription.updated', %s, %s, 'cus_since', %s, %s,"
-                " %s, %s",
-                [(e, kind, sub, mrr, mrr, cur_, at) for e, sub, at, kind, mrr, cur_ in events],
-            )
+        conn.execute(
+            "INSERT INTO ledger.billing_events (stripe_event_id, stripe_event_type,"
+            " event_type, subscription_id, stripe_customer_id, committed_mrr, forward_mrr,"
+            " currency, occurred_at)"
+            " SELECT e, 'customer.subscription.updated', k, s, 'cus_since', m, m, c, t"
+            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[],"
+            " %s::timestamptz[]) AS x(e, k, s, m, c, t)",
+            (ids, kinds, subs, mrrs, currencies, times),
+        )
         conn.execute("SELECT ledger.query_flush()")
 
 
